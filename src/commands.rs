@@ -1,0 +1,236 @@
+//! The CLI commands, as library functions that write to the given streams and return the exit
+//! code: 0 success, 1 invalid catalog or blocked plan, 2 usage error, 3 some stores failed.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{OutputFormat, SourceArgs};
+use crate::desired::{self, Diagnostic};
+use crate::error::{Error, Result};
+use crate::live::LiveState;
+use crate::plan::{self, PlanOptions};
+use crate::source::{self, Credentials, RepoLocation, Snapshot, SourceOptions};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_INVALID: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FAILED: u8 = 3;
+
+fn write_err(e: std::io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from("<stdout>"),
+        source: e,
+    }
+}
+
+impl SourceArgs {
+    pub fn location(&self) -> RepoLocation {
+        RepoLocation::parse(&self.repo)
+    }
+
+    pub fn options(&self) -> SourceOptions {
+        SourceOptions {
+            cache_dir: self.cache_dir.clone(),
+            branch: Some(self.branch.clone()),
+            credentials: Credentials {
+                https_token: self.git_token.clone(),
+                ssh_key: self.git_ssh_key.clone(),
+            },
+        }
+    }
+
+    /// How the repository is named in output: never with credentials.
+    pub fn display(&self) -> String {
+        match self.location() {
+            RepoLocation::Local(p) => p.display().to_string(),
+            RepoLocation::Url(u) => source::redact(&u),
+        }
+    }
+
+    fn read(&self) -> Result<Snapshot> {
+        source::read(&self.location(), self.rev.as_deref(), &self.options())
+    }
+}
+
+fn print_diagnostics(err: &mut dyn Write, diagnostics: &[Diagnostic]) -> Result<()> {
+    for d in diagnostics {
+        writeln!(err, "{d}").map_err(write_err)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ValidateReport<'a> {
+    valid: bool,
+    revision: &'a source::Revision,
+    stores: usize,
+    diagnostics: &'a [Diagnostic],
+}
+
+pub fn validate(
+    args: &SourceArgs,
+    output: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let snapshot = args.read()?;
+    let result = desired::load(&snapshot.raw);
+    let (valid, stores, diagnostics) = match &result {
+        Ok(catalog) => (true, catalog.stores.len(), catalog.warnings.as_slice()),
+        Err(findings) => (false, 0, findings.as_slice()),
+    };
+    match output {
+        OutputFormat::Json => {
+            let report = ValidateReport {
+                valid,
+                revision: &snapshot.revision,
+                stores,
+                diagnostics,
+            };
+            let text = serde_json::to_string_pretty(&report).map_err(|source| Error::Output { source })?;
+            writeln!(out, "{text}").map_err(write_err)?;
+        }
+        OutputFormat::Text => {
+            print_diagnostics(err, diagnostics)?;
+            let at = format!("{} at {}", args.display(), snapshot.revision.label);
+            if valid {
+                writeln!(out, "valid: {stores} stores in {at}").map_err(write_err)?;
+            } else {
+                let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+                writeln!(
+                    err,
+                    "invalid: {errors} error(s) in {at}; nothing would be applied"
+                )
+                .map_err(write_err)?;
+            }
+        }
+    }
+    Ok(if valid { EXIT_OK } else { EXIT_INVALID })
+}
+
+/// `plan --offline`: the plan against an empty cluster.
+pub fn plan_offline(
+    args: &SourceArgs,
+    output: OutputFormat,
+    create_diffs: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let snapshot = args.read()?;
+    let catalog = match desired::load(&snapshot.raw) {
+        Ok(catalog) => catalog,
+        Err(findings) => {
+            print_diagnostics(err, &findings)?;
+            writeln!(err, "invalid catalog: no plan").map_err(write_err)?;
+            return Ok(EXIT_INVALID);
+        }
+    };
+    print_diagnostics(err, &catalog.warnings)?;
+    let rendered = desired::render(&catalog, snapshot.revision.commit.as_deref());
+    let options = PlanOptions {
+        create_diffs,
+        no_prune: false,
+    };
+    let plan = plan::plan(
+        snapshot.revision,
+        &rendered,
+        &LiveState::default(),
+        &catalog.platform.limits,
+        options,
+        true,
+    );
+    let text = match output {
+        OutputFormat::Text => plan::render_text(&plan, &args.display()),
+        OutputFormat::Json => plan::render_json(&plan)?,
+    };
+    out.write_all(text.as_bytes()).map_err(write_err)?;
+    Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
+}
+
+/// `history <store>`: every commit that touched the store's file, newest first.
+pub fn history(
+    store: &str,
+    args: &SourceArgs,
+    output: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    if !desired::rules::is_store_name(store) {
+        writeln!(
+            err,
+            "`{store}` is not a store name (3 to 40 characters of a-z, 0-9 and '-')"
+        )
+        .map_err(write_err)?;
+        return Ok(EXIT_USAGE);
+    }
+    let options = args.options();
+    let (repo, subdir, rev) = match args.location() {
+        RepoLocation::Local(dir) => {
+            let repo = git2::Repository::discover(&dir).map_err(Error::git(format!(
+                "{} is not inside a Git repository",
+                dir.display()
+            )))?;
+            let subdir = local_subdir(&repo, &dir)?;
+            (repo, subdir, args.rev.clone().unwrap_or_else(|| "HEAD".into()))
+        }
+        RepoLocation::Url(url) => {
+            let cache = source::RemoteCache::new(options.cache_dir.clone(), options.credentials.clone());
+            let repo = cache.fetch(&url)?;
+            let rev = match &args.rev {
+                Some(rev) => source::resolve_name(&repo, rev),
+                None => format!("refs/remotes/origin/{}", args.branch),
+            };
+            (repo, PathBuf::new(), rev)
+        }
+    };
+    // The stores directory is the one configured at the revision the walk starts from.
+    let snapshot = source::read_commit(&repo, &rev, &subdir)?;
+    let entries = source::history::store_history(&repo, &rev, &subdir, &snapshot.raw.stores_dir, store)?;
+    match output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&entries).map_err(|source| Error::Output { source })?;
+            writeln!(out, "{text}").map_err(write_err)?;
+        }
+        OutputFormat::Text => {
+            if entries.is_empty() {
+                writeln!(
+                    err,
+                    "no commit touched store `{store}` (looked in {}/)",
+                    snapshot.raw.stores_dir
+                )
+                .map_err(write_err)?;
+                return Ok(EXIT_INVALID);
+            }
+            for e in &entries {
+                let what = match (&e.change, &e.old_path, &e.new_path) {
+                    (source::history::ChangeKind::Renamed, Some(old), Some(new)) => {
+                        format!("renamed {old} -> {new}")
+                    }
+                    (kind, old, new) => {
+                        format!("{kind:?} {}", new.as_ref().or(old.as_ref()).map_or("", |s| s)).to_lowercase()
+                    }
+                };
+                writeln!(
+                    out,
+                    "commit {}\nAuthor: {} <{}>\nDate:   {}\n\n    {}\n\n{what}\n{}",
+                    e.commit, e.author, e.email, e.date, e.subject, e.diff
+                )
+                .map_err(write_err)?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn local_subdir(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| Error::Source("bare repositories need --repo pointing at a URL".into()))?;
+    let workdir = workdir.canonicalize().map_err(Error::io(workdir))?;
+    let dir = dir.canonicalize().map_err(Error::io(dir))?;
+    Ok(dir
+        .strip_prefix(&workdir)
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
+}

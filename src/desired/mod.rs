@@ -1,0 +1,19 @@
+//! Desired state: the catalog of stores at one revision, validated, and rendered into the
+//! objects each store needs. Pure: the bytes come from [`crate::source`].
+mod defaults;
+mod diagnostics;
+mod load;
+pub mod model;
+mod position;
+mod render;
+pub mod rules;
+mod validate;
+
+pub use defaults::{CHART_VERSION, default_engines, default_plans};
+pub use diagnostics::{Diagnostic, Severity, sort as sort_diagnostics};
+pub use load::{
+    Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
+};
+pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
+pub use render::*;
+pub use validate::PLATFORM_VALUE_ROOTS;

@@ -1,0 +1,449 @@
+//! The rules a well-formed catalog must also follow: one file at a time, then across files.
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::diagnostics::Diagnostic;
+use super::load::{PLATFORM_FILE, Parsed, RawCatalog, Store};
+use super::model::PlatformConfig;
+use super::position::Positions;
+use super::rules;
+
+/// Top-level chart values storesync sets itself; a store can never override them.
+pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
+
+/// Rules of `storesync.yaml` beyond its shape.
+pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut err = |path: &[&str], message: String, hint: &str| {
+        out.push(Diagnostic::error(PLATFORM_FILE, pos.value(path), message).hint(hint));
+    };
+    if !rules::is_domain(&p.base_domain) {
+        err(
+            &["baseDomain"],
+            format!("`{}` is not a valid domain", p.base_domain),
+            "use a DNS name such as shop.example.com",
+        );
+    }
+    if !rules::is_domain(&p.ingress_class) && !rules::is_dns_label(&p.ingress_class) {
+        err(
+            &["ingressClass"],
+            format!("`{}` is not a valid ingress class name", p.ingress_class),
+            "use the name of an IngressClass, such as nginx",
+        );
+    }
+    if !rules::is_dns_label(&p.ingress_namespace) {
+        err(
+            &["ingressNamespace"],
+            format!("`{}` is not a valid namespace name", p.ingress_namespace),
+            "use the namespace of the ingress controller, such as ingress-nginx",
+        );
+    }
+    let dir = &p.stores_dir;
+    if dir.is_empty() || dir.starts_with('/') || dir.split('/').any(|s| s == ".." || s == "." || s.is_empty())
+    {
+        err(
+            &["storesDir"],
+            format!("`{dir}` is not a relative directory inside the catalog"),
+            "use a path such as stores, without `..` or a leading `/`",
+        );
+    }
+    if p.plans.is_empty() {
+        err(
+            &["plans"],
+            "no plans are defined".into(),
+            "define at least one plan, or remove `plans` to use the built-in small, medium and large",
+        );
+    }
+    for (name, plan) in &p.plans {
+        if !rules::is_dns_label(name) {
+            err(
+                &["plans", name],
+                format!("plan name `{name}` is not valid"),
+                "use lowercase letters, digits and '-'",
+            );
+        }
+        if plan.quota.is_empty() {
+            err(
+                &["plans", name, "quota"],
+                format!("plan `{name}` has an empty quota"),
+                "give at least requests.cpu and requests.memory",
+            );
+        }
+        for (resource, q) in &plan.quota {
+            if !rules::is_quantity(q) {
+                err(
+                    &["plans", name, "quota", resource],
+                    format!("`{q}` is not a valid quantity for {resource}"),
+                    "use a Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
+                );
+            }
+        }
+        let c = &plan.limit_range.container;
+        let groups = [
+            ("default", &c.default),
+            ("defaultRequest", &c.default_request),
+            ("max", &c.max),
+        ];
+        for (group, values) in groups {
+            for (resource, q) in values {
+                if !rules::is_quantity(q) {
+                    err(
+                        &["plans", name, "limitRange", "container", group, resource],
+                        format!("`{q}` is not a valid quantity for {resource}"),
+                        "use a Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
+                    );
+                }
+            }
+        }
+        for (resource, q) in plan
+            .limit_range
+            .persistent_volume_claim
+            .iter()
+            .flat_map(|p| &p.max)
+        {
+            if !rules::is_quantity(q) {
+                err(
+                    &[
+                        "plans",
+                        name,
+                        "limitRange",
+                        "persistentVolumeClaim",
+                        "max",
+                        resource,
+                    ],
+                    format!("`{q}` is not a valid quantity for {resource}"),
+                    "use a Kubernetes quantity such as 10Gi",
+                );
+            }
+        }
+    }
+    if p.engines.is_empty() {
+        err(
+            &["engines"],
+            "no engines are defined".into(),
+            "define at least one engine, or remove `engines` to use the built-in woocommerce and medusa",
+        );
+    }
+    for (name, engine) in &p.engines {
+        if !rules::is_dns_label(name) {
+            err(
+                &["engines", name],
+                format!("engine name `{name}` is not valid"),
+                "use lowercase letters, digits and '-'",
+            );
+        }
+        if engine.chart.trim().is_empty() {
+            err(
+                &["engines", name, "chart"],
+                format!("engine `{name}` has no chart"),
+                "name a chart directory under the charts directory, a path, or an oci:// reference",
+            );
+        }
+        if engine.version.trim().is_empty() || engine.version.contains(char::is_whitespace) {
+            err(
+                &["engines", name, "version"],
+                format!("engine `{name}` has no valid chart version"),
+                "pin the chart version, such as 0.1.0",
+            );
+        }
+        for (i, entry) in engine.values_allowlist.iter().enumerate() {
+            let index = i.to_string();
+            let path = ["engines", name, "valuesAllowlist", index.as_str()];
+            if !rules::is_value_path(entry) {
+                err(
+                    &path,
+                    format!("`{entry}` is not a dotted value path"),
+                    "write paths such as admin.email",
+                );
+            } else if PLATFORM_VALUE_ROOTS.contains(&entry.split('.').next().unwrap_or_default()) {
+                err(
+                    &path,
+                    format!("`{entry}` is set by storesync and cannot be allowlisted"),
+                    "remove it; store, ingress and credentials values come from the platform",
+                );
+            }
+        }
+    }
+    if p.limits.max_stores == 0 {
+        err(
+            &["limits", "maxStores"],
+            "limits.maxStores must be at least 1".into(),
+            "set the largest number of stores the platform runs",
+        );
+    }
+    if p.limits.max_stores_per_owner == 0 {
+        err(
+            &["limits", "maxStoresPerOwner"],
+            "limits.maxStoresPerOwner must be at least 1".into(),
+            "set the largest number of stores one team may own",
+        );
+    }
+    out
+}
+
+/// Rules of one store file against the platform.
+pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
+    let s = &p.store;
+    let mut out = Vec::new();
+    // Positions are computed only when a finding needs one.
+    let mut positions: Option<Positions> = None;
+    let mut err = |path: &[&str], at_key: bool, message: String, hint: String| {
+        let pos = positions.get_or_insert_with(|| p.positions());
+        let at = if at_key { pos.key(path) } else { pos.value(path) };
+        out.push(Diagnostic::error(&p.path, at, message).hint(hint));
+    };
+    if !rules::is_store_name(&s.name) {
+        err(&["name"], false, format!("store name `{}` is not valid", s.name),
+            "use 3 to 40 characters of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit".into());
+    } else if s.name != p.stem {
+        err(
+            &["name"],
+            false,
+            format!(
+                "store name `{}` does not match the file name `{}`",
+                s.name,
+                p.path.rsplit('/').next().unwrap_or_default()
+            ),
+            format!("rename the file to {}.yaml, or set `name: {}`", s.name, p.stem),
+        );
+    }
+    match platform.engines.get(&s.engine) {
+        None => err(
+            &["engine"],
+            false,
+            format!("unknown engine `{}`", s.engine),
+            format!(
+                "use one of: {} (engines are defined in storesync.yaml)",
+                keys(&platform.engines)
+            ),
+        ),
+        Some(engine) => {
+            for (path, at) in value_paths(&s.values) {
+                if !allowed(&path, &engine.values_allowlist) {
+                    let segments: Vec<&str> = std::iter::once("values")
+                        .chain(at.iter().map(String::as_str))
+                        .collect();
+                    let allowed = if engine.values_allowlist.is_empty() {
+                        "none".to_string()
+                    } else {
+                        engine.values_allowlist.join(", ")
+                    };
+                    err(
+                        &segments,
+                        true,
+                        format!("value `{path}` is not allowed for engine `{}`", s.engine),
+                        format!(
+                            "allowed values: {allowed}; ask the platform team to extend engines.{}.valuesAllowlist",
+                            s.engine
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if !platform.plans.contains_key(&s.plan) {
+        err(
+            &["plan"],
+            false,
+            format!("unknown plan `{}`", s.plan),
+            format!(
+                "use one of: {} (plans are defined in storesync.yaml)",
+                keys(&platform.plans)
+            ),
+        );
+    }
+    if !rules::is_label_value(&s.owner) {
+        err(&["owner"], false, format!("owner `{}` is not valid", s.owner),
+            "name the team with up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit".into());
+    }
+    if let Some(domain) = &s.domain
+        && !rules::is_domain(domain)
+    {
+        err(&["domain"], false, format!("domain `{domain}` is not a valid host name"),
+            "use a lowercase DNS name such as acme.shop.example.com (no wildcard, no trailing dot), or leave it out for the default".into());
+    }
+    out
+}
+
+fn keys<V>(m: &BTreeMap<String, V>) -> String {
+    m.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Leaf paths of a values tree, dotted and as segments. An empty map is a leaf of its own.
+fn value_paths(values: &Map<String, Value>) -> Vec<(String, Vec<String>)> {
+    fn walk(map: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+        for (k, v) in map {
+            prefix.push(k.clone());
+            match v {
+                Value::Object(inner) if !inner.is_empty() => walk(inner, prefix, out),
+                _ => out.push((prefix.join("."), prefix.clone())),
+            }
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(values, &mut Vec::new(), &mut out);
+    out
+}
+
+/// A path is allowed when it equals an entry, lies under one, or is a parent of one.
+fn allowed(path: &str, allowlist: &[String]) -> bool {
+    allowlist.iter().any(|e| {
+        path == e
+            || path
+                .strip_prefix(e.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+            || e.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+fn effective_domain(s: &super::model::StoreFile, platform: &PlatformConfig) -> String {
+    s.domain
+        .clone()
+        .unwrap_or_else(|| format!("{}.{}", s.name, platform.base_domain))
+}
+
+/// Rules across files: unique names and domains, catalog size limits.
+pub(crate) fn across_stores(
+    parsed: &[Parsed],
+    platform: &PlatformConfig,
+    store_files: usize,
+    raw: &RawCatalog,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut sorted: Vec<&Parsed> = parsed.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+
+    let mut names: HashMap<&str, &Parsed> = HashMap::new();
+    let mut domains: HashMap<String, &Parsed> = HashMap::new();
+    for p in &sorted {
+        if let Some(first) = names.get(p.store.name.as_str()) {
+            out.push(
+                Diagnostic::error(
+                    &p.path,
+                    p.positions().value(&["name"]),
+                    format!("store `{}` is already defined in {}", p.store.name, first.path),
+                )
+                .hint("each store has exactly one file; remove one of them"),
+            );
+        } else {
+            names.insert(&p.store.name, p);
+        }
+        let domain = effective_domain(&p.store, platform);
+        if let Some(first) = domains.get(&domain) {
+            let at = if p.store.domain.is_some() {
+                &["domain"]
+            } else {
+                &["name"]
+            };
+            out.push(
+                Diagnostic::error(
+                    &p.path,
+                    p.positions().value(at),
+                    format!(
+                        "domain `{domain}` is already used by store `{}` ({})",
+                        first.store.name, first.path
+                    ),
+                )
+                .hint("give each store its own domain"),
+            );
+        } else {
+            domains.insert(domain, p);
+        }
+    }
+
+    let limits = &platform.limits;
+    if store_files > limits.max_stores {
+        let (file, at) = limit_position(raw, &["limits", "maxStores"]);
+        out.push(
+            Diagnostic::error(
+                file,
+                at,
+                format!(
+                    "the catalog has {store_files} stores; limits.maxStores is {}",
+                    limits.max_stores
+                ),
+            )
+            .hint("remove stores, or raise limits.maxStores in storesync.yaml"),
+        );
+    }
+    let mut per_owner: BTreeMap<&str, Vec<&Parsed>> = BTreeMap::new();
+    for p in &sorted {
+        per_owner.entry(p.store.owner.as_str()).or_default().push(p);
+    }
+    for (owner, stores) in per_owner {
+        if let Some(first_excess) = stores.get(limits.max_stores_per_owner) {
+            out.push(
+                Diagnostic::error(
+                    &first_excess.path,
+                    first_excess.positions().value(&["owner"]),
+                    format!(
+                        "owner `{owner}` has {} stores; limits.maxStoresPerOwner is {}",
+                        stores.len(),
+                        limits.max_stores_per_owner
+                    ),
+                )
+                .hint("remove stores of this owner, or raise limits.maxStoresPerOwner in storesync.yaml"),
+            );
+        }
+    }
+    out
+}
+
+/// Where to point a finding about a platform limit: its key in storesync.yaml, or the stores
+/// directory when the limit is a built-in default.
+fn limit_position(raw: &RawCatalog, path: &[&str]) -> (String, (usize, usize)) {
+    if let Some(super::load::RawContent::File(bytes)) = &raw.platform
+        && let Ok(text) = std::str::from_utf8(bytes)
+    {
+        let pos = Positions::of(text);
+        if pos.has(path) {
+            return (PLATFORM_FILE.to_string(), pos.value(path));
+        }
+    }
+    (raw.stores_dir.clone(), (0, 0))
+}
+
+/// A parsed store that passed every rule, with its defaults filled in.
+pub(crate) fn finish(p: Parsed, platform: &PlatformConfig) -> Store {
+    let domain = effective_domain(&p.store, platform);
+    let s = p.store;
+    Store {
+        file: p.path,
+        name: s.name,
+        engine: s.engine,
+        plan: s.plan,
+        owner: s.owner,
+        domain,
+        protected: s.protected,
+        suspend: s.suspend,
+        values: s.values,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowlist_paths() {
+        let list = vec!["admin.email".to_string(), "sampleProduct".to_string()];
+        assert!(allowed("admin.email", &list));
+        assert!(allowed("sampleProduct.price", &list));
+        assert!(
+            allowed("admin", &list),
+            "an empty parent of an allowed path is harmless"
+        );
+        assert!(!allowed("admin.password", &list));
+        assert!(!allowed("adminx", &list));
+        assert!(!allowed("sampleProductx", &list));
+    }
+
+    #[test]
+    fn value_paths_are_leaves() {
+        let v: Map<String, Value> = serde_json::from_str(r#"{"a":{"b":1,"c":{}},"d":[1,2]}"#).unwrap();
+        let paths: Vec<String> = value_paths(&v).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(paths, vec!["a.b", "a.c", "d"]);
+    }
+}

@@ -1,0 +1,57 @@
+//! The library's error type. `anyhow` lives only in `main.rs`.
+use std::path::PathBuf;
+
+use crate::desired::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Git {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+    #[error("{0}")]
+    Source(String),
+    #[error("the catalog is invalid ({} error(s))", .0.iter().filter(|d| d.is_error()).count())]
+    InvalidCatalog(Vec<Diagnostic>),
+    #[error("cannot render output: {source}")]
+    Output {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// A fixed, bounded label for metrics: never derived from the error's text.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::Git { .. } => "git",
+            Error::Source(_) => "source",
+            Error::InvalidCatalog(_) => "invalid_catalog",
+            Error::Output { .. } => "output",
+            Error::Usage(_) => "usage",
+        }
+    }
+
+    pub(crate) fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Git { context, source }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

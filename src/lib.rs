@@ -1,0 +1,15 @@
+//! storesync: a GitOps reconciler for e-commerce stores on Kubernetes.
+//!
+//! Data flows one way: a Git commit ([`source`]) becomes desired state ([`desired`]), which is
+//! compared with live state into a [`plan`], which is printed, applied and reported.
+#![forbid(unsafe_code)]
+
+pub mod commands;
+pub mod config;
+pub mod desired;
+pub mod error;
+pub mod live;
+pub mod plan;
+pub mod source;
+
+pub use error::Error;

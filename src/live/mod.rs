@@ -1,0 +1,60 @@
+//! Live state: what storesync owns in the cluster, found by label. This module holds the plain
+//! data the planner compares against; observing the cluster fills it in.
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde::Serialize;
+
+/// Everything storesync owns in the cluster, by store name.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    pub stores: BTreeMap<String, LiveStore>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LiveStore {
+    pub namespace: Namespace,
+    pub quota: Option<ResourceQuota>,
+    pub limit_range: Option<LimitRange>,
+    pub network_policies: Vec<NetworkPolicy>,
+    /// Whether the credentials Secret exists (its data is never read into plans).
+    pub credentials: bool,
+    pub release: Option<LiveRelease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveRelease {
+    /// Helm's status: deployed, failed, pending-install, pending-upgrade, ...
+    pub status: String,
+    /// Chart as Helm reports it: `woocommerce-0.1.0`.
+    pub chart: String,
+    pub revision: u32,
+    /// Digest of the chart, version and values last installed, as storesync recorded it.
+    pub release_hash: Option<String>,
+}
+
+impl LiveStore {
+    /// Whether the namespace is being deleted.
+    pub fn terminating(&self) -> bool {
+        self.namespace.metadata.deletion_timestamp.is_some()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.namespace
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.namespace
+            .metadata
+            .labels
+            .as_ref()?
+            .get(key)
+            .map(String::as_str)
+    }
+}

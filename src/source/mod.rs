@@ -1,0 +1,142 @@
+//! Reading a catalog: from a work tree as it is on disk, or from a commit of a local or remote
+//! Git repository (libgit2; never the `git` program).
+mod commit;
+pub mod history;
+mod remote;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+
+use crate::desired::RawCatalog;
+use crate::error::{Error, Result};
+
+pub use commit::read_commit;
+pub use remote::{Credentials, RemoteCache, redact, resolve_name};
+
+/// Where the stores repository is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoLocation {
+    Local(PathBuf),
+    /// An `https://`, `ssh://`, `file://` or `user@host:path` address.
+    Url(String),
+}
+
+impl RepoLocation {
+    pub fn parse(s: &str) -> RepoLocation {
+        let scp_like = s.split_once(':').is_some_and(|(head, _)| {
+            head.contains('@') && !head.contains('/') && head.len() > 2 && !Path::new(s).exists()
+        });
+        if s.contains("://") || scp_like {
+            RepoLocation::Url(s.to_string())
+        } else {
+            RepoLocation::Local(s.into())
+        }
+    }
+}
+
+/// The revision a catalog was read at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Revision {
+    /// Full commit id; `None` for a work tree read as it is on disk.
+    pub commit: Option<String>,
+    /// For people: `work tree` or the short commit id with what was asked for.
+    pub label: String,
+}
+
+/// A catalog's files at one revision.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub raw: RawCatalog,
+    pub revision: Revision,
+}
+
+/// Options for reading a repository given by URL.
+#[derive(Debug, Clone, Default)]
+pub struct SourceOptions {
+    pub cache_dir: Option<PathBuf>,
+    /// Branch read when no revision is given (default `main`).
+    pub branch: Option<String>,
+    pub credentials: Credentials,
+}
+
+/// Reads the catalog at `location`: a local directory as on disk when `rev` is `None`, else
+/// the commit `rev` names.
+pub fn read(location: &RepoLocation, rev: Option<&str>, options: &SourceOptions) -> Result<Snapshot> {
+    match (location, rev) {
+        (RepoLocation::Local(dir), None) => worktree::read(dir),
+        (RepoLocation::Local(dir), Some(rev)) => {
+            let repo = git2::Repository::discover(dir).map_err(Error::git(format!(
+                "{} is not inside a Git repository",
+                dir.display()
+            )))?;
+            let subdir = subdir_of(&repo, dir)?;
+            read_commit(&repo, rev, &subdir)
+        }
+        (RepoLocation::Url(url), rev) => {
+            let cache = RemoteCache::new(options.cache_dir.clone(), options.credentials.clone());
+            let repo = cache.fetch(url)?;
+            let rev = match rev {
+                Some(rev) => remote::resolve_name(&repo, rev),
+                None => format!(
+                    "refs/remotes/origin/{}",
+                    options.branch.as_deref().unwrap_or("main")
+                ),
+            };
+            read_commit(&repo, &rev, Path::new(""))
+        }
+    }
+}
+
+/// The path of `dir` inside the repository's work tree, `/`-separated.
+fn subdir_of(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
+    let workdir = repo.workdir().ok_or_else(|| {
+        Error::Source(format!(
+            "{} is a bare repository; pass a work tree",
+            repo.path().display()
+        ))
+    })?;
+    let workdir = workdir.canonicalize().map_err(Error::io(workdir))?;
+    let dir = dir.canonicalize().map_err(Error::io(dir))?;
+    dir.strip_prefix(&workdir).map(Path::to_path_buf).map_err(|_| {
+        Error::Source(format!(
+            "{} is outside the repository at {}",
+            dir.display(),
+            workdir.display()
+        ))
+    })
+}
+
+/// Joins catalog-relative path segments with `/`.
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            RepoLocation::parse("https://github.com/a/b.git"),
+            RepoLocation::Url("https://github.com/a/b.git".into())
+        );
+        assert_eq!(
+            RepoLocation::parse("git@github.com:a/b.git"),
+            RepoLocation::Url("git@github.com:a/b.git".into())
+        );
+        assert_eq!(
+            RepoLocation::parse("file:///tmp/x"),
+            RepoLocation::Url("file:///tmp/x".into())
+        );
+        assert_eq!(
+            RepoLocation::parse("stores.example"),
+            RepoLocation::Local("stores.example".into())
+        );
+        assert_eq!(RepoLocation::parse("./a/b"), RepoLocation::Local("./a/b".into()));
+    }
+}

@@ -1,0 +1,84 @@
+//! A catalog read from a directory as it is on disk, uncommitted edits included.
+use std::fs;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::{Revision, Snapshot, join};
+use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, stores_dir_of};
+use crate::error::{Error, Result};
+
+pub fn read(root: &Path) -> Result<Snapshot> {
+    let meta = fs::metadata(root).map_err(Error::io(root))?;
+    if !meta.is_dir() {
+        return Err(Error::Source(format!("{} is not a directory", root.display())));
+    }
+    let platform = read_entry(&root.join(PLATFORM_FILE))?;
+    let stores_dir = stores_dir_of(match &platform {
+        Some(RawContent::File(bytes)) => Some(bytes),
+        _ => None,
+    });
+    let dir = root.join(&stores_dir);
+    let entries = match fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::Io { path: dir, source: e }),
+        Ok(m) if !m.is_dir() => None,
+        Ok(_) => {
+            let mut names = Vec::new();
+            for entry in fs::read_dir(&dir).map_err(Error::io(&dir))? {
+                let entry = entry.map_err(Error::io(&dir))?;
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+            names.sort();
+            let entries: Result<Vec<RawEntry>> = names
+                .into_par_iter()
+                .map(|name| {
+                    let content = read_entry(&dir.join(&name))?.unwrap_or(RawContent::Other);
+                    Ok(RawEntry {
+                        path: join(&stores_dir, &name),
+                        name,
+                        content,
+                    })
+                })
+                .collect();
+            Some(entries?)
+        }
+    };
+    Ok(Snapshot {
+        raw: RawCatalog {
+            platform,
+            stores_dir,
+            entries,
+        },
+        revision: Revision {
+            commit: None,
+            label: "work tree".into(),
+        },
+    })
+}
+
+/// Reads one entry without following links; `None` when it does not exist.
+fn read_entry(path: &Path) -> Result<Option<RawContent>> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Io {
+                path: path.into(),
+                source: e,
+            });
+        }
+        Ok(m) => m,
+    };
+    let ft = meta.file_type();
+    Ok(Some(if ft.is_symlink() {
+        RawContent::Symlink
+    } else if ft.is_dir() {
+        RawContent::Directory
+    } else if !ft.is_file() {
+        RawContent::Other
+    } else if meta.len() > MAX_FILE_BYTES {
+        RawContent::TooLarge(meta.len())
+    } else {
+        RawContent::File(fs::read(path).map_err(Error::io(path))?)
+    }))
+}
