@@ -199,16 +199,16 @@ fn unreadable(path: &str, content: &RawContent) -> Diagnostic {
     match content {
         RawContent::TooLarge(size) => Diagnostic::error(
             path,
-            (0, 0),
+            (1, 1),
             format!("the file is {size} bytes; files larger than {MAX_FILE_BYTES} bytes are not read"),
         )
         .hint("a store file holds a few fields; keep large content out of the catalog"),
         RawContent::Symlink => {
-            Diagnostic::error(path, (0, 0), "symbolic links are not allowed in the catalog")
+            Diagnostic::error(path, (1, 1), "symbolic links are not allowed in the catalog")
                 .hint("replace the link with a regular file")
         }
         RawContent::Directory | RawContent::Other | RawContent::File(_) => {
-            Diagnostic::error(path, (0, 0), "not a regular file").hint("replace it with a regular YAML file")
+            Diagnostic::error(path, (1, 1), "not a regular file").hint("replace it with a regular YAML file")
         }
     }
 }
@@ -232,11 +232,11 @@ fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnost
             Some(i) => full[..i].to_string(),
             None => full,
         };
-        let hint = if message.starts_with("unknown field") {
+        let hint = if message.contains("unknown field") {
             "remove or correct the field; unknown fields are rejected so that typos never pass silently"
-        } else if message.starts_with("missing field") {
+        } else if message.contains("missing field") {
             "add the field; see stores.example/README.md for the file format"
-        } else if message.starts_with("invalid type") || message.starts_with("invalid value") {
+        } else if message.contains("invalid type") || message.contains("invalid value") {
             "give the field a value of the expected type (quote text that looks like a number or a boolean)"
         } else if message.contains("more than one document") {
             "keep exactly one YAML document per file"
@@ -259,14 +259,14 @@ fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Diagnostic> {
         (RawContent::Directory, _) => {
             return Err(Diagnostic::warning(
                 &entry.path,
-                (0, 0),
+                (1, 1),
                 "ignored: subdirectories of the stores directory are not read",
             )
             .hint("keep every store file directly in the stores directory"));
         }
         (_, None) => {
             return Err(
-                Diagnostic::warning(&entry.path, (0, 0), "ignored: not a .yaml or .yml file")
+                Diagnostic::warning(&entry.path, (1, 1), "ignored: not a .yaml or .yml file")
                     .hint("store files end in .yaml or .yml; move other files out of the stores directory"),
             );
         }
@@ -275,7 +275,7 @@ fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Diagnostic> {
     };
     let text = utf8(&entry.path, bytes)?;
     if is_blank(text) {
-        return Err(Diagnostic::error(&entry.path, (0, 0), "the file is empty")
+        return Err(Diagnostic::error(&entry.path, (1, 1), "the file is empty")
             .hint("fill in name, engine, plan and owner, or delete the file to remove the store"));
     }
     let store: StoreFile = parse_yaml(&entry.path, text)?;

@@ -15,26 +15,26 @@ pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
 /// Rules of `storesync.yaml` beyond its shape.
 pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let mut err = |path: &[&str], message: String, hint: &str| {
-        out.push(Diagnostic::error(PLATFORM_FILE, pos.value(path), message).hint(hint));
+    let mut err = |at: (usize, usize), message: String, hint: &str| {
+        out.push(Diagnostic::error(PLATFORM_FILE, at, message).hint(hint));
     };
     if !rules::is_domain(&p.base_domain) {
         err(
-            &["baseDomain"],
+            pos.value(&["baseDomain"]),
             format!("`{}` is not a valid domain", p.base_domain),
             "use a DNS name such as shop.example.com",
         );
     }
     if !rules::is_domain(&p.ingress_class) && !rules::is_dns_label(&p.ingress_class) {
         err(
-            &["ingressClass"],
+            pos.value(&["ingressClass"]),
             format!("`{}` is not a valid ingress class name", p.ingress_class),
             "use the name of an IngressClass, such as nginx",
         );
     }
     if !rules::is_dns_label(&p.ingress_namespace) {
         err(
-            &["ingressNamespace"],
+            pos.value(&["ingressNamespace"]),
             format!("`{}` is not a valid namespace name", p.ingress_namespace),
             "use the namespace of the ingress controller, such as ingress-nginx",
         );
@@ -43,14 +43,14 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     if dir.is_empty() || dir.starts_with('/') || dir.split('/').any(|s| s == ".." || s == "." || s.is_empty())
     {
         err(
-            &["storesDir"],
+            pos.value(&["storesDir"]),
             format!("`{dir}` is not a relative directory inside the catalog"),
             "use a path such as stores, without `..` or a leading `/`",
         );
     }
     if p.plans.is_empty() {
         err(
-            &["plans"],
+            pos.value(&["plans"]),
             "no plans are defined".into(),
             "define at least one plan, or remove `plans` to use the built-in small, medium and large",
         );
@@ -58,14 +58,14 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     for (name, plan) in &p.plans {
         if !rules::is_dns_label(name) {
             err(
-                &["plans", name],
+                pos.key(&["plans", name]),
                 format!("plan name `{name}` is not valid"),
                 "use lowercase letters, digits and '-'",
             );
         }
         if plan.quota.is_empty() {
             err(
-                &["plans", name, "quota"],
+                pos.value(&["plans", name, "quota"]),
                 format!("plan `{name}` has an empty quota"),
                 "give at least requests.cpu and requests.memory",
             );
@@ -73,7 +73,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
         for (resource, q) in &plan.quota {
             if !rules::is_quantity(q) {
                 err(
-                    &["plans", name, "quota", resource],
+                    pos.value(&["plans", name, "quota", resource]),
                     format!("`{q}` is not a valid quantity for {resource}"),
                     "use a Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
                 );
@@ -89,7 +89,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
             for (resource, q) in values {
                 if !rules::is_quantity(q) {
                     err(
-                        &["plans", name, "limitRange", "container", group, resource],
+                        pos.value(&["plans", name, "limitRange", "container", group, resource]),
                         format!("`{q}` is not a valid quantity for {resource}"),
                         "use a Kubernetes quantity such as 500m, 2, 512Mi or 10Gi",
                     );
@@ -104,14 +104,14 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
         {
             if !rules::is_quantity(q) {
                 err(
-                    &[
+                    pos.value(&[
                         "plans",
                         name,
                         "limitRange",
                         "persistentVolumeClaim",
                         "max",
                         resource,
-                    ],
+                    ]),
                     format!("`{q}` is not a valid quantity for {resource}"),
                     "use a Kubernetes quantity such as 10Gi",
                 );
@@ -120,7 +120,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     }
     if p.engines.is_empty() {
         err(
-            &["engines"],
+            pos.value(&["engines"]),
             "no engines are defined".into(),
             "define at least one engine, or remove `engines` to use the built-in woocommerce and medusa",
         );
@@ -128,21 +128,21 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     for (name, engine) in &p.engines {
         if !rules::is_dns_label(name) {
             err(
-                &["engines", name],
+                pos.key(&["engines", name]),
                 format!("engine name `{name}` is not valid"),
                 "use lowercase letters, digits and '-'",
             );
         }
         if engine.chart.trim().is_empty() {
             err(
-                &["engines", name, "chart"],
+                pos.value(&["engines", name, "chart"]),
                 format!("engine `{name}` has no chart"),
                 "name a chart directory under the charts directory, a path, or an oci:// reference",
             );
         }
         if engine.version.trim().is_empty() || engine.version.contains(char::is_whitespace) {
             err(
-                &["engines", name, "version"],
+                pos.value(&["engines", name, "version"]),
                 format!("engine `{name}` has no valid chart version"),
                 "pin the chart version, such as 0.1.0",
             );
@@ -152,13 +152,13 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
             let path = ["engines", name, "valuesAllowlist", index.as_str()];
             if !rules::is_value_path(entry) {
                 err(
-                    &path,
+                    pos.value(&path),
                     format!("`{entry}` is not a dotted value path"),
                     "write paths such as admin.email",
                 );
             } else if PLATFORM_VALUE_ROOTS.contains(&entry.split('.').next().unwrap_or_default()) {
                 err(
-                    &path,
+                    pos.value(&path),
                     format!("`{entry}` is set by storesync and cannot be allowlisted"),
                     "remove it; store, ingress and credentials values come from the platform",
                 );
@@ -167,14 +167,14 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     }
     if p.limits.max_stores == 0 {
         err(
-            &["limits", "maxStores"],
+            pos.value(&["limits", "maxStores"]),
             "limits.maxStores must be at least 1".into(),
             "set the largest number of stores the platform runs",
         );
     }
     if p.limits.max_stores_per_owner == 0 {
         err(
-            &["limits", "maxStoresPerOwner"],
+            pos.value(&["limits", "maxStoresPerOwner"]),
             "limits.maxStoresPerOwner must be at least 1".into(),
             "set the largest number of stores one team may own",
         );

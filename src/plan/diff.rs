@@ -81,13 +81,13 @@ fn compare(
     live: Option<Value>,
     create_diffs: bool,
 ) -> Change {
-    let desired = normalize(desired);
     match live {
         None => {
             let diff = create_diffs.then(|| unified("", &to_yaml(&desired)));
             change(kind, namespace, name, Action::Create, diff)
         }
         Some(live) => {
+            let desired = normalize(desired);
             let live = project(&normalize(live), &desired);
             if live == desired {
                 change(kind, namespace, name, Action::Unchanged, None)

@@ -63,6 +63,7 @@ impl Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StorePlan {
     pub store: String,
     pub action: Action,

@@ -1,1 +1,351 @@
+//! The planner against hand-built live states.
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta, Time};
 
+use super::*;
+use crate::desired::{PlatformConfig, RawCatalog, RawContent, RawEntry, load, render};
+use crate::live::{LiveRelease, LiveStore};
+
+fn catalog(stores: &[(&str, &str)]) -> Vec<DesiredStore> {
+    let entries = stores
+        .iter()
+        .map(|(name, extra)| RawEntry {
+            path: format!("stores/{name}.yaml"),
+            name: format!("{name}.yaml"),
+            content: RawContent::File(
+                format!("name: {name}\nengine: woocommerce\nplan: small\nowner: team-a\n{extra}")
+                    .into_bytes(),
+            ),
+        })
+        .collect();
+    let raw = RawCatalog {
+        platform: None,
+        stores_dir: "stores".into(),
+        entries: Some(entries),
+    };
+    let catalog = load(&raw).expect("valid catalog");
+    render(&catalog, Some("0123456789abcdef0123456789abcdef01234567"))
+}
+
+/// The live state storesync leaves behind after applying `d`, as the API server returns it.
+fn applied(d: &DesiredStore) -> LiveStore {
+    let server_meta = |mut m: ObjectMeta| {
+        m.uid = Some("5f1c".into());
+        m.resource_version = Some("12345".into());
+        m.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("storesync".into()),
+            ..Default::default()
+        }]);
+        m
+    };
+    let mut namespace = d.namespace.clone();
+    namespace.metadata = server_meta(namespace.metadata);
+    namespace
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("kubernetes.io/metadata.name".into(), "x".into());
+    namespace.status = Some(Default::default());
+    let mut quota = d.quota.clone();
+    quota.metadata = server_meta(quota.metadata);
+    quota.status = Some(Default::default());
+    LiveStore {
+        namespace,
+        quota: Some(quota),
+        limit_range: Some(d.limit_range.clone()),
+        network_policies: d.network_policies.clone(),
+        credentials: true,
+        release: Some(LiveRelease {
+            status: "deployed".into(),
+            chart: "woocommerce-0.1.0".into(),
+            revision: 1,
+            release_hash: Some(d.release_hash.clone()),
+        }),
+    }
+}
+
+fn live_of(stores: &[(&str, LiveStore)]) -> LiveState {
+    LiveState {
+        stores: stores.iter().map(|(n, l)| (n.to_string(), l.clone())).collect(),
+    }
+}
+
+fn run(desired: &[DesiredStore], live: &LiveState, options: PlanOptions) -> Plan {
+    let revision = Revision {
+        commit: None,
+        label: "test".into(),
+    };
+    plan(
+        revision,
+        desired,
+        live,
+        &PlatformConfig::default().limits,
+        options,
+        false,
+    )
+}
+
+#[test]
+fn applied_store_is_unchanged() {
+    let d = catalog(&[("acme", "")]);
+    let p = run(&d, &live_of(&[("acme", applied(&d[0]))]), PlanOptions::default());
+    assert_eq!(
+        p.stores[0].action,
+        Action::Unchanged,
+        "{:#?}",
+        p.stores[0].changes
+    );
+    assert!(p.stores[0].changes.iter().all(|c| c.action == Action::Unchanged));
+    assert_eq!(
+        p.summary,
+        Summary {
+            unchanged: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn a_new_commit_alone_changes_nothing() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    let ann = live.namespace.metadata.annotations.as_mut().unwrap();
+    ann.insert(
+        desired::COMMIT_ANNOTATION.into(),
+        "ffffffffffffffffffffffffffffffffffffffff".into(),
+    );
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Unchanged);
+}
+
+#[test]
+fn drifted_quota_is_an_update_with_a_diff() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    let hard = live
+        .quota
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .hard
+        .as_mut()
+        .unwrap();
+    hard.insert("requests.cpu".into(), Quantity("64".into()));
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Update);
+    let changed: Vec<&Change> = p.stores[0]
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].kind, ObjectKind::ResourceQuota);
+    let diff = changed[0].diff.as_deref().unwrap();
+    assert!(
+        diff.contains("-    requests.cpu: '64'\n+    requests.cpu: '1'\n"),
+        "{diff}"
+    );
+}
+
+#[test]
+fn plan_change_updates_guardrails_and_not_the_release() {
+    let before = catalog(&[("acme", "")]);
+    let live = applied(&before[0]);
+    let after = {
+        let raw_plan = "name: acme\nengine: woocommerce\nplan: medium\nowner: team-a\n";
+        let raw = RawCatalog {
+            platform: None,
+            stores_dir: "stores".into(),
+            entries: Some(vec![RawEntry {
+                path: "stores/acme.yaml".into(),
+                name: "acme.yaml".into(),
+                content: RawContent::File(raw_plan.as_bytes().to_vec()),
+            }]),
+        };
+        render(&load(&raw).unwrap(), None)
+    };
+    let p = run(&after, &live_of(&[("acme", live)]), PlanOptions::default());
+    let updated: Vec<ObjectKind> = p.stores[0]
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Update)
+        .map(|c| c.kind)
+        .collect();
+    // The plan name is a release value too (store.plan), so the chart sees the new size.
+    assert_eq!(
+        updated,
+        vec![
+            ObjectKind::Namespace,
+            ObjectKind::ResourceQuota,
+            ObjectKind::LimitRange,
+            ObjectKind::HelmRelease
+        ]
+    );
+}
+
+#[test]
+fn server_defaults_are_not_drift() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    live.namespace.metadata.creation_timestamp = Some(Time(Default::default()));
+    live.namespace
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("team.example/note".into(), "hi".into());
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Unchanged);
+}
+
+#[test]
+fn removed_store_is_pruned_release_first() {
+    let d = catalog(&[("acme", ""), ("bobs", "")]);
+    let live = live_of(&[("acme", applied(&d[0])), ("bobs", applied(&d[1]))]);
+    let p = run(&d[..1], &live, PlanOptions::default());
+    let bobs = p.stores.iter().find(|s| s.store == "bobs").unwrap();
+    assert_eq!(bobs.action, Action::Prune);
+    let kinds: Vec<ObjectKind> = bobs.changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, vec![ObjectKind::HelmRelease, ObjectKind::Namespace]);
+    assert_eq!(p.summary.prune, 1);
+    assert!(!p.is_blocked());
+}
+
+#[test]
+fn protected_store_is_never_pruned() {
+    let d = catalog(&[("acme", "protected: true\n")]);
+    let p = run(&[], &live_of(&[("acme", applied(&d[0]))]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Blocked);
+    assert!(p.stores[0].changes.is_empty());
+    assert!(p.stores[0].reason.as_deref().unwrap().contains("protected"));
+}
+
+#[test]
+fn terminating_namespace_is_not_recreated_or_pruned_again() {
+    let d = catalog(&[("acme", ""), ("bobs", "")]);
+    let mut terminating = applied(&d[0]);
+    terminating.namespace.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let mut gone = applied(&d[1]);
+    gone.namespace.metadata.deletion_timestamp = Some(Time(Default::default()));
+    let p = run(
+        &d[..1],
+        &live_of(&[("acme", terminating), ("bobs", gone)]),
+        PlanOptions::default(),
+    );
+    assert_eq!(
+        p.stores[0].action,
+        Action::Blocked,
+        "acme is wanted but still being deleted"
+    );
+    assert!(p.stores[0].changes.is_empty());
+    assert_eq!(p.stores[1].action, Action::Skip, "bobs deletion is in progress");
+}
+
+#[test]
+fn prune_breaker_blocks_every_prune() {
+    let names: Vec<String> = (0..7).map(|i| format!("shop-{i}")).collect();
+    let stores: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+    let d = catalog(&stores);
+    let live = LiveState {
+        stores: d.iter().map(|s| (s.store.name.clone(), applied(s))).collect(),
+    };
+    let p = run(&d[..1], &live, PlanOptions::default());
+    assert_eq!(p.summary.prune, 0);
+    assert_eq!(p.summary.blocked, 6);
+    assert_eq!(
+        p.blocked,
+        vec!["6 stores would be pruned; limits.maxPrunesPerSync is 5: no store is pruned"]
+    );
+    assert!(p.is_blocked());
+}
+
+#[test]
+fn no_prune_skips() {
+    let d = catalog(&[("acme", "")]);
+    let p = run(
+        &[],
+        &live_of(&[("acme", applied(&d[0]))]),
+        PlanOptions {
+            no_prune: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(p.stores[0].action, Action::Skip);
+    assert!(!p.is_blocked());
+}
+
+#[test]
+fn suspended_store_is_left_alone() {
+    let d = catalog(&[("acme", "suspend: true\n")]);
+    let mut live = applied(&d[0]);
+    live.quota = None;
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Skip);
+    assert!(p.stores[0].changes.is_empty());
+}
+
+#[test]
+fn stuck_or_changed_release_is_an_update() {
+    let d = catalog(&[("acme", "")]);
+    let mut stuck = applied(&d[0]);
+    stuck.release.as_mut().unwrap().status = "pending-upgrade".into();
+    let p = run(&d, &live_of(&[("acme", stuck)]), PlanOptions::default());
+    let release = p.stores[0].changes.last().unwrap();
+    assert_eq!(
+        (release.kind, release.action),
+        (ObjectKind::HelmRelease, Action::Update)
+    );
+    assert_eq!(
+        release.reason.as_deref(),
+        Some("release status is pending-upgrade")
+    );
+
+    let mut changed = applied(&d[0]);
+    changed.release.as_mut().unwrap().release_hash = Some("older".into());
+    let p = run(&d, &live_of(&[("acme", changed)]), PlanOptions::default());
+    assert_eq!(p.stores[0].changes.last().unwrap().action, Action::Update);
+}
+
+#[test]
+fn stale_network_policy_is_pruned() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    let mut old = live.network_policies[0].clone();
+    old.metadata.name = Some("allow-http-egress".into());
+    live.network_policies.push(NetworkPolicy { ..old });
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    let pruned: Vec<&str> = p.stores[0]
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Prune)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(pruned, vec!["allow-http-egress"]);
+    assert_eq!(p.stores[0].action, Action::Update);
+}
+
+#[test]
+fn missing_credentials_are_created_without_data() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    live.credentials = false;
+    let p = run(
+        &d,
+        &live_of(&[("acme", live)]),
+        PlanOptions {
+            create_diffs: true,
+            ..Default::default()
+        },
+    );
+    let secret = p.stores[0]
+        .changes
+        .iter()
+        .find(|c| c.kind == ObjectKind::Secret)
+        .unwrap();
+    assert_eq!(secret.action, Action::Create);
+    assert_eq!(secret.diff, None);
+}
