@@ -127,19 +127,11 @@ pub fn plan_offline(
         }
     };
     print_diagnostics(err, &catalog.warnings)?;
-    let rendered = desired::render(&catalog, snapshot.revision.commit.as_deref());
     let options = PlanOptions {
         create_diffs,
         no_prune: false,
     };
-    let plan = plan::plan(
-        snapshot.revision,
-        &rendered,
-        &LiveState::default(),
-        &catalog.platform.limits,
-        options,
-        true,
-    );
+    let plan = plan::plan_catalog(snapshot.revision, &catalog, &LiveState::default(), options, true);
     let text = match output {
         OutputFormat::Text => plan::render_text(&plan, &args.display()),
         OutputFormat::Json => plan::render_json(&plan)?,

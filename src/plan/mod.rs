@@ -5,9 +5,10 @@ mod output;
 
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::desired::{self, DesiredStore, Limits};
+use crate::desired::{self, Catalog, DesiredStore, Limits};
 use crate::live::{LiveState, LiveStore};
 use crate::source::Revision;
 
@@ -163,12 +164,54 @@ pub fn plan(
     options: PlanOptions,
     offline: bool,
 ) -> Plan {
-    let mut stores: Vec<StorePlan> = desired
+    let stores = desired
         .iter()
         .map(|d| plan_store(d, live.stores.get(&d.store.name), options))
         .collect();
+    let wanted = desired.iter().map(|d| d.store.name.as_str()).collect();
+    finish(revision, stores, wanted, live, limits, options, offline)
+}
 
-    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.store.name.as_str()).collect();
+/// Plans a whole valid catalog, rendering one store at a time so that the rendered objects of
+/// thousands of stores are never held at once.
+pub fn plan_catalog(
+    revision: Revision,
+    catalog: &Catalog,
+    live: &LiveState,
+    options: PlanOptions,
+    offline: bool,
+) -> Plan {
+    let commit = revision.commit.clone();
+    let stores = catalog
+        .stores
+        .par_iter()
+        .map(|s| {
+            let d = desired::render_store(s, &catalog.platform, commit.as_deref());
+            plan_store(&d, live.stores.get(&s.name), options)
+        })
+        .collect();
+    let wanted = catalog.stores.iter().map(|s| s.name.as_str()).collect();
+    finish(
+        revision,
+        stores,
+        wanted,
+        live,
+        &catalog.platform.limits,
+        options,
+        offline,
+    )
+}
+
+/// Adds the prunes of stores in `live` but not `wanted`, guarded, and sums up.
+fn finish(
+    revision: Revision,
+    mut stores: Vec<StorePlan>,
+    wanted: BTreeSet<&str>,
+    live: &LiveState,
+    limits: &Limits,
+    options: PlanOptions,
+    offline: bool,
+) -> Plan {
     let gone: Vec<(&String, &LiveStore)> = live
         .stores
         .iter()
