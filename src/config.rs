@@ -44,10 +44,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
-    /// Show what a sync would change.
+    /// Show what a sync would change (against the cluster from KUBECONFIG, or --offline).
     Plan {
         #[command(flatten)]
         source: SourceArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Plan against an empty cluster without contacting one.
         #[arg(long)]
         offline: bool,
@@ -56,6 +58,27 @@ pub enum Command {
         /// Also show the full YAML of objects to be created.
         #[arg(long)]
         diff: bool,
+    },
+    /// Sync the catalog into the cluster: apply creates and updates, prune last.
+    Apply {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Leave stores whose files are gone in place.
+        #[arg(long)]
+        no_prune: bool,
+        /// Check every object write with the API server (server-side dry run); change nothing,
+        /// run no helm.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// The live stores and their sync state.
+    Status {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// The Git history of one store's file: who changed what, when (audit).
     History {
@@ -89,4 +112,31 @@ pub struct SourceArgs {
     /// Private key file for SSH Git URLs.
     #[arg(long, env = "STORESYNC_GIT_SSH_KEY")]
     pub git_ssh_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Directory of the engine charts named in the platform config.
+    #[arg(long, default_value = "charts", env = "STORESYNC_CHARTS_DIR")]
+    pub charts_dir: PathBuf,
+    /// The helm binary.
+    #[arg(long, default_value = "helm", env = "STORESYNC_HELM")]
+    pub helm: PathBuf,
+    /// Time one helm invocation may take (first installs pull images and run setup jobs).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration, env = "STORESYNC_HELM_TIMEOUT")]
+    pub helm_timeout: std::time::Duration,
+    /// Stores applied at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), env = "STORESYNC_CONCURRENCY")]
+    pub concurrency: u16,
+}
+
+impl ClusterArgs {
+    pub fn options(&self) -> crate::commands::ClusterOptions {
+        crate::commands::ClusterOptions {
+            helm: self.helm.clone(),
+            charts_dir: self.charts_dir.clone(),
+            helm_timeout: self.helm_timeout,
+            concurrency: usize::from(self.concurrency),
+        }
+    }
 }

@@ -28,6 +28,19 @@ pub enum Error {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("{message}")]
+    Helm {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{context}: {source}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot connect to the cluster: {0}")]
+    Connect(String),
 }
 
 impl Error {
@@ -40,12 +53,20 @@ impl Error {
             Error::InvalidCatalog(_) => "invalid_catalog",
             Error::Output { .. } => "output",
             Error::Usage(_) => "usage",
+            Error::Helm { .. } => "helm",
+            Error::Kube { .. } => "kube",
+            Error::Connect(_) => "connect",
         }
     }
 
     pub(crate) fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
         let context = context.into();
         move |source| Error::Git { context, source }
+    }
+
+    pub(crate) fn kube(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Kube { context, source }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {

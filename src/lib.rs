@@ -4,6 +4,7 @@
 //! compared with live state into a [`plan`], which is printed, applied and reported.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod commands;
 pub mod config;
 pub mod desired;
@@ -11,5 +12,6 @@ pub mod error;
 pub mod live;
 pub mod plan;
 pub mod source;
+pub mod sync;
 
 pub use error::Error;

@@ -17,7 +17,7 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<u8> {
+async fn run(cli: Cli) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
@@ -28,14 +28,42 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             offline: true,
             output,
             diff,
+            ..
         } => commands::plan_offline(&source, output, diff, &mut out, &mut err)?,
-        Command::Plan { offline: false, .. } => {
-            writeln!(
-                err,
-                "storesync: planning against a live cluster is not available in this build; use --offline"
-            )?;
-            commands::EXIT_USAGE
+        Command::Plan {
+            source,
+            cluster,
+            offline: false,
+            output,
+            diff,
+        } => {
+            let client = commands::connect().await?;
+            commands::plan_live(
+                client,
+                &source,
+                &cluster.options(),
+                output,
+                diff,
+                &mut out,
+                &mut err,
+            )
+            .await?
         }
+        Command::Apply {
+            source,
+            cluster,
+            no_prune,
+            dry_run,
+            output,
+        } => {
+            let client = commands::connect().await?;
+            let options = cluster.options();
+            commands::apply(
+                client, &source, &options, no_prune, dry_run, output, &mut out, &mut err,
+            )
+            .await?
+        }
+        Command::Status { output } => commands::status(commands::connect().await?, output, &mut out).await?,
         Command::History {
             store,
             source,
@@ -49,7 +77,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log.log_format);
-    match run(cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("storesync: cannot start the async runtime: {e}");
+            return ExitCode::from(commands::EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("storesync: {e:#}");

@@ -1,5 +1,8 @@
 //! Live state: what storesync owns in the cluster, found by label. This module holds the plain
-//! data the planner compares against; observing the cluster fills it in.
+//! data the planner compares against; [`observe`] fills it in.
+mod observe;
+
+pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
@@ -27,11 +30,28 @@ pub struct LiveStore {
 pub struct LiveRelease {
     /// Helm's status: deployed, failed, pending-install, pending-upgrade, ...
     pub status: String,
-    /// Chart as Helm reports it: `woocommerce-0.1.0`.
-    pub chart: String,
+    /// The latest revision.
     pub revision: u32,
     /// Digest of the chart, version and values last installed, as storesync recorded it.
     pub release_hash: Option<String>,
+    /// Every revision Helm keeps, oldest first, with its status.
+    pub history: Vec<(u32, String)>,
+}
+
+impl LiveRelease {
+    /// Whether a Helm operation was cut off (storesync or helm killed mid-way).
+    pub fn is_pending(&self) -> bool {
+        self.status.starts_with("pending-")
+    }
+
+    /// The newest revision that was deployed successfully, to roll back to.
+    pub fn last_good_revision(&self) -> Option<u32> {
+        self.history
+            .iter()
+            .rev()
+            .find(|(v, status)| *v < self.revision && (status == "deployed" || status == "superseded"))
+            .map(|(v, _)| *v)
+    }
 }
 
 impl LiveStore {

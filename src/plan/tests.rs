@@ -59,9 +59,9 @@ fn applied(d: &DesiredStore) -> LiveStore {
         credentials: true,
         release: Some(LiveRelease {
             status: "deployed".into(),
-            chart: "woocommerce-0.1.0".into(),
             revision: 1,
             release_hash: Some(d.release_hash.clone()),
+            history: vec![(1, "deployed".into())],
         }),
     }
 }

@@ -226,3 +226,6 @@ fn local_subdir(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
         .map(Path::to_path_buf)
         .unwrap_or_default())
 }
+
+mod cluster;
+pub use cluster::{ClusterOptions, apply, connect, plan_live, status};

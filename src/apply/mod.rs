@@ -1,0 +1,365 @@
+//! Applying a plan: the only code that writes to the cluster. Stores are applied concurrently
+//! with a bound; within a store objects go in apply order (Namespace, ResourceQuota,
+//! LimitRange, NetworkPolicies, credentials, Helm release); prunes run last.
+mod helm;
+mod objects;
+
+use std::sync::Arc;
+
+use kube::Client;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::desired::{self, Catalog, DesiredStore};
+use crate::error::{Error, Result};
+use crate::live::{LiveState, LiveStore};
+use crate::plan::{Action, ObjectKind, Plan, StorePlan};
+use crate::source::Revision;
+
+pub use helm::{Helm, HelmOp, RELEASE_HASH_LABEL};
+pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION};
+
+/// How a sync writes.
+#[derive(Clone)]
+pub struct Applier {
+    pub client: Client,
+    pub helm: Helm,
+    /// Stores applied at once.
+    pub concurrency: usize,
+    /// Server-side dry run of object writes; no helm, no credentials, no prune.
+    pub dry_run: bool,
+    /// Observer of helm invocations (metrics).
+    pub on_helm: Option<Arc<dyn Fn(HelmOp, bool) + Send + Sync>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Pruned,
+    Unchanged,
+    Skipped,
+    Blocked,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreResult {
+    pub store: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ResultSummary {
+    pub applied: usize,
+    pub pruned: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub blocked: usize,
+    pub failed: usize,
+}
+
+/// The result of applying one plan: data that feeds output, logs, metrics and statuses.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub revision: Revision,
+    pub summary: ResultSummary,
+    pub stores: Vec<StoreResult>,
+    /// Plan-wide reasons that held something back (the prune breaker).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+}
+
+impl SyncReport {
+    pub fn failed(&self) -> bool {
+        self.summary.failed > 0
+    }
+
+    /// At most 140 characters for a commit status: `applied 2, pruned 1, unchanged 40`, and the
+    /// first reason when something failed or was held back.
+    pub fn description(&self) -> String {
+        let s = &self.summary;
+        let mut text = format!(
+            "applied {}, pruned {}, unchanged {}",
+            s.applied, s.pruned, s.unchanged
+        );
+        if s.failed > 0 {
+            text = format!("{} failed; {text}", s.failed);
+            if let Some(first) = self.stores.iter().find(|r| r.outcome == Outcome::Failed) {
+                text.push_str(&format!(
+                    "; {}: {}",
+                    first.store,
+                    first.detail.as_deref().unwrap_or("")
+                ));
+            }
+        } else if let Some(reason) = self.blocked.first() {
+            text.push_str(&format!("; blocked: {reason}"));
+        }
+        truncate(&text, 140)
+    }
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+fn result(store: &str, outcome: Outcome, detail: Option<String>) -> StoreResult {
+    StoreResult {
+        store: store.to_string(),
+        outcome,
+        detail,
+    }
+}
+
+/// Applies `plan`, made from `catalog` at `plan.revision` against `live`.
+pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &LiveState) -> SyncReport {
+    let commit = plan.revision.commit.clone();
+    let limit = Arc::new(Semaphore::new(applier.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut results = Vec::with_capacity(plan.stores.len());
+
+    for sp in &plan.stores {
+        match sp.action {
+            Action::Create | Action::Update => {
+                let Some(store) = catalog.stores.iter().find(|s| s.name == sp.store) else {
+                    results.push(result(
+                        &sp.store,
+                        Outcome::Failed,
+                        Some("store is not in the catalog".into()),
+                    ));
+                    continue;
+                };
+                let desired = desired::render_store(store, &catalog.platform, commit.as_deref());
+                let (applier, sp, live) = (applier.clone(), sp.clone(), live.stores.get(&sp.store).cloned());
+                let limit = limit.clone();
+                let span = info_span!("apply_store", store = %sp.store, revision = %plan.revision.label);
+                tasks.spawn(
+                    async move {
+                        let _permit = limit.acquire_owned().await;
+                        let outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
+                        finish_store(&applier, &sp.store, live.as_ref(), outcome).await
+                    }
+                    .instrument(span),
+                );
+            }
+            Action::Unchanged => results.push(result(&sp.store, Outcome::Unchanged, None)),
+            Action::Skip => results.push(result(&sp.store, Outcome::Skipped, sp.reason.clone())),
+            Action::Blocked => results.push(result(&sp.store, Outcome::Blocked, sp.reason.clone())),
+            Action::Prune => {}
+        }
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            Err(e) => warn!(error = %e, "a store task ended abnormally"),
+        }
+    }
+
+    // Prune last, and only what the plan allowed.
+    for sp in plan.stores.iter().filter(|s| s.action == Action::Prune) {
+        let span = info_span!("prune_store", store = %sp.store);
+        let r = prune_store(applier, sp, live.stores.get(&sp.store))
+            .instrument(span)
+            .await;
+        results.push(match r {
+            Ok(()) => result(&sp.store, Outcome::Pruned, None),
+            Err(e) => result(&sp.store, Outcome::Failed, Some(e.to_string())),
+        });
+    }
+
+    results.sort_by(|a, b| a.store.cmp(&b.store));
+    let mut summary = ResultSummary::default();
+    for r in &results {
+        *match r.outcome {
+            Outcome::Applied => &mut summary.applied,
+            Outcome::Pruned => &mut summary.pruned,
+            Outcome::Unchanged => &mut summary.unchanged,
+            Outcome::Skipped => &mut summary.skipped,
+            Outcome::Blocked => &mut summary.blocked,
+            Outcome::Failed => &mut summary.failed,
+        } += 1;
+    }
+    SyncReport {
+        revision: plan.revision.clone(),
+        summary,
+        stores: results,
+        blocked: plan.blocked.clone(),
+    }
+}
+
+/// Turns a store's outcome into its result, recording or clearing its last error.
+async fn finish_store(
+    applier: &Applier,
+    store: &str,
+    live: Option<&LiveStore>,
+    outcome: Result<()>,
+) -> StoreResult {
+    let previous = live
+        .and_then(|l| l.annotation(LAST_ERROR_ANNOTATION))
+        .map(String::from);
+    match outcome {
+        Ok(()) => {
+            if previous.is_some() && !applier.dry_run {
+                let _ = objects::record_error(&applier.client, store, None).await;
+            }
+            info!("store applied");
+            result(store, Outcome::Applied, None)
+        }
+        Err(e) => {
+            let message = truncate(&e.to_string(), 1024);
+            warn!(error = %message, "store failed");
+            if previous.as_deref() != Some(message.as_str()) && !applier.dry_run {
+                // The namespace may not exist if its own creation failed; nothing to record on.
+                let _ = objects::record_error(&applier.client, store, Some(&message)).await;
+            }
+            result(store, Outcome::Failed, Some(message))
+        }
+    }
+}
+
+fn changed(sp: &StorePlan, kind: ObjectKind) -> impl Iterator<Item = &crate::plan::Change> {
+    sp.changes
+        .iter()
+        .filter(move |c| c.kind == kind && c.action != Action::Unchanged)
+}
+
+async fn apply_store(
+    applier: &Applier,
+    d: &DesiredStore,
+    sp: &StorePlan,
+    live: Option<&LiveStore>,
+) -> Result<()> {
+    let (client, dry_run) = (&applier.client, applier.dry_run);
+    // The namespace carries the commit being applied whenever anything of the store changes.
+    objects::apply_namespace(client, &d.namespace, dry_run).await?;
+    if changed(sp, ObjectKind::ResourceQuota).next().is_some() {
+        objects::apply_namespaced(client, &d.quota, dry_run).await?;
+    }
+    if changed(sp, ObjectKind::LimitRange).next().is_some() {
+        objects::apply_namespaced(client, &d.limit_range, dry_run).await?;
+    }
+    for c in changed(sp, ObjectKind::NetworkPolicy) {
+        match c.action {
+            Action::Prune => {
+                let uid = live
+                    .and_then(|l| {
+                        l.network_policies
+                            .iter()
+                            .find(|p| p.metadata.name.as_deref() == Some(&c.name))
+                    })
+                    .and_then(|p| p.metadata.uid.as_deref());
+                objects::delete_network_policy(client, &d.release.namespace, &c.name, uid, dry_run).await?;
+            }
+            _ => {
+                if let Some(p) = d
+                    .network_policies
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(&c.name))
+                {
+                    objects::apply_namespaced(client, p, dry_run).await?;
+                }
+            }
+        }
+    }
+    if dry_run {
+        return Ok(());
+    }
+    if changed(sp, ObjectKind::Secret).next().is_some() {
+        objects::create_credentials(client, &d.store.name, false).await?;
+    }
+    if changed(sp, ObjectKind::HelmRelease).next().is_some() {
+        if let Some(release) = live.and_then(|l| l.release.as_ref()).filter(|r| r.is_pending()) {
+            remediate(applier, d, release).await?;
+        }
+        let ok = applier.helm.upgrade_install(&d.release, &d.release_hash).await;
+        observe_helm(applier, HelmOp::Upgrade, ok.is_ok());
+        ok?;
+    }
+    Ok(())
+}
+
+fn observe_helm(applier: &Applier, op: HelmOp, ok: bool) {
+    if let Some(f) = &applier.on_helm {
+        f(op, ok);
+    }
+}
+
+/// Most attempts at unsticking a release in one sync.
+const REMEDIATION_ATTEMPTS: u32 = 3;
+
+/// A release cut off mid-operation (`pending-*`) blocks every later upgrade. Roll it back to the
+/// last good revision, or uninstall it when it never deployed, a bounded number of times.
+async fn remediate(applier: &Applier, d: &DesiredStore, release: &crate::live::LiveRelease) -> Result<()> {
+    let (name, ns) = (&d.release.name, &d.release.namespace);
+    let mut last = None;
+    for attempt in 1..=REMEDIATION_ATTEMPTS {
+        let (op, outcome) = match release.last_good_revision() {
+            Some(revision) => {
+                warn!(status = %release.status, revision, attempt, "release is stuck; rolling back");
+                (HelmOp::Rollback, applier.helm.rollback(name, ns, revision).await)
+            }
+            None => {
+                warn!(status = %release.status, attempt, "release never deployed and is stuck; uninstalling");
+                (HelmOp::Uninstall, applier.helm.uninstall(name, ns).await)
+            }
+        };
+        observe_helm(applier, op, outcome.is_ok());
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2)).await;
+    }
+    Err(Error::Helm {
+        operation: "remediate",
+        message: format!(
+            "release {ns}/{name} is stuck in {} and could not be remediated in {REMEDIATION_ATTEMPTS} attempts: {}",
+            release.status,
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ),
+    })
+}
+
+/// Uninstalls the release, then deletes the namespace (which takes every object with it).
+async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>) -> Result<()> {
+    let Some(live) = live else { return Ok(()) };
+    // The planner only prunes what it observed as storesync's; check again before deleting.
+    if live.label(desired::MANAGED_BY) != Some(desired::MANAGER) {
+        return Err(Error::Source(format!(
+            "namespace of {} is not managed by storesync; not pruned",
+            sp.store
+        )));
+    }
+    let ns = live
+        .namespace
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| desired::namespace_of(&sp.store));
+    if applier.dry_run {
+        return objects::delete_namespace(&applier.client, &ns, live.namespace.metadata.uid.as_deref(), true)
+            .await;
+    }
+    if live.release.is_some() {
+        let ok = applier.helm.uninstall(&sp.store, &ns).await;
+        observe_helm(applier, HelmOp::Uninstall, ok.is_ok());
+        ok?;
+    }
+    info!(namespace = %ns, "pruning store");
+    objects::delete_namespace(
+        &applier.client,
+        &ns,
+        live.namespace.metadata.uid.as_deref(),
+        false,
+    )
+    .await
+}

@@ -1,0 +1,183 @@
+//! Writes to the Kubernetes API: server-side apply under field manager `storesync`, the
+//! credentials Secret, deletions guarded by the object's uid.
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::desired::{self, CREDENTIAL_KEYS, CREDENTIALS_SECRET};
+use crate::error::{Error, Result};
+
+pub const FIELD_MANAGER: &str = "storesync";
+/// Length of each generated credential: letters and digits only, so it is safe in URLs.
+const SECRET_LENGTH: usize = 40;
+
+fn apply_params(dry_run: bool) -> PatchParams {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run { params.dry_run() } else { params }
+}
+
+/// Server-side applies a namespaced object.
+pub async fn apply_namespaced<K>(client: &Client, obj: &K, dry_run: bool) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug,
+{
+    let meta = obj.meta();
+    let (namespace, name) = (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    );
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    api.patch(&name, &apply_params(dry_run), &Patch::Apply(obj))
+        .await
+        .map_err(Error::kube(format!(
+            "cannot apply {} {namespace}/{name}",
+            K::kind(&())
+        )))?;
+    Ok(())
+}
+
+pub async fn apply_namespace(client: &Client, ns: &Namespace, dry_run: bool) -> Result<()> {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.patch(&name, &apply_params(dry_run), &Patch::Apply(ns))
+        .await
+        .map_err(Error::kube(format!("cannot apply Namespace {name}")))?;
+    Ok(())
+}
+
+/// A random string of letters and digits from the operating system's CSPRNG.
+fn generate() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(SECRET_LENGTH);
+    let mut buf = [0u8; 64];
+    while out.len() < SECRET_LENGTH {
+        getrandom::fill(&mut buf)
+            .map_err(|e| Error::Source(format!("the system random generator failed: {e}")))?;
+        // Rejection sampling keeps every character equally likely (248 = 62 * 4).
+        out.extend(
+            buf.iter()
+                .filter(|b| **b < 248)
+                .map(|b| ALPHABET[usize::from(*b % 62)] as char),
+        );
+    }
+    out.truncate(SECRET_LENGTH);
+    Ok(out)
+}
+
+/// Creates the store's credentials once. An existing Secret is never overwritten, so the
+/// credentials of a store never change once generated.
+pub async fn create_credentials(client: &Client, store: &str, dry_run: bool) -> Result<()> {
+    let namespace = desired::namespace_of(store);
+    let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
+    for key in CREDENTIAL_KEYS {
+        data.insert(key.to_string(), ByteString(generate()?.into_bytes()));
+    }
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(CREDENTIALS_SECRET.into()),
+            namespace: Some(namespace.clone()),
+            labels: Some(desired::labels(store)),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let params = PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    match api.create(&params, &secret).await {
+        Ok(_) => Ok(()),
+        // Created by an earlier, interrupted sync: keep it.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(e) => Err(Error::Kube {
+            context: format!("cannot create Secret {namespace}/{CREDENTIALS_SECRET}"),
+            source: e,
+        }),
+    }
+}
+
+fn guarded(uid: Option<&str>, dry_run: bool) -> DeleteParams {
+    DeleteParams {
+        dry_run,
+        preconditions: uid.map(|u| Preconditions {
+            uid: Some(u.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    }
+}
+
+/// Deletes a namespace storesync owns; `uid` guards against deleting a namespace re-created
+/// by someone else since it was observed.
+pub async fn delete_namespace(client: &Client, name: &str, uid: Option<&str>, dry_run: bool) -> Result<()> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.delete(name, &guarded(uid, dry_run)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube {
+            context: format!("cannot delete Namespace {name}"),
+            source: e,
+        }),
+    }
+}
+
+pub async fn delete_network_policy(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+    dry_run: bool,
+) -> Result<()> {
+    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &guarded(uid, dry_run)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube {
+            context: format!("cannot delete NetworkPolicy {namespace}/{name}"),
+            source: e,
+        }),
+    }
+}
+
+/// Records (or clears) the last error of a store on its namespace, for `storesync status`.
+pub async fn record_error(client: &Client, store: &str, error: Option<&str>) -> Result<()> {
+    let name = desired::namespace_of(store);
+    let api: Api<Namespace> = Api::all(client.clone());
+    let patch = serde_json::json!({ "metadata": { "annotations": { LAST_ERROR_ANNOTATION: error } } });
+    let params = PatchParams {
+        field_manager: Some("storesync-status".into()),
+        ..Default::default()
+    };
+    api.patch(&name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube(format!("cannot annotate Namespace {name}")))?;
+    Ok(())
+}
+
+pub const LAST_ERROR_ANNOTATION: &str = "storesync.dev/last-error";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_credentials_are_long_url_safe_and_distinct() {
+        let a = super::generate().unwrap();
+        let b = super::generate().unwrap();
+        assert_eq!(a.len(), super::SECRET_LENGTH);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, b);
+    }
+}

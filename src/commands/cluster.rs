@@ -1,0 +1,284 @@
+//! Commands that talk to a cluster: `plan` against live state, `apply`, `status`.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::Client;
+use kube::api::{Api, ListParams};
+
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, write_err};
+use crate::apply::{Applier, Helm, LAST_ERROR_ANNOTATION, Outcome, SyncReport};
+use crate::config::{OutputFormat, SourceArgs};
+use crate::desired::{COMMIT_ANNOTATION, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
+use crate::error::{Error, Result};
+use crate::live;
+use crate::plan::{self, PlanOptions};
+use crate::sync::{self, SyncOutcome};
+
+/// How to reach the cluster and run helm.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub helm: PathBuf,
+    pub charts_dir: PathBuf,
+    pub helm_timeout: Duration,
+    pub concurrency: usize,
+}
+
+pub async fn connect() -> Result<Client> {
+    Client::try_default()
+        .await
+        .map_err(|e| Error::Connect(e.to_string()))
+}
+
+fn applier(client: Client, options: &ClusterOptions, dry_run: bool) -> Applier {
+    Applier {
+        client,
+        helm: Helm {
+            binary: options.helm.clone(),
+            charts_dir: options.charts_dir.clone(),
+            timeout: options.helm_timeout,
+        },
+        concurrency: options.concurrency,
+        dry_run,
+        on_helm: None,
+    }
+}
+
+/// `plan` against the live cluster.
+#[allow(clippy::too_many_arguments)]
+pub async fn plan_live(
+    client: Client,
+    args: &SourceArgs,
+    cluster: &ClusterOptions,
+    output: OutputFormat,
+    create_diffs: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let snapshot = args.read()?;
+    let applier = applier(client, cluster, true);
+    let options = PlanOptions {
+        create_diffs,
+        no_prune: false,
+    };
+    let (catalog, plan, _) = match sync::plan_against_cluster(&applier, &snapshot, options).await? {
+        Ok(planned) => planned,
+        Err(findings) => {
+            print_diagnostics(err, &findings)?;
+            writeln!(err, "invalid catalog: no plan").map_err(write_err)?;
+            return Ok(EXIT_INVALID);
+        }
+    };
+    print_diagnostics(err, &catalog.warnings)?;
+    let text = match output {
+        OutputFormat::Text => plan::render_text(&plan, &args.display()),
+        OutputFormat::Json => plan::render_json(&plan)?,
+    };
+    out.write_all(text.as_bytes()).map_err(write_err)?;
+    Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
+}
+
+fn render_report(report: &SyncReport) -> String {
+    let mut text = String::new();
+    for r in report.stores.iter().filter(|r| r.outcome != Outcome::Unchanged) {
+        let outcome = serde_json::to_value(r.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        text.push_str(&format!("{:<12} {}", outcome, r.store));
+        if let Some(detail) = &r.detail {
+            text.push_str(&format!(": {detail}"));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!("Result: {}.\n", report.description()));
+    text
+}
+
+/// `apply`: one sync of the catalog into the cluster.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    client: Client,
+    args: &SourceArgs,
+    cluster: &ClusterOptions,
+    no_prune: bool,
+    dry_run: bool,
+    output: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    let snapshot = args.read()?;
+    let applier = applier(client, cluster, dry_run);
+    let options = PlanOptions {
+        create_diffs: false,
+        no_prune,
+    };
+    match sync::sync(&applier, &snapshot, options).await? {
+        SyncOutcome::Invalid(findings) => {
+            print_diagnostics(err, &findings)?;
+            writeln!(err, "invalid catalog: nothing applied, nothing pruned").map_err(write_err)?;
+            Ok(EXIT_INVALID)
+        }
+        SyncOutcome::Done(synced) => {
+            let sync::Synced {
+                catalog,
+                plan,
+                report,
+            } = *synced;
+            print_diagnostics(err, &catalog.warnings)?;
+            match output {
+                OutputFormat::Json => {
+                    let json = serde_json::json!({ "plan": plan, "result": report, "dryRun": dry_run });
+                    let text =
+                        serde_json::to_string_pretty(&json).map_err(|source| Error::Output { source })?;
+                    writeln!(out, "{text}").map_err(write_err)?;
+                }
+                OutputFormat::Text => {
+                    out.write_all(plan::render_text(&plan, &args.display()).as_bytes())
+                        .map_err(write_err)?;
+                    writeln!(out).map_err(write_err)?;
+                    if dry_run {
+                        writeln!(
+                            out,
+                            "Dry run: object writes were checked by the API server; nothing was changed."
+                        )
+                        .map_err(write_err)?;
+                    }
+                    out.write_all(render_report(&report).as_bytes())
+                        .map_err(write_err)?;
+                }
+            }
+            Ok(if report.failed() {
+                EXIT_FAILED
+            } else if plan.is_blocked() {
+                EXIT_INVALID
+            } else {
+                EXIT_OK
+            })
+        }
+    }
+}
+
+/// Ready workloads over all workloads, per namespace.
+async fn readiness(client: &Client) -> Result<BTreeMap<String, (usize, usize)>> {
+    let params = ListParams::default().labels("app.kubernetes.io/managed-by=Helm");
+    let deployments = Api::<Deployment>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(Error::kube("cannot list deployments"))?;
+    let statefulsets = Api::<StatefulSet>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(Error::kube("cannot list statefulsets"))?;
+    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for d in deployments.items {
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let e = out.entry(d.metadata.namespace.unwrap_or_default()).or_default();
+        e.1 += 1;
+        e.0 += usize::from(ready >= want);
+    }
+    for s in statefulsets.items {
+        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let e = out.entry(s.metadata.namespace.unwrap_or_default()).or_default();
+        e.1 += 1;
+        e.0 += usize::from(ready >= want);
+    }
+    Ok(out)
+}
+
+/// `status`: the live stores and their sync state.
+pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -> Result<u8> {
+    let live = live::observe(&client).await?;
+    let ready = readiness(&client).await?;
+    let mut rows = Vec::new();
+    for (name, store) in &live.stores {
+        let ns = store.namespace.metadata.name.clone().unwrap_or_default();
+        let (r, total) = ready.get(&ns).copied().unwrap_or((0, 0));
+        let state = if store.terminating() {
+            "terminating".to_string()
+        } else {
+            "present".to_string()
+        };
+        rows.push(serde_json::json!({
+            "store": name,
+            "owner": store.label(OWNER_LABEL),
+            "engine": store.label(ENGINE_LABEL),
+            "plan": store.label(PLAN_LABEL),
+            "commit": store.annotation(COMMIT_ANNOTATION),
+            "namespace": state,
+            "release": store.release.as_ref().map(|r| format!("{} (rev {})", r.status, r.revision)),
+            "ready": format!("{r}/{total}"),
+            "lastError": store.annotation(LAST_ERROR_ANNOTATION),
+        }));
+    }
+    match output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&rows).map_err(|source| Error::Output { source })?;
+            writeln!(out, "{text}").map_err(write_err)?;
+        }
+        OutputFormat::Text => {
+            let header = [
+                "STORE",
+                "OWNER",
+                "ENGINE",
+                "PLAN",
+                "COMMIT",
+                "RELEASE",
+                "READY",
+                "LAST ERROR",
+            ];
+            let keys = [
+                "store",
+                "owner",
+                "engine",
+                "plan",
+                "commit",
+                "release",
+                "ready",
+                "lastError",
+            ];
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| {
+                    keys.iter()
+                        .map(|k| match &row[*k] {
+                            serde_json::Value::String(s) if *k == "commit" => s.chars().take(12).collect(),
+                            serde_json::Value::String(s) => s.clone(),
+                            _ => "-".into(),
+                        })
+                        .collect()
+                })
+                .collect();
+            let widths: Vec<usize> = (0..header.len())
+                .map(|i| {
+                    cells
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([header[i].len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let line = |cols: &[String]| {
+                cols.iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            };
+            let head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+            writeln!(out, "{}", line(&head).trim_end()).map_err(write_err)?;
+            for row in &cells {
+                writeln!(out, "{}", line(row).trim_end()).map_err(write_err)?;
+            }
+            if rows.is_empty() {
+                writeln!(out, "(no stores managed by storesync in this cluster)").map_err(write_err)?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,206 @@
+//! Observing the cluster: one label-selected, cluster-wide, paginated LIST per kind, never one
+//! call per store. Helm releases are read from the metadata of Helm's release Secrets (labels
+//! only: the release payloads are large and never fetched), Secret data is never read.
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams, ObjectList, PartialObjectMeta};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tracing::{instrument, warn};
+
+use super::{LiveRelease, LiveState, LiveStore};
+use crate::apply::RELEASE_HASH_LABEL;
+use crate::desired::{CREDENTIALS_SECRET, MANAGED_BY, MANAGER, STORE_LABEL};
+use crate::error::{Error, Result};
+
+/// Label selector of everything storesync owns.
+pub fn owned_selector() -> String {
+    format!("{MANAGED_BY}={MANAGER}")
+}
+
+/// Helm's own label on its release Secrets.
+pub const HELM_RELEASE_SELECTOR: &str = "owner=helm";
+const PAGE: u32 = 500;
+
+async fn pages<T, F, Fut>(what: &str, selector: &str, mut list: F) -> Result<Vec<T>>
+where
+    T: Clone + DeserializeOwned + Debug,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = kube::Result<ObjectList<T>>>,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().labels(selector).limit(PAGE);
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let page = list(params)
+            .await
+            .map_err(Error::kube(format!("cannot list {what}")))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => return Ok(items),
+        }
+    }
+}
+
+async fn list_all<K>(client: &Client, what: &str, selector: &str) -> Result<Vec<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let api: Api<K> = Api::all(client.clone());
+    pages(what, selector, |p| {
+        let api = api.clone();
+        async move { api.list(&p).await }
+    })
+    .await
+}
+
+async fn list_secret_metadata(
+    client: &Client,
+    what: &str,
+    selector: &str,
+) -> Result<Vec<PartialObjectMeta<Secret>>> {
+    let api: Api<Secret> = Api::all(client.clone());
+    pages(what, selector, |p| {
+        let api = api.clone();
+        async move { api.list_metadata(&p).await }
+    })
+    .await
+}
+
+/// Everything storesync owns, by store.
+#[instrument(skip_all)]
+pub async fn observe(client: &Client) -> Result<LiveState> {
+    let owned = owned_selector();
+    let namespaces_api: Api<Namespace> = Api::all(client.clone());
+    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = tokio::try_join!(
+        pages("namespaces", &owned, |p| {
+            let api = namespaces_api.clone();
+            async move { api.list(&p).await }
+        }),
+        list_all::<ResourceQuota>(client, "resource quotas", &owned),
+        list_all::<LimitRange>(client, "limit ranges", &owned),
+        list_all::<NetworkPolicy>(client, "network policies", &owned),
+        list_secret_metadata(client, "credentials secrets", &owned),
+        list_secret_metadata(client, "helm releases", HELM_RELEASE_SELECTOR),
+    )?;
+    Ok(assemble(
+        namespaces,
+        quotas,
+        limit_ranges,
+        policies,
+        credentials,
+        releases,
+    ))
+}
+
+/// Groups the listed objects by store. Pure, so it is tested without a cluster.
+pub fn assemble(
+    namespaces: Vec<Namespace>,
+    quotas: Vec<ResourceQuota>,
+    limit_ranges: Vec<LimitRange>,
+    policies: Vec<NetworkPolicy>,
+    credentials: Vec<PartialObjectMeta<Secret>>,
+    releases: Vec<PartialObjectMeta<Secret>>,
+) -> LiveState {
+    let mut stores: BTreeMap<String, LiveStore> = BTreeMap::new();
+    // namespace name -> store name
+    let mut by_namespace: BTreeMap<String, String> = BTreeMap::new();
+    for ns in namespaces {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let Some(store) = ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(STORE_LABEL))
+            .cloned()
+        else {
+            warn!(namespace = %name, "namespace is labelled as managed by storesync but names no store; ignored");
+            continue;
+        };
+        by_namespace.insert(name, store.clone());
+        stores.insert(
+            store,
+            LiveStore {
+                namespace: ns,
+                ..Default::default()
+            },
+        );
+    }
+    let store_of = |namespace: &Option<String>| namespace.as_ref().and_then(|n| by_namespace.get(n)).cloned();
+    for q in quotas {
+        if let Some(s) = store_of(&q.metadata.namespace).and_then(|s| stores.get_mut(&s))
+            && q.metadata.name.as_deref() == Some(crate::desired::QUOTA_NAME)
+        {
+            s.quota = Some(q);
+        }
+    }
+    for l in limit_ranges {
+        if let Some(s) = store_of(&l.metadata.namespace).and_then(|s| stores.get_mut(&s))
+            && l.metadata.name.as_deref() == Some(crate::desired::LIMITS_NAME)
+        {
+            s.limit_range = Some(l);
+        }
+    }
+    for p in policies {
+        if let Some(s) = store_of(&p.metadata.namespace).and_then(|s| stores.get_mut(&s)) {
+            s.network_policies.push(p);
+        }
+    }
+    for c in credentials {
+        if let Some(s) = store_of(&c.metadata.namespace).and_then(|s| stores.get_mut(&s))
+            && c.metadata.name.as_deref() == Some(CREDENTIALS_SECRET)
+        {
+            s.credentials = true;
+        }
+    }
+    // Helm keeps one Secret per release revision: labels name, status, version.
+    // (store, release name) -> revisions as (revision, status, release hash)
+    type Revisions = Vec<(u32, String, Option<String>)>;
+    let mut revisions: BTreeMap<(String, String), Revisions> = BTreeMap::new();
+    for r in releases {
+        let Some(store) = store_of(&r.metadata.namespace) else {
+            continue;
+        };
+        let labels = r.metadata.labels.unwrap_or_default();
+        let (Some(name), Some(status), Some(version)) =
+            (labels.get("name"), labels.get("status"), labels.get("version"))
+        else {
+            continue;
+        };
+        let Ok(version) = version.parse::<u32>() else {
+            continue;
+        };
+        revisions.entry((store, name.clone())).or_default().push((
+            version,
+            status.clone(),
+            labels.get(RELEASE_HASH_LABEL).cloned(),
+        ));
+    }
+    for ((store, name), mut history) in revisions {
+        // The store's own release is named after the store; other releases are not storesync's.
+        if store != name {
+            continue;
+        }
+        history.sort_by_key(|(v, _, _)| *v);
+        let Some(s) = stores.get_mut(&store) else { continue };
+        let (revision, status, release_hash) = history.last().cloned().unwrap_or_default();
+        s.release = Some(LiveRelease {
+            status,
+            revision,
+            release_hash,
+            history: history.into_iter().map(|(v, st, _)| (v, st)).collect(),
+        });
+    }
+    for s in stores.values_mut() {
+        s.network_policies
+            .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    }
+    LiveState { stores }
+}

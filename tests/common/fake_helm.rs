@@ -1,0 +1,150 @@
+//! A recording `helm`: every invocation is logged with its argument vector and values file,
+//! `upgrade` renders the chart with the real helm (`helm template`, same chart, same values),
+//! and release state is kept in files the fake API server serves as Helm's release Secrets.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub struct FakeHelm {
+    pub dir: tempfile::TempDir,
+}
+
+/// The real helm: STORESYNC_HELM, tools/bin/helm, or `helm` on PATH.
+pub fn real_helm() -> PathBuf {
+    if let Some(p) = std::env::var_os("STORESYNC_HELM") {
+        return PathBuf::from(p);
+    }
+    let tools = super::repo_root().join("tools/bin/helm");
+    if tools.exists() {
+        return tools;
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("helm"))
+                .find(|p| p.exists())
+        })
+        .expect("helm not found: run scripts/setup-tools.sh (CI does)")
+}
+
+const SCRIPT: &str = r#"#!/usr/bin/env bash
+# Recording helm for tests. Releases: releases/<namespace>__<name>, a line per revision:
+# "<revision> <status> <release-hash>".
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$here/releases" "$here/values"
+# storesync runs helm for several stores at once; keep the log and numbering consistent.
+exec 9>"$here/lock"
+flock 9
+n=$(( $(wc -l < "$here/calls.log" 2>/dev/null || echo 0) + 1 ))
+( IFS=$'\x1f'; printf '%s\n' "$*" ) >> "$here/calls.log"
+cmd="$1"; shift
+positional=(); ns=""; values=""; labels=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --namespace) ns="$2"; shift 2 ;;
+    --values) values="$2"; shift 2 ;;
+    --labels) labels="$2"; shift 2 ;;
+    --version|--timeout|--history-max) shift 2 ;;
+    --*) shift ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+name="${positional[0]}"
+rel="$here/releases/${ns}__${name}"
+last=$(tail -n 1 "$rel" 2>/dev/null | cut -d' ' -f1); last=${last:-0}
+case "$cmd" in
+  upgrade)
+    chart="${positional[1]}"
+    cp "$values" "$here/values/$n-$name.yaml"
+    if [ -e "$here/fail-upgrade-$name" ]; then
+      echo "Error: UPGRADE FAILED: simulated failure for $name" >&2
+      exit 1
+    fi
+    if ! "@REAL_HELM@" template "$name" "$chart" --namespace "$ns" --values "$values" > "$here/values/$n-$name.rendered.yaml"; then
+      echo "Error: the chart does not render with these values" >&2
+      exit 1
+    fi
+    hash="${labels#storesync.dev/release-hash=}"
+    [ -e "$rel" ] && sed -i 's/ deployed / superseded /' "$rel"
+    echo "$((last + 1)) deployed $hash" >> "$rel"
+    ;;
+  rollback)
+    target="${positional[1]}"
+    hash=$(awk -v r="$target" '$1 == r { print $3 }' "$rel")
+    sed -i -E 's/ (pending-[a-z]+|deployed) / superseded /' "$rel"
+    echo "$((last + 1)) deployed ${hash:--}" >> "$rel"
+    ;;
+  uninstall)
+    rm -f "$rel"
+    ;;
+  *)
+    echo "fake helm: unexpected command $cmd" >&2
+    exit 2
+    ;;
+esac
+"#;
+
+impl FakeHelm {
+    pub fn new() -> FakeHelm {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = SCRIPT.replace("@REAL_HELM@", &real_helm().display().to_string());
+        let path = dir.path().join("helm");
+        std::fs::write(&path, script).expect("write fake helm");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        std::fs::create_dir_all(dir.path().join("releases")).expect("releases dir");
+        FakeHelm { dir }
+    }
+
+    pub fn binary(&self) -> PathBuf {
+        self.dir.path().join("helm")
+    }
+
+    pub fn releases_dir(&self) -> PathBuf {
+        self.dir.path().join("releases")
+    }
+
+    /// Every invocation so far, as argument vectors.
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split('\x1f').map(String::from).collect())
+            .collect()
+    }
+
+    /// The values file given to the n-th invocation (1-based) for release `name`.
+    pub fn values(&self, n: usize, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("values/{n}-{name}.yaml"))).expect("values file")
+    }
+
+    pub fn rendered(&self, n: usize, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("values/{n}-{name}.rendered.yaml")))
+            .expect("rendered")
+    }
+
+    /// Sets the revisions of a release, as `(revision, status, hash)`.
+    pub fn set_release(&self, namespace: &str, name: &str, revisions: &[(u32, &str, &str)]) {
+        let text: String = revisions
+            .iter()
+            .map(|(r, s, h)| format!("{r} {s} {h}\n"))
+            .collect();
+        std::fs::write(self.releases_dir().join(format!("{namespace}__{name}")), text).expect("release file");
+    }
+
+    pub fn release(&self, namespace: &str, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.releases_dir().join(format!("{namespace}__{name}"))).ok()
+    }
+
+    pub fn fail_upgrades_of(&self, name: &str) {
+        std::fs::write(self.dir.path().join(format!("fail-upgrade-{name}")), "").expect("flag");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
