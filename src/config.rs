@@ -75,6 +75,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Keep the cluster in step with a branch: poll, webhooks and file watch trigger syncs;
+    /// pull requests get plans; results go back to GitHub as commit statuses.
+    Serve {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
+    },
     /// The live stores and their sync state.
     Status {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -109,8 +119,11 @@ pub struct SourceArgs {
     /// HTTPS token for Git URLs.
     #[arg(long, env = "STORESYNC_GIT_TOKEN", hide_env_values = true)]
     pub git_token: Option<String>,
+    /// File holding the HTTPS token (a mounted Secret), read at start.
+    #[arg(long, env = "STORESYNC_GIT_TOKEN_FILE", conflicts_with = "git_token")]
+    pub git_token_file: Option<PathBuf>,
     /// Private key file for SSH Git URLs.
-    #[arg(long, env = "STORESYNC_GIT_SSH_KEY")]
+    #[arg(long, env = "STORESYNC_GIT_SSH_KEY_FILE")]
     pub git_ssh_key: Option<PathBuf>,
 }
 
@@ -139,4 +152,48 @@ impl ClusterArgs {
             concurrency: usize::from(self.concurrency),
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// How often the tracked branch is fetched and synced, webhooks or not.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "STORESYNC_INTERVAL")]
+    pub interval: std::time::Duration,
+    /// Address of the HTTP server (webhook, health, metrics, status pages).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "STORESYNC_LISTEN")]
+    pub listen: std::net::SocketAddr,
+    /// The GitHub repository of the catalog, `OWNER/NAME`, for commit statuses.
+    #[arg(long, env = "STORESYNC_GITHUB_REPO")]
+    pub github_repo: Option<String>,
+    /// GitHub token for commit statuses.
+    #[arg(
+        long,
+        env = "GITHUB_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "github_token_file"
+    )]
+    pub github_token: Option<String>,
+    /// File holding the GitHub token.
+    #[arg(long, env = "STORESYNC_GITHUB_TOKEN_FILE")]
+    pub github_token_file: Option<PathBuf>,
+    /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
+    #[arg(long, env = "STORESYNC_GITHUB_API_URL")]
+    pub github_api_url: Option<String>,
+    /// Webhook secret.
+    #[arg(
+        long,
+        env = "STORESYNC_WEBHOOK_SECRET",
+        hide_env_values = true,
+        conflicts_with = "webhook_secret_file"
+    )]
+    pub webhook_secret: Option<String>,
+    /// File holding the webhook secret.
+    #[arg(long, env = "STORESYNC_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Public URL of this daemon; commit statuses link to `<url>/commits/<sha>`.
+    #[arg(long, env = "STORESYNC_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// Pull-request plans run at once (they never hold up syncs).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16), env = "STORESYNC_PLAN_WORKERS")]
+    pub plan_workers: u16,
 }

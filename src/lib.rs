@@ -7,10 +7,14 @@
 pub mod apply;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod live;
+pub mod metrics;
 pub mod plan;
+pub mod report;
+pub mod server;
 pub mod source;
 pub mod sync;
 

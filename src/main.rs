@@ -18,9 +18,8 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    // Not locked: log lines from worker threads go to stderr while a command runs.
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let code = match cli.command {
         Command::Validate { source, output } => commands::validate(&source, output, &mut out, &mut err)?,
         Command::Plan {
@@ -63,6 +62,24 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await?
         }
+        Command::Serve {
+            source,
+            cluster,
+            serve,
+        } => {
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!(
+                    "signal received: finishing the sync in flight, then stopping (again to abort)"
+                );
+                let _ = stop.send(true);
+                wait_for_signal().await;
+                eprintln!("storesync: second signal: aborting");
+                std::process::exit(130);
+            });
+            commands::serve(&source, &cluster.options(), &serve, shutdown).await?
+        }
         Command::Status { output } => commands::status(commands::connect().await?, output, &mut out).await?,
         Command::History {
             store,
@@ -72,6 +89,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     out.flush()?;
     Ok(code)
+}
+
+/// SIGTERM or SIGINT.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn main() -> ExitCode {

@@ -64,7 +64,7 @@ pub struct ResultSummary {
 }
 
 /// The result of applying one plan: data that feeds output, logs, metrics and statuses.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncReport {
     pub revision: Revision,
     pub summary: ResultSummary,

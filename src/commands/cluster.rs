@@ -1,12 +1,9 @@
 //! Commands that talk to a cluster: `plan` against live state, `apply`, `status`.
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::Client;
-use kube::api::{Api, ListParams};
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, write_err};
 use crate::apply::{Applier, Helm, LAST_ERROR_ANNOTATION, Outcome, SyncReport};
@@ -161,39 +158,10 @@ pub async fn apply(
     }
 }
 
-/// Ready workloads over all workloads, per namespace.
-async fn readiness(client: &Client) -> Result<BTreeMap<String, (usize, usize)>> {
-    let params = ListParams::default().labels("app.kubernetes.io/managed-by=Helm");
-    let deployments = Api::<Deployment>::all(client.clone())
-        .list(&params)
-        .await
-        .map_err(Error::kube("cannot list deployments"))?;
-    let statefulsets = Api::<StatefulSet>::all(client.clone())
-        .list(&params)
-        .await
-        .map_err(Error::kube("cannot list statefulsets"))?;
-    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for d in deployments.items {
-        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-        let e = out.entry(d.metadata.namespace.unwrap_or_default()).or_default();
-        e.1 += 1;
-        e.0 += usize::from(ready >= want);
-    }
-    for s in statefulsets.items {
-        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-        let e = out.entry(s.metadata.namespace.unwrap_or_default()).or_default();
-        e.1 += 1;
-        e.0 += usize::from(ready >= want);
-    }
-    Ok(out)
-}
-
 /// `status`: the live stores and their sync state.
 pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -> Result<u8> {
     let live = live::observe(&client).await?;
-    let ready = readiness(&client).await?;
+    let ready = live::readiness(&client).await?;
     let mut rows = Vec::new();
     for (name, store) in &live.stores {
         let ns = store.namespace.metadata.name.clone().unwrap_or_default();

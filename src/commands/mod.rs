@@ -30,11 +30,17 @@ impl SourceArgs {
     }
 
     pub fn options(&self) -> SourceOptions {
+        // A token file that cannot be read shows up as rejected credentials at the remote.
+        let file_token = self
+            .git_token_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.trim().to_string());
         SourceOptions {
             cache_dir: self.cache_dir.clone(),
             branch: Some(self.branch.clone()),
             credentials: Credentials {
-                https_token: self.git_token.clone(),
+                https_token: self.git_token.clone().or(file_token),
                 ssh_key: self.git_ssh_key.clone(),
             },
         }
@@ -228,4 +234,6 @@ fn local_subdir(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
 }
 
 mod cluster;
+mod serve;
 pub use cluster::{ClusterOptions, apply, connect, plan_live, status};
+pub use serve::serve;

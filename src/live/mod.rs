@@ -2,7 +2,7 @@
 //! data the planner compares against; [`observe`] fills it in.
 mod observe;
 
-pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector};
+pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector, readiness};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, ObjectList, PartialObjectMeta};
@@ -203,4 +204,33 @@ pub fn assemble(
             .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     }
     LiveState { stores }
+}
+
+/// Ready workloads over all workloads, per namespace.
+pub async fn readiness(client: &Client) -> Result<BTreeMap<String, (usize, usize)>> {
+    let params = ListParams::default().labels("app.kubernetes.io/managed-by=Helm");
+    let deployments = Api::<Deployment>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(Error::kube("cannot list deployments"))?;
+    let statefulsets = Api::<StatefulSet>::all(client.clone())
+        .list(&params)
+        .await
+        .map_err(Error::kube("cannot list statefulsets"))?;
+    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for d in deployments.items {
+        let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let e = out.entry(d.metadata.namespace.unwrap_or_default()).or_default();
+        e.1 += 1;
+        e.0 += usize::from(ready >= want);
+    }
+    for s in statefulsets.items {
+        let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let e = out.entry(s.metadata.namespace.unwrap_or_default()).or_default();
+        e.1 += 1;
+        e.0 += usize::from(ready >= want);
+    }
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 mod commit;
 pub mod history;
 mod remote;
+pub mod tracked;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -116,7 +116,7 @@ fn callbacks(credentials: &Credentials) -> RemoteCallbacks<'_> {
             };
         }
         Err(git2::Error::from_str(
-            "the remote needs credentials: set STORESYNC_GIT_TOKEN or STORESYNC_GIT_SSH_KEY",
+            "the remote needs credentials: set STORESYNC_GIT_TOKEN(_FILE) or STORESYNC_GIT_SSH_KEY_FILE",
         ))
     });
     callbacks

@@ -53,6 +53,8 @@ done
 name="${positional[0]}"
 rel="$here/releases/${ns}__${name}"
 last=$(tail -n 1 "$rel" 2>/dev/null | cut -d' ' -f1); last=${last:-0}
+# A slow helm, to hold a sync open while a test sends more triggers.
+if [ -e "$here/slow" ]; then sleep "$(cat "$here/slow")"; fi
 case "$cmd" in
   upgrade)
     chart="${positional[1]}"
@@ -138,6 +140,11 @@ impl FakeHelm {
 
     pub fn release(&self, namespace: &str, name: &str) -> Option<String> {
         std::fs::read_to_string(self.releases_dir().join(format!("{namespace}__{name}"))).ok()
+    }
+
+    /// Every later invocation sleeps this long first.
+    pub fn slow_down(&self, seconds: f64) {
+        std::fs::write(self.dir.path().join("slow"), seconds.to_string()).expect("flag");
     }
 
     pub fn fail_upgrades_of(&self, name: &str) {

@@ -86,6 +86,7 @@ pub fn source_args(repo: &Path) -> SourceArgs {
         branch: "main".into(),
         cache_dir: None,
         git_token: None,
+        git_token_file: None,
         git_ssh_key: None,
     }
 }

@@ -1,0 +1,131 @@
+//! `serve`: the daemon and its HTTP server, until the first shutdown signal drains them.
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{ClusterOptions, connect};
+use crate::apply::{Applier, Helm};
+use crate::config::{ServeArgs, SourceArgs};
+use crate::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::report::{StatusReporter, github::GitHubNotifier};
+use crate::server::{self, ServerState, WebhookSecret, webhook::Deliveries};
+use crate::source::tracked::TrackedRepo;
+
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// Runs until `shutdown` turns true; returns once the in-flight sync and requests are done.
+pub async fn serve(
+    source: &SourceArgs,
+    cluster: &ClusterOptions,
+    args: &ServeArgs,
+    shutdown: watch::Receiver<bool>,
+) -> Result<u8> {
+    let tracked = TrackedRepo {
+        location: source.location(),
+        branch: source.branch.clone(),
+        options: source.options(),
+    };
+    let metrics = Arc::new(Metrics::default());
+
+    let github_token = match (&args.github_token, &args.github_token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(read_secret_file(f, "GitHub token")?),
+        (None, None) => None,
+    };
+    let statuses = match (&args.github_repo, github_token) {
+        (Some(repo), Some(token)) => {
+            let (owner, name) = repo
+                .split_once('/')
+                .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+                .ok_or_else(|| Error::Usage(format!("--github-repo must be OWNER/NAME, not `{repo}`")))?;
+            let notifier = GitHubNotifier::new(owner, name, token, args.github_api_url.as_deref())
+                .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let counter = metrics.clone();
+            Some(StatusReporter::spawn(
+                Arc::new(notifier),
+                Arc::new(move |label| counter.status_post(label)),
+            ))
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "--github-repo needs a token: GITHUB_TOKEN or --github-token-file".into(),
+            ));
+        }
+        (None, _) => {
+            warn!("no --github-repo: results are not reported as commit statuses");
+            None
+        }
+    };
+    let webhook_secret = match (&args.webhook_secret, &args.webhook_secret_file) {
+        (Some(s), _) => Some(WebhookSecret(s.clone().into_bytes())),
+        (None, Some(f)) => Some(WebhookSecret(read_secret_file(f, "webhook secret")?.into_bytes())),
+        (None, None) => {
+            warn!(
+                "no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch"
+            );
+            None
+        }
+    };
+
+    let client = connect().await?;
+    let helm_metrics = metrics.clone();
+    let applier = Applier {
+        client,
+        helm: Helm {
+            binary: cluster.helm.clone(),
+            charts_dir: cluster.charts_dir.clone(),
+            timeout: cluster.helm_timeout,
+        },
+        concurrency: cluster.concurrency,
+        dry_run: false,
+        on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
+    };
+    let ctx = Arc::new(Context {
+        applier,
+        metrics,
+        statuses,
+        state: DaemonState::default(),
+        settings: Settings {
+            tracked,
+            interval: args.interval,
+            external_url: args.external_url.clone(),
+            plan_workers: usize::from(args.plan_workers),
+        },
+        syncs: SyncQueue::default(),
+        plans: PlanQueue::new(64),
+    });
+    let state = Arc::new(ServerState {
+        ctx: ctx.clone(),
+        webhook_secret,
+        github_repo: args.github_repo.clone(),
+        deliveries: Deliveries::new(4096),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(Error::io(args.listen.to_string()))?;
+    info!(listen = %args.listen, repo = %source.display(), branch = %source.branch, "serving");
+
+    let daemon = tokio::spawn(daemon::run(ctx.clone(), shutdown.clone()));
+    let mut stop = shutdown.clone();
+    let server = axum::serve(listener, server::router(state)).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    let served = server.await;
+    let _ = daemon.await;
+    served.map_err(Error::io(args.listen.to_string()))?;
+    info!("stopped");
+    Ok(super::EXIT_OK)
+}

@@ -1,0 +1,272 @@
+//! The trigger queues of the daemon. Syncs: latest wins — triggers that arrive while a sync runs
+//! coalesce into one follow-up sync, none is lost. Plans: one pending plan per pull request,
+//! bounded in number, served by their own workers so they never hold up a sync.
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+use tracing::warn;
+
+/// What asked for a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Startup,
+    Poll,
+    Webhook,
+    FileWatch,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Startup => "startup",
+            Reason::Poll => "poll",
+            Reason::Webhook => "webhook",
+            Reason::FileWatch => "file-watch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncTrigger {
+    pub reason: Reason,
+    /// The commit a push announced; the sync reads the branch head, which is at least as new.
+    pub sha: Option<String>,
+}
+
+#[derive(Default)]
+struct SyncInner {
+    pending: Option<SyncTrigger>,
+    /// Triggers received since the queue was made.
+    received: u64,
+    /// Triggers folded into a pending one.
+    coalesced: u64,
+    closed: bool,
+}
+
+/// A single-slot, latest-wins queue of sync triggers.
+#[derive(Default)]
+pub struct SyncQueue {
+    inner: Mutex<SyncInner>,
+    notify: Notify,
+}
+
+impl SyncQueue {
+    pub fn push(&self, trigger: SyncTrigger) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.closed {
+                return;
+            }
+            inner.received += 1;
+            // A trigger naming a commit wins over one that does not, whatever the order.
+            let keep_sha = inner.pending.as_ref().and_then(|p| p.sha.clone());
+            if inner.pending.is_some() {
+                inner.coalesced += 1;
+            }
+            let sha = trigger.sha.clone().or(keep_sha);
+            inner.pending = Some(SyncTrigger { sha, ..trigger });
+        }
+        self.notify.notify_one();
+    }
+
+    /// The next trigger; `None` once the queue is closed and empty.
+    pub async fn next(&self) -> Option<SyncTrigger> {
+        loop {
+            {
+                let Ok(mut inner) = self.inner.lock() else {
+                    return None;
+                };
+                if let Some(t) = inner.pending.take() {
+                    return Some(t);
+                }
+                if inner.closed {
+                    return None;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Stops accepting triggers; a pending one is dropped (shutdown).
+    pub fn close(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.closed = true;
+            inner.pending = None;
+        }
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
+    /// (received, coalesced) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        self.inner
+            .lock()
+            .map(|i| (i.received, i.coalesced))
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanTrigger {
+    pub number: u64,
+    pub sha: String,
+    pub from_fork: bool,
+}
+
+#[derive(Default)]
+struct PlanInner {
+    pending: VecDeque<PlanTrigger>,
+    closed: bool,
+}
+
+/// Pending pull-request plans: one per pull request (a newer head replaces an older one),
+/// at most `capacity`; the oldest is dropped, and said so, when full.
+pub struct PlanQueue {
+    inner: Mutex<PlanInner>,
+    notify: Notify,
+    capacity: usize,
+}
+
+impl PlanQueue {
+    pub fn new(capacity: usize) -> PlanQueue {
+        PlanQueue {
+            inner: Mutex::new(PlanInner::default()),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&self, trigger: PlanTrigger) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.closed {
+                return;
+            }
+            inner.pending.retain(|p| p.number != trigger.number);
+            if inner.pending.len() >= self.capacity
+                && let Some(dropped) = inner.pending.pop_front()
+            {
+                warn!(pr = dropped.number, sha = %dropped.sha, "too many pending plans; dropping the oldest");
+            }
+            inner.pending.push_back(trigger);
+        }
+        self.notify.notify_one();
+    }
+
+    pub async fn next(&self) -> Option<PlanTrigger> {
+        loop {
+            {
+                let Ok(mut inner) = self.inner.lock() else {
+                    return None;
+                };
+                if let Some(t) = inner.pending.pop_front() {
+                    return Some(t);
+                }
+                if inner.closed {
+                    return None;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    pub fn close(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.closed = true;
+            inner.pending.clear();
+        }
+        self.notify.notify_waiters();
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.pending.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(sha: &str) -> SyncTrigger {
+        SyncTrigger {
+            reason: Reason::Webhook,
+            sha: Some(sha.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn triggers_during_a_sync_coalesce_into_the_newest() {
+        let q = SyncQueue::default();
+        for i in 0..50 {
+            q.push(webhook(&format!("sha{i}")));
+        }
+        assert_eq!(q.next().await, Some(webhook("sha49")));
+        assert_eq!(q.counts(), (50, 49));
+        // Nothing else is pending.
+        let next = tokio::time::timeout(std::time::Duration::from_millis(50), q.next()).await;
+        assert!(next.is_err(), "exactly one follow-up");
+    }
+
+    #[tokio::test]
+    async fn a_poll_after_a_push_keeps_the_pushed_commit() {
+        let q = SyncQueue::default();
+        q.push(webhook("abc"));
+        q.push(SyncTrigger {
+            reason: Reason::Poll,
+            sha: None,
+        });
+        assert_eq!(
+            q.next().await,
+            Some(SyncTrigger {
+                reason: Reason::Poll,
+                sha: Some("abc".into())
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_wakes_and_close_ends_it() {
+        let q = std::sync::Arc::new(SyncQueue::default());
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.next().await }
+        });
+        tokio::task::yield_now().await;
+        q.push(webhook("x"));
+        assert_eq!(waiter.await.unwrap(), Some(webhook("x")));
+        q.close();
+        assert_eq!(q.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn plans_keep_one_per_pull_request_and_are_bounded() {
+        let q = PlanQueue::new(2);
+        q.push(PlanTrigger {
+            number: 1,
+            sha: "a".into(),
+            from_fork: false,
+        });
+        q.push(PlanTrigger {
+            number: 1,
+            sha: "b".into(),
+            from_fork: false,
+        });
+        assert_eq!(q.len(), 1);
+        q.push(PlanTrigger {
+            number: 2,
+            sha: "c".into(),
+            from_fork: false,
+        });
+        q.push(PlanTrigger {
+            number: 3,
+            sha: "d".into(),
+            from_fork: true,
+        });
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.next().await.unwrap().number, 2, "the oldest (PR 1) was dropped");
+        assert_eq!(q.next().await.unwrap().sha, "d");
+    }
+}

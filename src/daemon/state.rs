@@ -1,0 +1,223 @@
+//! What the daemon knows for people and scripts: the stores as last observed, the last syncs
+//! and the plan or result of recent commits. Memory only: the cluster holds the live state, so
+//! a restart loses nothing that the next sync does not rebuild.
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::apply::{Outcome, SyncReport};
+use crate::desired::{COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
+use crate::live::LiveState;
+
+const KEEP_SYNCS: usize = 50;
+const KEEP_COMMITS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreView {
+    pub name: String,
+    pub owner: Option<String>,
+    pub engine: Option<String>,
+    pub plan: Option<String>,
+    pub domain: Option<String>,
+    /// in-sync, applied, failed, blocked, suspended, pruned, terminating, pending, unmanaged
+    pub state: &'static str,
+    /// Commit last applied to the store.
+    pub commit: Option<String>,
+    pub release: Option<String>,
+    /// Ready workloads / workloads.
+    pub ready: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRecord {
+    pub sha: Option<String>,
+    pub reason: &'static str,
+    /// Unix seconds.
+    pub started: u64,
+    pub seconds: f64,
+    /// success, failure or error.
+    pub state: &'static str,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRecord {
+    pub sha: String,
+    /// sync or plan.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<u64>,
+    pub finished: u64,
+    pub state: &'static str,
+    pub description: String,
+    /// The plan as text (what a reviewer reads).
+    pub plan: String,
+    /// Per-store results of a sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<SyncReport>,
+    /// Validation findings of an invalid catalog.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct DaemonState {
+    ready: AtomicBool,
+    stores: RwLock<Vec<StoreView>>,
+    syncs: RwLock<VecDeque<SyncRecord>>,
+    commits: RwLock<VecDeque<CommitRecord>>,
+    last_synced: RwLock<Option<String>>,
+}
+
+impl DaemonState {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stores(&self) -> Vec<StoreView> {
+        self.stores.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn set_stores(&self, stores: Vec<StoreView>) {
+        if let Ok(mut s) = self.stores.write() {
+            *s = stores;
+        }
+    }
+
+    /// Newest first.
+    pub fn syncs(&self) -> Vec<SyncRecord> {
+        self.syncs
+            .read()
+            .map(|s| s.iter().rev().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn record_sync(&self, record: SyncRecord) {
+        if let Ok(mut s) = self.syncs.write() {
+            s.push_back(record);
+            while s.len() > KEEP_SYNCS {
+                s.pop_front();
+            }
+        }
+    }
+
+    /// The newest record of `sha` (a sync wins over a plan of the same commit).
+    pub fn commit(&self, sha: &str) -> Option<CommitRecord> {
+        let commits = self.commits.read().ok()?;
+        let matching = || {
+            commits
+                .iter()
+                .rev()
+                .filter(|c| c.sha == sha || (sha.len() >= 7 && c.sha.starts_with(sha)))
+        };
+        matching()
+            .find(|c| c.kind == "sync")
+            .or_else(|| matching().next())
+            .cloned()
+    }
+
+    pub fn record_commit(&self, record: CommitRecord) {
+        if let Ok(mut c) = self.commits.write() {
+            c.push_back(record);
+            while c.len() > KEEP_COMMITS {
+                c.pop_front();
+            }
+        }
+    }
+
+    pub fn last_synced(&self) -> Option<String> {
+        self.last_synced.read().ok().and_then(|l| l.clone())
+    }
+
+    pub fn set_last_synced(&self, sha: &str) {
+        if let Ok(mut l) = self.last_synced.write() {
+            *l = Some(sha.to_string());
+        }
+    }
+}
+
+/// The store table from live state, the catalog of the last sync and its results.
+pub fn store_views(
+    live: &LiveState,
+    catalog: Option<&Catalog>,
+    report: Option<&SyncReport>,
+    ready: &BTreeMap<String, (usize, usize)>,
+) -> Vec<StoreView> {
+    let mut views: BTreeMap<String, StoreView> = BTreeMap::new();
+    for (name, l) in &live.stores {
+        let ns = l.namespace.metadata.name.clone().unwrap_or_default();
+        views.insert(
+            name.clone(),
+            StoreView {
+                name: name.clone(),
+                owner: l.label(OWNER_LABEL).map(String::from),
+                engine: l.label(ENGINE_LABEL).map(String::from),
+                plan: l.label(PLAN_LABEL).map(String::from),
+                domain: None,
+                state: if l.terminating() { "terminating" } else { "in-sync" },
+                commit: l.annotation(COMMIT_ANNOTATION).map(String::from),
+                release: l
+                    .release
+                    .as_ref()
+                    .map(|r| format!("{} (rev {})", r.status, r.revision)),
+                ready: ready.get(&ns).map(|(r, t)| format!("{r}/{t}")),
+                last_error: l
+                    .annotation(crate::apply::LAST_ERROR_ANNOTATION)
+                    .map(String::from),
+            },
+        );
+    }
+    if let Some(catalog) = catalog {
+        for s in &catalog.stores {
+            let view = views.entry(s.name.clone()).or_insert_with(|| StoreView {
+                name: s.name.clone(),
+                owner: None,
+                engine: None,
+                plan: None,
+                domain: None,
+                state: "pending",
+                commit: None,
+                release: None,
+                ready: None,
+                last_error: None,
+            });
+            view.owner = Some(s.owner.clone());
+            view.engine = Some(s.engine.clone());
+            view.plan = Some(s.plan.clone());
+            view.domain = Some(s.domain.clone());
+            if s.suspend {
+                view.state = "suspended";
+            }
+        }
+    }
+    if let Some(report) = report {
+        for r in &report.stores {
+            let Some(view) = views.get_mut(&r.store) else {
+                continue;
+            };
+            view.state = match r.outcome {
+                Outcome::Applied => "applied",
+                Outcome::Pruned => "pruned",
+                Outcome::Failed => "failed",
+                Outcome::Blocked => "blocked",
+                Outcome::Skipped if view.state == "suspended" => "suspended",
+                Outcome::Skipped => "skipped",
+                Outcome::Unchanged => view.state,
+            };
+            if r.outcome == Outcome::Failed {
+                view.last_error = r.detail.clone();
+            }
+        }
+    }
+    views.into_values().collect()
+}

@@ -1,0 +1,626 @@
+//! GitHub webhooks: signature check, payload parsing and replay protection. Pure, no I/O: the
+//! handler verifies, parses, enqueues a trigger and answers 202.
+//!
+//! Order in the handler: [`verify_signature`] first (401 when false), then
+//! [`Deliveries::first_time`] (a replay answers 200 and does nothing), then [`parse`].
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Mutex, PoisonError};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// `sha256=<hex>`: HMAC-SHA256 of the raw body with the webhook secret.
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// The event name: `ping`, `push`, `pull_request`, …
+pub const EVENT_HEADER: &str = "x-github-event";
+/// A GUID per delivery; a redelivery from GitHub's settings page reuses it.
+pub const DELIVERY_HEADER: &str = "x-github-delivery";
+/// How many delivery ids [`Deliveries`] remembers by default.
+pub const DEFAULT_DELIVERY_MEMORY: usize = 4096;
+
+/// HMAC-SHA256 of `body` with `secret`, compared in constant time with the `X-Hub-Signature-256`
+/// header value (`sha256=<hex>`). A missing or malformed header is false, and so is an empty
+/// secret: anyone could sign with it.
+pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    let Some(signature) = header.and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(signature) = hex::decode(signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    // verify_slice compares in constant time and refuses a signature of the wrong length.
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// What a verified delivery asks storesync to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookAction {
+    Ping,
+    /// Push to the tracked branch: sync this commit (the `after` sha).
+    Sync {
+        sha: String,
+    },
+    /// `pull_request` opened/synchronize/reopened: plan this head commit.
+    Plan {
+        number: u64,
+        sha: String,
+        head_ref: String,
+        from_fork: bool,
+    },
+    /// Accepted but nothing to do; the reason is for logs.
+    Ignore(&'static str),
+}
+
+/// A delivery that is signed but cannot be understood. Messages never quote the payload.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("{event} payload is not JSON: {source}")]
+    Json {
+        event: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{event} payload lacks a field or has one of the wrong type: {source}")]
+    Payload {
+        event: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{event} payload has a {field} that is not a commit id")]
+    InvalidSha {
+        event: &'static str,
+        field: &'static str,
+    },
+}
+
+impl WebhookError {
+    /// A fixed, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            WebhookError::Json { .. } => "invalid_json",
+            WebhookError::Payload { .. } => "invalid_payload",
+            WebhookError::InvalidSha { .. } => "invalid_sha",
+        }
+    }
+
+    fn from_serde(event: &'static str) -> impl Fn(serde_json::Error) -> WebhookError {
+        move |source| match source.classify() {
+            serde_json::error::Category::Data => WebhookError::Payload { event, source },
+            _ => WebhookError::Json { event, source },
+        }
+    }
+}
+
+/// Only the fields storesync reads; GitHub's many others are ignored.
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct PushEvent {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct PullRequestAction {
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct PullRequestEvent {
+    number: u64,
+    pull_request: PullRequest,
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    head: GitRef,
+    base: GitRef,
+}
+
+#[derive(Deserialize)]
+struct GitRef {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: String,
+    /// `null` when the head repository (a fork) was deleted.
+    #[serde(default)]
+    repo: Option<Repository>,
+}
+
+/// Turns a verified delivery into an action. `event` is the `X-GitHub-Event` header,
+/// `tracked_branch` e.g. `main`, `repository` is `owner/name` when configured: deliveries for
+/// another repository (an organization-wide hook) are ignored, and a pull request whose head
+/// repository differs is `from_fork`.
+pub fn parse(
+    event: &str,
+    body: &[u8],
+    tracked_branch: &str,
+    repository: Option<&str>,
+) -> Result<WebhookAction, WebhookError> {
+    let tracked_branch = tracked_branch
+        .strip_prefix("refs/heads/")
+        .unwrap_or(tracked_branch);
+    match event {
+        "ping" => Ok(WebhookAction::Ping),
+        "push" => parse_push(body, tracked_branch, repository),
+        "pull_request" => parse_pull_request(body, tracked_branch, repository),
+        _ => Ok(WebhookAction::Ignore("event not handled")),
+    }
+}
+
+fn parse_push(
+    body: &[u8],
+    tracked_branch: &str,
+    repository: Option<&str>,
+) -> Result<WebhookAction, WebhookError> {
+    let push: PushEvent = serde_json::from_slice(body).map_err(WebhookError::from_serde("push"))?;
+    if !same_repository(repository, push.repository.as_ref()) {
+        return Ok(WebhookAction::Ignore("event for another repository"));
+    }
+    if push.git_ref.starts_with("refs/tags/") {
+        return Ok(WebhookAction::Ignore("tag push"));
+    }
+    if push.deleted || is_zero_sha(&push.after) {
+        return Ok(WebhookAction::Ignore("branch deleted"));
+    }
+    if push.git_ref.strip_prefix("refs/heads/") != Some(tracked_branch) {
+        return Ok(WebhookAction::Ignore("push to another branch"));
+    }
+    if !is_commit_id(&push.after) {
+        return Err(WebhookError::InvalidSha {
+            event: "push",
+            field: "after",
+        });
+    }
+    Ok(WebhookAction::Sync { sha: push.after })
+}
+
+fn parse_pull_request(
+    body: &[u8],
+    tracked_branch: &str,
+    repository: Option<&str>,
+) -> Result<WebhookAction, WebhookError> {
+    let from_serde = WebhookError::from_serde("pull_request");
+    // The action first, so an action storesync ignores need not carry a well-formed PR.
+    let action: PullRequestAction = serde_json::from_slice(body).map_err(&from_serde)?;
+    match action.action.as_str() {
+        "opened" | "synchronize" | "reopened" => {}
+        "closed" => return Ok(WebhookAction::Ignore("pull_request closed")),
+        _ => return Ok(WebhookAction::Ignore("pull_request action not handled")),
+    }
+    let event: PullRequestEvent = serde_json::from_slice(body).map_err(&from_serde)?;
+    let pr = event.pull_request;
+    if !same_repository(repository, event.repository.as_ref()) {
+        return Ok(WebhookAction::Ignore("event for another repository"));
+    }
+    // A pull request into another branch would not be synced when merged: its plan against
+    // the cluster would mislead.
+    if pr.base.git_ref != tracked_branch {
+        return Ok(WebhookAction::Ignore("pull request to another branch"));
+    }
+    if !is_commit_id(&pr.head.sha) {
+        return Err(WebhookError::InvalidSha {
+            event: "pull_request",
+            field: "pull_request.head.sha",
+        });
+    }
+    // Compared with the configured repository, else with the pull request's own base.
+    let home = repository
+        .map(str::to_owned)
+        .or_else(|| pr.base.repo.as_ref().map(|r| r.full_name.clone()))
+        .or_else(|| event.repository.as_ref().map(|r| r.full_name.clone()));
+    let from_fork = match (&pr.head.repo, home) {
+        (Some(head), Some(home)) => !head.full_name.eq_ignore_ascii_case(&home),
+        // A deleted fork, or nothing to compare with: treat as untrusted.
+        _ => true,
+    };
+    Ok(WebhookAction::Plan {
+        number: event.number,
+        sha: pr.head.sha,
+        head_ref: pr.head.git_ref,
+        from_fork,
+    })
+}
+
+/// GitHub names are case-insensitive. A payload without a repository is not rejected here.
+fn same_repository(configured: Option<&str>, payload: Option<&Repository>) -> bool {
+    match (configured, payload) {
+        (Some(configured), Some(payload)) => configured.eq_ignore_ascii_case(&payload.full_name),
+        _ => true,
+    }
+}
+
+fn is_zero_sha(sha: &str) -> bool {
+    !sha.is_empty() && sha.bytes().all(|b| b == b'0')
+}
+
+/// A full SHA-1 or SHA-256 object id in lowercase hex: it goes into API paths and git calls.
+fn is_commit_id(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Remembers recent `X-GitHub-Delivery` ids (bounded: the oldest is forgotten first) so a
+/// replayed delivery does nothing. Record an id only after its signature was verified, or a
+/// stranger could use up the memory.
+pub struct Deliveries {
+    capacity: usize,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl Deliveries {
+    pub fn new(capacity: usize) -> Self {
+        Deliveries {
+            capacity,
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    /// True the first time `id` is seen (among the last `capacity` ids).
+    pub fn first_time(&self, id: &str) -> bool {
+        // The set stays consistent across a panic elsewhere: every update below is complete.
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.ids.contains(id) {
+            return false;
+        }
+        if self.capacity == 0 {
+            return true;
+        }
+        if seen.order.len() >= self.capacity
+            && let Some(oldest) = seen.order.pop_front()
+        {
+            seen.ids.remove(&oldest);
+        }
+        seen.order.push_back(id.to_owned());
+        seen.ids.insert(id.to_owned());
+        true
+    }
+}
+
+impl Default for Deliveries {
+    fn default() -> Self {
+        Deliveries::new(DEFAULT_DELIVERY_MEMORY)
+    }
+}
+
+impl std::fmt::Debug for Deliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .order
+            .len();
+        f.debug_struct("Deliveries")
+            .field("capacity", &self.capacity)
+            .field("remembered", &len)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
+    const SHA2: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
+    const REPO: &str = "acme-platform/stores";
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn github_documented_test_vector() {
+        // From GitHub's "Validating webhook deliveries".
+        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify_signature(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            Some(header)
+        ));
+    }
+
+    #[test]
+    fn signature_good_bad_missing_malformed() {
+        let secret = b"s3cret";
+        let body = br#"{"zen":"Keep it logically awesome."}"#;
+        let good = sign(secret, body);
+        assert!(verify_signature(secret, body, Some(&good)));
+        assert!(verify_signature(
+            secret,
+            body,
+            Some(&good.to_uppercase().replace("SHA256=", "sha256="))
+        ));
+
+        // Wrong secret, tampered body.
+        assert!(!verify_signature(b"other", body, Some(&good)));
+        assert!(!verify_signature(secret, b"{\"zen\":\"tampered\"}", Some(&good)));
+        // Missing.
+        assert!(!verify_signature(secret, body, None));
+        // Malformed: no prefix, the SHA-1 header's prefix, not hex, empty.
+        let hex_part = good.strip_prefix("sha256=").unwrap();
+        assert!(!verify_signature(secret, body, Some(hex_part)));
+        assert!(!verify_signature(secret, body, Some(&format!("sha1={hex_part}"))));
+        assert!(!verify_signature(secret, body, Some("sha256=zz")));
+        assert!(!verify_signature(secret, body, Some("sha256=")));
+        assert!(!verify_signature(secret, body, Some("")));
+        // Wrong length: a prefix of the right signature, or one byte too many.
+        assert!(!verify_signature(secret, body, Some(&good[..good.len() - 2])));
+        assert!(!verify_signature(secret, body, Some(&format!("{good}00"))));
+    }
+
+    #[test]
+    fn empty_secret_never_verifies() {
+        let body = b"{}";
+        assert!(!verify_signature(b"", body, Some(&sign(b"", body))));
+    }
+
+    fn push(git_ref: &str, after: &str, deleted: bool) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "ref": git_ref,
+            "before": SHA2,
+            "after": after,
+            "created": false,
+            "deleted": deleted,
+            "forced": false,
+            "commits": [],
+            "repository": {"full_name": REPO, "name": "stores"},
+            "pusher": {"name": "octocat"},
+        }))
+        .unwrap()
+    }
+
+    fn parse_main(event: &str, body: &[u8]) -> Result<WebhookAction, WebhookError> {
+        parse(event, body, "main", Some(REPO))
+    }
+
+    #[test]
+    fn push_to_tracked_branch_syncs_after() {
+        let action = parse_main("push", &push("refs/heads/main", SHA, false)).unwrap();
+        assert_eq!(action, WebhookAction::Sync { sha: SHA.into() });
+        // Without a configured repository, and with a tracked branch given as a full ref.
+        let body = push("refs/heads/main", SHA, false);
+        assert_eq!(
+            parse("push", &body, "refs/heads/main", None).unwrap(),
+            WebhookAction::Sync { sha: SHA.into() }
+        );
+    }
+
+    #[test]
+    fn push_rules_ignore() {
+        let cases = [
+            (
+                push("refs/heads/main", "0".repeat(40).as_str(), true),
+                "branch deleted",
+            ),
+            (
+                push("refs/heads/feature", "0".repeat(40).as_str(), true),
+                "branch deleted",
+            ),
+            (
+                push("refs/heads/main", "0".repeat(40).as_str(), false),
+                "branch deleted",
+            ),
+            (push("refs/tags/v1.0.0", SHA, false), "tag push"),
+            (
+                push("refs/tags/v1.0.0", "0".repeat(40).as_str(), true),
+                "tag push",
+            ),
+            (push("refs/heads/feature/x", SHA, false), "push to another branch"),
+            (push("refs/heads/mainline", SHA, false), "push to another branch"),
+            (push("refs/heads/Main", SHA, false), "push to another branch"),
+        ];
+        for (body, reason) in cases {
+            let action = parse_main("push", &body).unwrap();
+            assert_eq!(
+                action,
+                WebhookAction::Ignore(reason),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn push_for_another_repository_is_ignored() {
+        let body = push("refs/heads/main", SHA, false);
+        let action = parse("push", &body, "main", Some("acme-platform/other")).unwrap();
+        assert_eq!(action, WebhookAction::Ignore("event for another repository"));
+        // Case-insensitive, as GitHub names are.
+        let action = parse("push", &body, "main", Some("Acme-Platform/Stores")).unwrap();
+        assert_eq!(action, WebhookAction::Sync { sha: SHA.into() });
+    }
+
+    #[test]
+    fn push_errors() {
+        let err = parse_main("push", b"{not json").unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_json");
+        let err = parse_main("push", br#"{"after": "abc"}"#).unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_payload");
+        assert!(err.to_string().contains("`ref`"), "{err}");
+        let err = parse_main("push", br#"{"ref": 1, "after": "abc"}"#).unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_payload");
+        for bad in ["abc", "../../../etc", &SHA.to_uppercase(), &format!("{SHA}0")] {
+            let err = parse_main("push", &push("refs/heads/main", bad, false)).unwrap_err();
+            assert_eq!(err.metric_label(), "invalid_sha", "{bad}");
+        }
+        // A SHA-256 repository's object ids are accepted.
+        let sha256 = "a".repeat(64);
+        assert_eq!(
+            parse_main("push", &push("refs/heads/main", &sha256, false)).unwrap(),
+            WebhookAction::Sync { sha: sha256 }
+        );
+    }
+
+    fn pull_request(action: &str, head_repo: Value, base_ref: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "action": action,
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "state": "open",
+                "head": {"label": "x:add-store", "ref": "add-store", "sha": SHA, "repo": head_repo},
+                "base": {"label": "acme-platform:main", "ref": base_ref, "sha": SHA2,
+                         "repo": {"full_name": REPO}},
+            },
+            "repository": {"full_name": REPO},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pull_request_actions_that_plan() {
+        for action in ["opened", "synchronize", "reopened"] {
+            let body = pull_request(action, json!({"full_name": REPO}), "main");
+            assert_eq!(
+                parse_main("pull_request", &body).unwrap(),
+                WebhookAction::Plan {
+                    number: 42,
+                    sha: SHA.into(),
+                    head_ref: "add-store".into(),
+                    from_fork: false
+                },
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn pull_request_from_fork() {
+        let body = pull_request("opened", json!({"full_name": "mallory/stores"}), "main");
+        let Ok(WebhookAction::Plan { from_fork, .. }) = parse_main("pull_request", &body) else {
+            panic!("expected a plan");
+        };
+        assert!(from_fork);
+        // Without a configured repository: compared with the base repository.
+        let Ok(WebhookAction::Plan { from_fork, .. }) = parse("pull_request", &body, "main", None) else {
+            panic!("expected a plan");
+        };
+        assert!(from_fork);
+        let same = pull_request("opened", json!({"full_name": REPO}), "main");
+        let Ok(WebhookAction::Plan { from_fork, .. }) = parse("pull_request", &same, "main", None) else {
+            panic!("expected a plan");
+        };
+        assert!(!from_fork);
+        // A deleted fork has a null head repository.
+        let body = pull_request("synchronize", Value::Null, "main");
+        let Ok(WebhookAction::Plan { from_fork, .. }) = parse_main("pull_request", &body) else {
+            panic!("expected a plan");
+        };
+        assert!(from_fork);
+    }
+
+    #[test]
+    fn pull_request_rules_ignore() {
+        let repo = json!({"full_name": REPO});
+        let cases = [
+            ("closed", "main", "pull_request closed"),
+            ("labeled", "main", "pull_request action not handled"),
+            ("edited", "main", "pull_request action not handled"),
+            ("opened", "release", "pull request to another branch"),
+        ];
+        for (action, base, reason) in cases {
+            let body = pull_request(action, repo.clone(), base);
+            assert_eq!(
+                parse_main("pull_request", &body).unwrap(),
+                WebhookAction::Ignore(reason)
+            );
+        }
+        let body = pull_request("opened", repo, "main");
+        assert_eq!(
+            parse("pull_request", &body, "main", Some("acme-platform/other")).unwrap(),
+            WebhookAction::Ignore("event for another repository")
+        );
+        // An ignored action needs nothing but its name.
+        assert_eq!(
+            parse_main("pull_request", br#"{"action": "closed"}"#).unwrap(),
+            WebhookAction::Ignore("pull_request closed")
+        );
+    }
+
+    #[test]
+    fn pull_request_errors() {
+        let err = parse_main("pull_request", br#"{"action": "opened", "number": 1}"#).unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_payload");
+        assert!(err.to_string().contains("pull_request"), "{err}");
+        let err = parse_main("pull_request", b"[").unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_json");
+        let mut body: Value = serde_json::from_slice(&pull_request("opened", Value::Null, "main")).unwrap();
+        body["pull_request"]["head"]["sha"] = json!("main");
+        let err = parse_main("pull_request", &serde_json::to_vec(&body).unwrap()).unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_sha");
+    }
+
+    #[test]
+    fn ping_and_other_events() {
+        assert_eq!(parse_main("ping", b"{}").unwrap(), WebhookAction::Ping);
+        for event in ["issues", "check_run", "workflow_run", ""] {
+            assert_eq!(
+                parse_main(event, b"{}").unwrap(),
+                WebhookAction::Ignore("event not handled")
+            );
+        }
+    }
+
+    #[test]
+    fn deliveries_dedupe_and_evict_the_oldest() {
+        let d = Deliveries::new(3);
+        assert!(d.first_time("a"));
+        assert!(!d.first_time("a"));
+        assert!(d.first_time("b"));
+        assert!(d.first_time("c"));
+        assert!(!d.first_time("b"));
+        // A fourth id evicts the oldest, "a", and only it.
+        assert!(d.first_time("d"));
+        assert!(d.first_time("a"));
+        assert!(!d.first_time("c"));
+        assert!(!d.first_time("d"));
+        assert!(d.first_time("b"));
+        assert_eq!(format!("{d:?}"), "Deliveries { capacity: 3, remembered: 3 }");
+    }
+
+    #[test]
+    fn deliveries_default_remembers_4096() {
+        let d = Deliveries::default();
+        for i in 0..4096 {
+            assert!(d.first_time(&i.to_string()));
+        }
+        assert!(!d.first_time("0"));
+        assert!(d.first_time("4096"));
+        assert!(d.first_time("0"), "the oldest id is forgotten after 4096 others");
+    }
+
+    #[test]
+    fn deliveries_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Deliveries>();
+    }
+}

@@ -1,0 +1,567 @@
+//! The daemon end to end, in process: a local stores repository, the fake API server, the
+//! recording helm and a fake GitHub; webhooks go through the router with `oneshot`.
+mod common;
+
+#[path = "common/fake_cluster.rs"]
+mod fake_cluster;
+#[path = "common/fake_github.rs"]
+mod fake_github;
+#[path = "common/fake_helm.rs"]
+mod fake_helm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{GitRepo, repo_root, store_yaml};
+use fake_cluster::FakeCluster;
+use fake_github::FakeGitHub;
+use fake_helm::FakeHelm;
+use hmac::{KeyInit, Mac};
+use http_body_util::BodyExt;
+use storesync::apply::{Applier, Helm};
+use storesync::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use storesync::metrics::Metrics;
+use storesync::report::StatusReporter;
+use storesync::report::github::GitHubNotifier;
+use storesync::server::webhook::Deliveries;
+use storesync::server::{self, ServerState, WebhookSecret};
+use storesync::source::tracked::TrackedRepo;
+use storesync::source::{RepoLocation, SourceOptions};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+const SECRET: &str = "It's a Secret to Everybody";
+
+struct Running {
+    repo: GitRepo,
+    branch: String,
+    cluster: FakeCluster,
+    helm: FakeHelm,
+    github: FakeGitHub,
+    ctx: Arc<Context>,
+    state: Arc<ServerState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(repo: GitRepo, interval: Duration) -> Running {
+        let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
+        let helm = FakeHelm::new();
+        let cluster = FakeCluster::new(helm.releases_dir());
+        let github = FakeGitHub::start().await;
+        let metrics = Arc::new(Metrics::default());
+        let notifier = GitHubNotifier::new(
+            "acme-platform",
+            "stores",
+            "test-token".into(),
+            Some(&github.url()),
+        )
+        .unwrap();
+        let counter = metrics.clone();
+        let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
+        let ctx = Arc::new(Context {
+            applier: Applier {
+                client: cluster.client(),
+                helm: Helm {
+                    binary: helm.binary(),
+                    charts_dir: repo_root().join("charts"),
+                    timeout: Duration::from_secs(60),
+                },
+                concurrency: 4,
+                dry_run: false,
+                on_helm: None,
+            },
+            metrics,
+            statuses: Some(statuses),
+            state: DaemonState::default(),
+            settings: Settings {
+                tracked: TrackedRepo {
+                    location: RepoLocation::Local(repo.path().to_path_buf()),
+                    branch: branch.clone(),
+                    options: SourceOptions::default(),
+                },
+                interval,
+                external_url: Some("https://storesync.example".into()),
+                plan_workers: 2,
+            },
+            syncs: SyncQueue::default(),
+            plans: PlanQueue::new(16),
+        });
+        let state = Arc::new(ServerState {
+            ctx: ctx.clone(),
+            webhook_secret: Some(WebhookSecret(SECRET.as_bytes().to_vec())),
+            github_repo: Some("acme-platform/stores".into()),
+            deliveries: Deliveries::new(64),
+        });
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(daemon::run(ctx.clone(), rx));
+        Running {
+            repo,
+            branch,
+            cluster,
+            helm,
+            github,
+            ctx,
+            state,
+            stop,
+            task,
+        }
+    }
+
+    async fn request(&self, req: Request<Body>) -> (StatusCode, String) {
+        let response = server::router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        self.request(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn webhook(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &str,
+        signature: Option<String>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::post("/webhooks/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        self.request(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn signed(&self, event: &str, delivery: &str, body: &str) -> (StatusCode, String) {
+        self.webhook(event, delivery, body, Some(sign(body))).await
+    }
+
+    /// Waits until `check` holds, polling.
+    async fn until(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Running) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !check(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops")
+            .unwrap();
+    }
+}
+
+fn sign(body: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn push_body(branch: &str, sha: &str) -> String {
+    serde_json::json!({
+        "ref": format!("refs/heads/{branch}"),
+        "before": "0000000000000000000000000000000000000001",
+        "after": sha,
+        "created": false, "deleted": false, "forced": false,
+        "repository": {"full_name": "acme-platform/stores", "name": "stores"},
+        "commits": [], "head_commit": {"id": sha},
+    })
+    .to_string()
+}
+
+fn pr_body(number: u64, sha: &str, base: &str, base_sha: &str) -> String {
+    serde_json::json!({
+        "action": "opened",
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "head": {"sha": sha, "ref": "add-store", "repo": {"full_name": "acme-platform/stores"}},
+            "base": {"ref": base, "sha": base_sha, "repo": {"full_name": "acme-platform/stores"}},
+        },
+        "repository": {"full_name": "acme-platform/stores"},
+    })
+    .to_string()
+}
+
+fn catalog_repo() -> (GitRepo, String) {
+    let mut repo = GitRepo::new();
+    repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "small", "team-acme"),
+    );
+    let sha = repo.commit("Ada", "Add acme");
+    (repo, sha)
+}
+
+fn statuses_of(r: &Running, sha: &str, context: &str) -> Vec<(String, String)> {
+    r.github
+        .statuses()
+        .into_iter()
+        .filter(|s| s.sha == sha && s.context.as_deref() == Some(context))
+        .map(|s| (s.state.clone(), s.description.clone().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn startup_syncs_the_branch_head_and_reports_pending_then_success() {
+    let (repo, sha) = catalog_repo();
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &sha, "storesync/sync").len() == 2
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &sha, "storesync/sync"),
+        vec![
+            ("pending".into(), "sync started".into()),
+            ("success".into(), "applied 1, pruned 0, unchanged 0".into())
+        ]
+    );
+    let status = r
+        .github
+        .statuses()
+        .into_iter()
+        .find(|s| s.state == "success")
+        .unwrap();
+    assert_eq!(
+        status.target_url.as_deref(),
+        Some(format!("https://storesync.example/commits/{sha}").as_str())
+    );
+    let (code, _) = r.get("/readyz").await;
+    assert_eq!(code, StatusCode::OK);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_signatures_and_events() {
+    let (repo, _) = catalog_repo();
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    let body = push_body(&r.branch, "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        r.webhook("push", "d1", &body, None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "missing signature"
+    );
+    let wrong = format!("sha256={}", "0".repeat(64));
+    assert_eq!(
+        r.webhook("push", "d2", &body, Some(wrong)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "wrong signature"
+    );
+    let tampered = body.replace("refs/heads", "refs/tags");
+    assert_eq!(
+        r.webhook("push", "d3", &tampered, Some(sign(&body))).await.0,
+        StatusCode::UNAUTHORIZED,
+        "body changed"
+    );
+    assert_eq!(r.signed("push", "d4", &body).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        r.signed("push", "d4", &body).await,
+        (StatusCode::OK, "duplicate delivery: ignored\n".into()),
+        "replay"
+    );
+    assert_eq!(
+        r.signed(
+            "ping",
+            "d5",
+            r#"{"zen":"Keep it logically awesome.","hook_id":1}"#
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        r.signed("issues", "d6", r#"{"action":"opened"}"#).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let other = push_body("feature", "0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(
+        r.signed("push", "d7", &other).await.0,
+        StatusCode::NO_CONTENT,
+        "other branches are ignored"
+    );
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    assert_eq!(
+        r.signed("push", "d8", &big).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        r.signed("push", "d9", "{not json").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let metrics = r.get("/metrics").await.1;
+    assert!(
+        metrics.contains("storesync_webhook_deliveries_total{event=\"push\",result=\"unauthorized\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storesync_webhook_deliveries_total{event=\"push\",result=\"duplicate\"} 1"),
+        "{metrics}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_file() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &first, "storesync/sync").len() == 2
+    })
+    .await;
+
+    r.repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let second = r.repo.commit("Ben", "Add bobs");
+    assert_eq!(
+        r.signed("push", "p1", &push_body(&r.branch.clone(), &second))
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    r.until("the second sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &second, "storesync/sync").len() == 2
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &second, "storesync/sync")[1],
+        ("success".into(), "applied 1, pruned 0, unchanged 1".into())
+    );
+
+    r.repo.write(
+        "stores/cafe.yaml",
+        "name: cafe\nengine: magento\nplan: small\nowner: team-c\n",
+    );
+    let third = r.repo.commit("Cy", "Add cafe");
+    r.signed("push", "p2", &push_body(&r.branch.clone(), &third))
+        .await;
+    r.until("the failed sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &third, "storesync/sync").len() == 2
+    })
+    .await;
+    let (state, description) = statuses_of(&r, &third, "storesync/sync")[1].clone();
+    assert_eq!(state, "failure");
+    assert_eq!(
+        description,
+        "invalid catalog: stores/cafe.yaml:2:9: unknown engine `magento`"
+    );
+    let page = r.get(&format!("/commits/{third}")).await;
+    assert_eq!(page.0, StatusCode::OK);
+    assert!(
+        page.1
+            .contains("stores/cafe.yaml:2:9: error: unknown engine `magento`"),
+        "{}",
+        page.1
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn pull_request_gets_a_plan_status() {
+    let (mut repo, base) = catalog_repo();
+    let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
+    repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let head = repo.commit("Ben", "Add bobs");
+    // The pull request's commit exists in the repository; the branch stays at `base`.
+    repo.repo
+        .reference(
+            &format!("refs/heads/{branch}"),
+            git2::Oid::from_str(&base).unwrap(),
+            true,
+            "reset",
+        )
+        .unwrap();
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &base, "storesync/sync").len() == 2
+    })
+    .await;
+    assert_eq!(
+        r.signed("pull_request", "pr1", &pr_body(7, &head, &r.branch, &base))
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    r.until("the plan status", Duration::from_secs(20), |r| {
+        !statuses_of(r, &head, "storesync/plan").is_empty()
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &head, "storesync/plan"),
+        vec![(
+            "success".into(),
+            "plan: 1 to create, 0 to update, 0 to prune, 1 unchanged".into()
+        )]
+    );
+    assert!(
+        statuses_of(&r, &head, "storesync/sync").is_empty(),
+        "a plan never syncs"
+    );
+    assert!(
+        r.cluster.get("namespaces", "", "store-bobs").is_none(),
+        "a plan writes nothing"
+    );
+    let page = r.get(&format!("/commits/{head}")).await.1;
+    assert!(
+        page.contains("Plan of pull request #7") && page.contains("+ bobs create"),
+        "{page}"
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_commit() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &first, "storesync/sync").len() == 2
+    })
+    .await;
+
+    // A sync that upgrades a release and takes 2 seconds.
+    r.helm.slow_down(2.0);
+    r.repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "medium", "team-acme"),
+    );
+    let slow = r.repo.commit("Ann", "Grow acme");
+    r.signed("push", "s0", &push_body(&r.branch.clone(), &slow)).await;
+    r.until("the slow sync to start", Duration::from_secs(10), |r| {
+        statuses_of(r, &slow, "storesync/sync").len() == 1
+    })
+    .await;
+    let mut shas = Vec::new();
+    for i in 0..50 {
+        r.repo.write("stores/notes.txt", &format!("{i}\n"));
+        let sha = r.repo.commit("Bot", &format!("Commit {i}"));
+        assert_eq!(
+            r.signed(
+                "push",
+                &format!("s{}", i + 1),
+                &push_body(&r.branch.clone(), &sha)
+            )
+            .await
+            .0,
+            StatusCode::ACCEPTED
+        );
+        shas.push(sha);
+    }
+    let newest = shas.last().unwrap().clone();
+    r.until("the follow-up sync", Duration::from_secs(30), |r| {
+        statuses_of(r, &newest, "storesync/sync").len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // File-watch triggers may add drift checks of the newest commit; no other commit is synced.
+    let synced: Vec<String> = r.ctx.state.syncs().iter().filter_map(|s| s.sha.clone()).collect();
+    assert!(
+        synced.iter().all(|s| *s == first || *s == slow || *s == newest),
+        "only the newest commit is synced after the slow one: {synced:?}"
+    );
+    assert_eq!(
+        statuses_of(&r, &newest, "storesync/sync"),
+        vec![
+            ("pending".into(), "sync started".into()),
+            ("success".into(), "applied 0, pruned 0, unchanged 1".into())
+        ],
+        "exactly one follow-up sync"
+    );
+    for sha in &shas[..49] {
+        assert!(
+            statuses_of(&r, sha, "storesync/sync").is_empty(),
+            "no sync of intermediate commits"
+        );
+    }
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_in_the_local_repository_triggers_a_sync_through_the_file_watch() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &first, "storesync/sync").len() == 2
+    })
+    .await;
+    r.repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let second = r.repo.commit("Ben", "Add bobs");
+    r.until("a sync of the new commit", Duration::from_secs(20), |r| {
+        statuses_of(r, &second, "storesync/sync").len() == 2
+    })
+    .await;
+    assert!(
+        r.ctx
+            .state
+            .syncs()
+            .iter()
+            .any(|s| s.reason == "file-watch" && s.sha.as_deref() == Some(second.as_str()))
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn pages_and_api_show_the_stores() {
+    let (repo, first) = catalog_repo();
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &first, "storesync/sync").len() == 2
+    })
+    .await;
+    let (code, api) = r.get("/api/stores").await;
+    assert_eq!(code, StatusCode::OK);
+    let stores: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(stores[0]["name"], "acme");
+    assert_eq!(stores[0]["owner"], "team-acme");
+    assert_eq!(stores[0]["state"], "applied");
+    assert_eq!(stores[0]["commit"], first.as_str());
+    let (code, page) = r.get("/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        page.contains("<table id=\"stores\">") && page.contains("team-acme"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<a href=\"/commits/{first}\">")),
+        "applied commit is linked"
+    );
+    assert!(page.contains("http-equiv=\"refresh\""));
+    assert_eq!(r.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(r.get("/commits/zzz").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.get(&format!("/commits/{}", "a".repeat(40))).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let metrics = r.get("/metrics").await.1;
+    assert!(
+        metrics.contains("storesync_syncs_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("storesync_status_posts_total{result=\"success\"} 2"),
+        "{metrics}"
+    );
+    r.stop().await;
+}
