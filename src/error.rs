@@ -41,6 +41,9 @@ pub enum Error {
     },
     #[error("cannot connect to the cluster: {0}")]
     Connect(String),
+    /// An object storesync would write exists and is not storesync's: it is never touched.
+    #[error("{0}")]
+    NotOwned(String),
 }
 
 impl Error {
@@ -56,6 +59,7 @@ impl Error {
             Error::Helm { .. } => "helm",
             Error::Kube { .. } => "kube",
             Error::Connect(_) => "connect",
+            Error::NotOwned(_) => "not_owned",
         }
     }
 

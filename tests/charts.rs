@@ -921,7 +921,7 @@ fn grants(rules: &[Value], errors: &mut Vec<String>) -> BTreeSet<Grant> {
 
 /// What storesync itself does (SPEC, sync engine), independent of the engine charts.
 fn storesync_own_grants() -> BTreeSet<Grant> {
-    let own: [(&str, &[&str], &[&str]); 6] = [
+    let own: [(&str, &[&str], &[&str]); 7] = [
         (
             "",
             &["namespaces"],
@@ -948,6 +948,8 @@ fn storesync_own_grants() -> BTreeSet<Grant> {
             &["deployments", "statefulsets"],
             &["get", "list", "watch"],
         ),
+        // helm --wait judges a Deployment ready from its ReplicaSets.
+        ("apps", &["replicasets"], &["get", "list", "watch"]),
     ];
     let mut out = BTreeSet::new();
     for (group, resources, verbs) in own {

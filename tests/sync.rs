@@ -93,13 +93,17 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
         lists,
         vec![
             format!("/api/v1/limitranges?&{OWNED}"),
+            // A new store's namespace is looked up once: an existing one that is not
+            // storesync's is never taken over.
+            "/api/v1/namespaces/store-acme".to_string(),
+            "/api/v1/namespaces/store-bobs".to_string(),
             format!("/api/v1/namespaces?&{OWNED}"),
             format!("/api/v1/resourcequotas?&{OWNED}"),
             format!("/api/v1/secrets?&{OWNED}"),
             "/api/v1/secrets?&labelSelector=owner%3Dhelm&limit=500".to_string(),
             format!("/apis/networking.k8s.io/v1/networkpolicies?&{OWNED}"),
         ],
-        "one label-selected, cluster-wide LIST per kind"
+        "one label-selected, cluster-wide LIST per kind, plus the lookup of each new namespace"
     );
 
     // Per store, in apply order.
@@ -401,7 +405,7 @@ async fn protected_store_is_kept_when_its_file_is_gone() {
     w.cluster.clear_requests();
     let before = w.helm.calls().len();
     let report = w.sync().await;
-    assert_eq!(report.summary.blocked, 1);
+    assert_eq!(report.summary.skipped, 1, "kept and reported, not a failure");
     assert!(w.cluster.writes().is_empty());
     assert_eq!(w.helm.calls().len(), before);
 }
@@ -712,4 +716,68 @@ async fn apply_exits_one_when_the_breaker_holds_prunes_back() {
         "{out}"
     );
     assert!(w.cluster.get("namespaces", "", "store-aaa").is_some());
+}
+
+#[tokio::test]
+async fn a_namespace_that_is_not_storesyncs_is_never_taken_over() {
+    let w = World::with_two_stores();
+    w.cluster.insert(
+        "namespaces",
+        "",
+        json!({"metadata": {"name": "store-acme", "labels": {"team": "legacy"}}}),
+    );
+    let report = w.sync().await;
+    assert_eq!((report.summary.applied, report.summary.failed), (1, 1));
+    let acme = report.stores.iter().find(|r| r.store == "acme").unwrap();
+    assert!(
+        acme.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("namespace store-acme exists but is not managed by storesync")
+    );
+    let writes: Vec<String> = w
+        .cluster
+        .writes()
+        .iter()
+        .filter(|r| r.uri.contains("store-acme"))
+        .map(|r| r.line())
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing written into the foreign namespace: {writes:?}"
+    );
+    assert!(
+        !w.helm.calls().iter().any(|c| c[2] == "acme"),
+        "no release installed into it"
+    );
+    assert_eq!(
+        w.cluster.get("namespaces", "", "store-acme").unwrap()["metadata"]["labels"],
+        json!({"team": "legacy"})
+    );
+}
+
+#[tokio::test]
+async fn dry_run_of_a_new_store_checks_only_its_namespace() {
+    let w = World::with_two_stores();
+    let mut applier = w.applier();
+    applier.dry_run = true;
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    let SyncOutcome::Done(synced) = sync::sync(&applier, &snapshot, PlanOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!("valid")
+    };
+    assert_eq!(synced.report.summary.failed, 0, "{:?}", synced.report);
+    let mut writes: Vec<String> = w.cluster.writes().iter().map(|r| r.line()).collect();
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![
+            "PATCH /api/v1/namespaces/store-acme?&dryRun=All&force=true&fieldManager=storesync",
+            "PATCH /api/v1/namespaces/store-bobs?&dryRun=All&force=true&fieldManager=storesync",
+        ]
+    );
+    assert!(w.cluster.get("namespaces", "", "store-acme").is_none());
+    assert!(w.helm.calls().is_empty());
 }

@@ -408,7 +408,14 @@ fn one_bad_file_among_good_ones_renders_nothing() {
 
     let plan = c.plan_offline(OutputFormat::Json);
     assert_eq!(plan.code, 1);
-    assert_eq!(plan.stdout, "", "an invalid catalog prints no plan");
+    let verdict: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(verdict["valid"], false);
+    assert!(
+        verdict.get("stores").is_none(),
+        "an invalid catalog prints no plan: {}",
+        plan.stdout
+    );
+    assert_eq!(verdict["diagnostics"][0]["message"], "unknown engine `magento`");
     assert!(
         plan.stderr
             .contains("stores/dune.yaml:2:9: error: unknown engine `magento`")

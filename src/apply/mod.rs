@@ -217,7 +217,8 @@ async fn finish_store(
         Err(e) => {
             let message = truncate(&e.to_string(), 1024);
             warn!(error = %message, "store failed");
-            if previous.as_deref() != Some(message.as_str()) && !applier.dry_run {
+            let ours = !matches!(e, Error::NotOwned(_));
+            if ours && previous.as_deref() != Some(message.as_str()) && !applier.dry_run {
                 // The namespace may not exist if its own creation failed; nothing to record on.
                 let _ = objects::record_error(&applier.client, store, Some(&message)).await;
             }
@@ -239,8 +240,21 @@ async fn apply_store(
     live: Option<&LiveStore>,
 ) -> Result<()> {
     let (client, dry_run) = (&applier.client, applier.dry_run);
+    let ns = d.release.namespace.as_str();
+    if live.is_none() && objects::is_foreign_namespace(client, ns).await? {
+        return Err(Error::NotOwned(format!(
+            "namespace {ns} exists but is not managed by storesync (no {}={} label); it is never taken \
+             over: rename the store or move the namespace out of the way",
+            desired::MANAGED_BY,
+            desired::MANAGER
+        )));
+    }
     // The namespace carries the commit being applied whenever anything of the store changes.
     objects::apply_namespace(client, &d.namespace, dry_run).await?;
+    if dry_run && live.is_none() {
+        // Objects inside a namespace that a dry run did not create cannot be checked yet.
+        return Ok(());
+    }
     if changed(sp, ObjectKind::ResourceQuota).next().is_some() {
         objects::apply_namespaced(client, &d.quota, dry_run).await?;
     }

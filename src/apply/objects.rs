@@ -55,6 +55,24 @@ pub async fn apply_namespace(client: &Client, ns: &Namespace, dry_run: bool) -> 
     Ok(())
 }
 
+/// Whether a namespace of that name exists without being storesync's: such a namespace is
+/// never taken over.
+pub async fn is_foreign_namespace(client: &Client, name: &str) -> Result<bool> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("cannot read Namespace {name}")))?;
+    Ok(found.is_some_and(|ns| {
+        ns.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(desired::MANAGED_BY))
+            .map(String::as_str)
+            != Some(desired::MANAGER)
+    }))
+}
+
 /// A random string of letters and digits from the operating system's CSPRNG.
 fn generate() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 
-use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, write_err};
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, report_invalid, write_err};
 use crate::apply::{Applier, Helm, LAST_ERROR_ANNOTATION, Outcome, SyncReport};
 use crate::config::{OutputFormat, SourceArgs};
 use crate::desired::{COMMIT_ANNOTATION, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
@@ -62,11 +62,7 @@ pub async fn plan_live(
     };
     let (catalog, plan, _) = match sync::plan_against_cluster(&applier, &snapshot, options).await? {
         Ok(planned) => planned,
-        Err(findings) => {
-            print_diagnostics(err, &findings)?;
-            writeln!(err, "invalid catalog: no plan").map_err(write_err)?;
-            return Ok(EXIT_INVALID);
-        }
+        Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),
     };
     print_diagnostics(err, &catalog.warnings)?;
     let text = match output {
@@ -113,11 +109,13 @@ pub async fn apply(
         no_prune,
     };
     match sync::sync(&applier, &snapshot, options).await? {
-        SyncOutcome::Invalid(findings) => {
-            print_diagnostics(err, &findings)?;
-            writeln!(err, "invalid catalog: nothing applied, nothing pruned").map_err(write_err)?;
-            Ok(EXIT_INVALID)
-        }
+        SyncOutcome::Invalid(findings) => report_invalid(
+            output,
+            &findings,
+            "invalid catalog: nothing applied, nothing pruned",
+            out,
+            err,
+        ),
         SyncOutcome::Done(synced) => {
             let sync::Synced {
                 catalog,

@@ -59,6 +59,25 @@ impl SourceArgs {
     }
 }
 
+/// An invalid catalog: findings on stderr, and with `--output json` a machine-readable verdict on
+/// stdout, so scripts tell it from a blocked plan without reading stderr.
+fn report_invalid(
+    output: OutputFormat,
+    findings: &[Diagnostic],
+    summary: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    print_diagnostics(err, findings)?;
+    writeln!(err, "{summary}").map_err(write_err)?;
+    if output == OutputFormat::Json {
+        let json = serde_json::json!({ "valid": false, "diagnostics": findings });
+        let text = serde_json::to_string_pretty(&json).map_err(|source| Error::Output { source })?;
+        writeln!(out, "{text}").map_err(write_err)?;
+    }
+    Ok(EXIT_INVALID)
+}
+
 fn print_diagnostics(err: &mut dyn Write, diagnostics: &[Diagnostic]) -> Result<()> {
     for d in diagnostics {
         writeln!(err, "{d}").map_err(write_err)?;
@@ -126,11 +145,7 @@ pub fn plan_offline(
     let snapshot = args.read()?;
     let catalog = match desired::load(&snapshot.raw) {
         Ok(catalog) => catalog,
-        Err(findings) => {
-            print_diagnostics(err, &findings)?;
-            writeln!(err, "invalid catalog: no plan").map_err(write_err)?;
-            return Ok(EXIT_INVALID);
-        }
+        Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),
     };
     print_diagnostics(err, &catalog.warnings)?;
     let options = PlanOptions {

@@ -56,6 +56,76 @@ pub fn project(live: &Value, desired: &Value) -> Value {
     }
 }
 
+/// Value of a Kubernetes quantity in billionths of a unit (`500m` = 500_000_000).
+pub fn quantity_nanos(s: &str) -> Option<i128> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || fraction.len() > 9 {
+        return None;
+    }
+    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
+    let scale = 10i128.pow(fraction.len() as u32);
+    let pow = |base: i128, exp: u32| base.checked_pow(exp);
+    // The suffix as a fraction: numerator, denominator.
+    let (num, den): (i128, i128) = match suffix {
+        "" => (1, 1),
+        "n" => (1, 1_000_000_000),
+        "u" => (1, 1_000_000),
+        "m" => (1, 1_000),
+        "k" => (1_000, 1),
+        "M" => (pow(10, 6)?, 1),
+        "G" => (pow(10, 9)?, 1),
+        "T" => (pow(10, 12)?, 1),
+        "P" => (pow(10, 15)?, 1),
+        "E" => (pow(10, 18)?, 1),
+        "Ki" => (pow(2, 10)?, 1),
+        "Mi" => (pow(2, 20)?, 1),
+        "Gi" => (pow(2, 30)?, 1),
+        "Ti" => (pow(2, 40)?, 1),
+        "Pi" => (pow(2, 50)?, 1),
+        "Ei" => (pow(2, 60)?, 1),
+        e => {
+            let exp: i32 = e.strip_prefix(['e', 'E'])?.parse().ok()?;
+            if !(-9..=18).contains(&exp) {
+                return None;
+            }
+            if exp >= 0 {
+                (pow(10, exp as u32)?, 1)
+            } else {
+                (1, pow(10, (-exp) as u32)?)
+            }
+        }
+    };
+    digits
+        .checked_mul(num)?
+        .checked_mul(1_000_000_000)?
+        .checked_div(scale)?
+        .checked_div(den)
+}
+
+/// Every string under `spec` that is a quantity, replaced by its value.
+fn canonical_quantities(mut v: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Some(n) = quantity_nanos(s) {
+                    *s = format!("quantity:{n}");
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            Value::Object(m) => m.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(spec) = v.get_mut("spec") {
+        walk(spec);
+    }
+    v
+}
+
 pub fn to_yaml(v: &Value) -> String {
     serde_yaml_ng::to_string(v).unwrap_or_else(|e| format!("# cannot render as YAML: {e}\n"))
 }
@@ -89,7 +159,8 @@ fn compare(
         Some(live) => {
             let desired = normalize(desired);
             let live = project(&normalize(live), &desired);
-            if live == desired {
+            // The API server rewrites quantities (1024Mi is stored as 1Gi): compare values.
+            if canonical_quantities(live.clone()) == canonical_quantities(desired.clone()) {
                 change(kind, namespace, name, Action::Unchanged, None)
             } else {
                 let diff = unified(&to_yaml(&live), &to_yaml(&desired));
@@ -163,10 +234,12 @@ pub(super) fn object_changes(d: &DesiredStore, live: Option<&LiveStore>, create_
         ));
     }
 
-    let credentials = if live.is_some_and(|l| l.credentials) {
-        Action::Unchanged
-    } else {
-        Action::Create
+    let installed = live.is_some_and(|l| l.release.is_some());
+    let credentials = match live {
+        Some(l) if l.credentials => Action::Unchanged,
+        // New credentials would lock the store out of its own databases.
+        _ if installed => Action::Blocked,
+        _ => Action::Create,
     };
     let mut secret = change(
         ObjectKind::Secret,
@@ -175,10 +248,16 @@ pub(super) fn object_changes(d: &DesiredStore, live: Option<&LiveStore>, create_
         credentials,
         None,
     );
-    if credentials == Action::Create {
-        secret.reason =
-            Some("credentials are generated once in the cluster; they never appear in plans".into());
-    }
+    secret.reason = match credentials {
+        Action::Create => {
+            Some("credentials are generated once in the cluster; they never appear in plans".into())
+        }
+        Action::Blocked => Some(format!(
+            "Secret {ns}/{CREDENTIALS_SECRET} is missing but the store is installed: restore it from a backup; \
+             storesync never generates new credentials for an installed store"
+        )),
+        _ => None,
+    };
     changes.push(secret);
 
     changes.push(release_change(d, live, create_diffs));

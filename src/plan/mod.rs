@@ -237,9 +237,10 @@ fn finish(
                 "namespace is terminating: deletion in progress".to_string(),
             ))
         } else if l.label(desired::PROTECTED_LABEL) == Some("true") {
+            // Kept on purpose, not an error: later syncs stay green while the store lives on.
             Some((
-                Action::Blocked,
-                "store is protected; its file is gone but it is kept".to_string(),
+                Action::Skip,
+                "store is protected: its file is gone but the store is kept".to_string(),
             ))
         } else if options.no_prune {
             Some((Action::Skip, "pruning is disabled (--no-prune)".to_string()))
@@ -339,6 +340,11 @@ fn plan_store(d: &DesiredStore, live: Option<&LiveStore>, options: PlanOptions) 
         return plan;
     }
     plan.changes = diff::object_changes(d, live, options.create_diffs);
+    if let Some(blocked) = plan.changes.iter().find(|c| c.action == Action::Blocked) {
+        plan.action = Action::Blocked;
+        plan.reason = blocked.reason.clone();
+        return plan;
+    }
     plan.action = if live.is_none() {
         Action::Create
     } else if plan.changes.iter().any(|c| c.action != Action::Unchanged) {

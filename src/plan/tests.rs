@@ -219,9 +219,10 @@ fn removed_store_is_pruned_release_first() {
 fn protected_store_is_never_pruned() {
     let d = catalog(&[("acme", "protected: true\n")]);
     let p = run(&[], &live_of(&[("acme", applied(&d[0]))]), PlanOptions::default());
-    assert_eq!(p.stores[0].action, Action::Blocked);
+    assert_eq!(p.stores[0].action, Action::Skip);
     assert!(p.stores[0].changes.is_empty());
     assert!(p.stores[0].reason.as_deref().unwrap().contains("protected"));
+    assert!(!p.is_blocked(), "keeping a protected store is not a failure");
 }
 
 #[test]
@@ -333,6 +334,7 @@ fn missing_credentials_are_created_without_data() {
     let d = catalog(&[("acme", "")]);
     let mut live = applied(&d[0]);
     live.credentials = false;
+    live.release = None;
     let p = run(
         &d,
         &live_of(&[("acme", live)]),
@@ -348,4 +350,61 @@ fn missing_credentials_are_created_without_data() {
         .unwrap();
     assert_eq!(secret.action, Action::Create);
     assert_eq!(secret.diff, None);
+}
+
+#[test]
+fn quantities_rewritten_by_the_server_are_not_drift() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    let hard = live
+        .quota
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .hard
+        .as_mut()
+        .unwrap();
+    // Desired says 2Gi and 1; the server may say 2048Mi and 1000m.
+    hard.insert("requests.memory".into(), Quantity("2048Mi".into()));
+    hard.insert("requests.cpu".into(), Quantity("1000m".into()));
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(
+        p.stores[0].action,
+        Action::Unchanged,
+        "{:#?}",
+        p.stores[0].changes
+    );
+}
+
+#[test]
+fn quantity_values() {
+    use super::diff::quantity_nanos as q;
+    assert_eq!(q("1"), q("1000m"));
+    assert_eq!(q("0.5"), q("500m"));
+    assert_eq!(q("1Gi"), q("1024Mi"));
+    assert_eq!(q("1k"), q("1e3"));
+    assert_eq!(q("1.5Gi"), Some(1_610_612_736_000_000_000));
+    assert_ne!(q("1G"), q("1Gi"));
+    assert_eq!(q("Container"), None);
+    assert_eq!(q("1.2.3"), None);
+    assert_eq!(q("0.0.0.0/0"), None);
+}
+
+#[test]
+fn missing_credentials_of_an_installed_store_block_it() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = applied(&d[0]);
+    live.credentials = false;
+    let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Blocked);
+    assert!(
+        p.stores[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("restore it from a backup")
+    );
+    assert!(p.is_blocked());
 }

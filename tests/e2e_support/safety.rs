@@ -92,15 +92,15 @@ fn protected_store_is_kept_when_its_file_is_deleted() {
     repo.remove(&kept);
     let second = repo.commit(&format!("remove protected {kept}"));
     let sync = suite.apply(&repo, &second, &[]);
-    // A plan with a blocked store is a blocked plan: exit 1.
-    sync.expect_code(1);
-    assert_eq!(sync.action(&kept), "blocked");
+    // Kept on purpose and reported; not a failure, so later syncs stay green.
+    sync.expect_code(0);
+    assert_eq!(sync.action(&kept), "skip");
     let reason = sync
         .plan_store(&kept)
         .and_then(|s| s["reason"].as_str())
         .unwrap_or_default();
     assert!(reason.contains("protected"), "reason: {reason}");
-    assert_eq!(sync.outcome(&kept), "blocked");
+    assert_eq!(sync.outcome(&kept), "skipped");
     assert_eq!(sync.outcome(&other), "unchanged");
     assert_eq!(sync.result_summary("pruned"), 0);
 
