@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -21,6 +21,13 @@ pub fn spawn(git_dir: &Path, on_change: impl Fn() + Send + Sync + 'static) -> no
     let (tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
+            // Reading refs (as every sync does) must not trigger a sync: only writes count.
+            if !matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+            ) {
+                return;
+            }
             // Lock files and objects come and go on every Git operation; refs are what matter.
             let relevant = event.paths.iter().any(|p| {
                 let s = p.to_string_lossy();
