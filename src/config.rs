@@ -125,6 +125,9 @@ pub struct SourceArgs {
     /// Private key file for SSH Git URLs.
     #[arg(long, env = "STORESYNC_GIT_SSH_KEY_FILE")]
     pub git_ssh_key: Option<PathBuf>,
+    /// OpenSSH known_hosts file: SSH remotes must present a host key listed there.
+    #[arg(long, env = "STORESYNC_GIT_SSH_KNOWN_HOSTS_FILE")]
+    pub git_ssh_known_hosts: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -42,6 +42,7 @@ impl SourceArgs {
             credentials: Credentials {
                 https_token: self.git_token.clone().or(file_token),
                 ssh_key: self.git_ssh_key.clone(),
+                known_hosts: self.git_ssh_known_hosts.clone(),
             },
         }
     }

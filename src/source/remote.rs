@@ -13,6 +13,8 @@ pub struct Credentials {
     pub https_token: Option<String>,
     /// A private key file for SSH remotes.
     pub ssh_key: Option<PathBuf>,
+    /// An OpenSSH `known_hosts` file: SSH remotes must present a key listed there.
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -20,6 +22,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("https_token", &self.https_token.as_ref().map(|_| "<redacted>"))
             .field("ssh_key", &self.ssh_key)
+            .field("known_hosts", &self.known_hosts)
             .finish()
     }
 }
@@ -119,7 +122,53 @@ fn callbacks(credentials: &Credentials) -> RemoteCallbacks<'_> {
             "the remote needs credentials: set STORESYNC_GIT_TOKEN(_FILE) or STORESYNC_GIT_SSH_KEY_FILE",
         ))
     });
+    if let Some(path) = credentials.known_hosts.clone() {
+        callbacks.certificate_check(move |cert, host| {
+            let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else {
+                // TLS certificates are checked by libgit2 against the system roots.
+                return Ok(git2::CertificateCheckStatus::CertificatePassthrough);
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| git2::Error::from_str(&format!("cannot read {}: {e}", path.display())))?;
+            if known_host_key(&text, host, key) {
+                Ok(git2::CertificateCheckStatus::CertificateOk)
+            } else {
+                Err(git2::Error::from_str(&format!(
+                    "the SSH host key of {host} is not in {}; add the output of `ssh-keyscan {host}` to it",
+                    path.display()
+                )))
+            }
+        });
+    }
     callbacks
+}
+
+/// Whether `known_hosts` (OpenSSH format, plain host names) lists `key` for `host`. Hashed
+/// entries (`ssh-keyscan -H`) are not supported: keep host names in clear.
+pub fn known_host_key(known_hosts: &str, host: &str, key: &[u8]) -> bool {
+    use base64::Engine;
+    known_hosts
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .any(|line| {
+            let mut fields = line.split_whitespace();
+            let (Some(hosts), Some(_kind), Some(encoded)) = (fields.next(), fields.next(), fields.next())
+            else {
+                return false;
+            };
+            let host_matches = hosts.split(',').any(|pattern| {
+                let pattern = pattern
+                    .strip_prefix('[')
+                    .and_then(|p| p.split_once("]:"))
+                    .map_or(pattern, |(h, _)| h);
+                pattern.eq_ignore_ascii_case(host)
+            });
+            host_matches
+                && base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .is_ok_and(|k| k == key)
+        })
 }
 
 fn default_cache_dir() -> PathBuf {
@@ -168,6 +217,24 @@ fn cache_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_hosts_match_host_and_key() {
+        use base64::Engine;
+        let key = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20abcdefghijklmnopqrstuvwxyz012345";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+        let file =
+            format!("# comment\ngitlab.com ssh-rsa AAAA\ngithub.com,140.82.121.4 ssh-ed25519 {encoded}\n");
+        assert!(known_host_key(&file, "github.com", key));
+        assert!(known_host_key(&file, "GitHub.com", key));
+        assert!(!known_host_key(&file, "gitlab.com", key), "another host's entry");
+        assert!(
+            !known_host_key(&file, "github.com", b"other key"),
+            "a different key"
+        );
+        let bracketed = format!("[git.example.com]:2222 ssh-ed25519 {encoded}\n");
+        assert!(known_host_key(&bracketed, "git.example.com", key));
+    }
 
     #[test]
     fn redacts_userinfo() {

@@ -88,6 +88,7 @@ pub fn source_args(repo: &Path) -> SourceArgs {
         git_token: None,
         git_token_file: None,
         git_ssh_key: None,
+        git_ssh_known_hosts: None,
     }
 }
 
