@@ -157,12 +157,14 @@ impl Running {
         }
     }
 
-    async fn stop(self) {
+    /// Asks the daemon to stop, waits for it, and hands back the fakes for inspection.
+    async fn stop(self) -> (FakeGitHub, FakeHelm) {
         self.stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .expect("daemon stops")
             .unwrap();
+        (self.github, self.helm)
     }
 }
 
@@ -703,4 +705,105 @@ async fn status_page_renders_in_headless_chromium() {
     );
     server.abort();
     r.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_sync_in_flight_finish() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &first, "storesync/sync").len() == 2
+    })
+    .await;
+    r.helm.slow_down(1.5);
+    r.repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "medium", "team-acme"),
+    );
+    let second = r.repo.commit("Ann", "Grow acme");
+    r.signed("push", "x1", &push_body(&r.branch.clone(), &second))
+        .await;
+    r.until("the sync to start", Duration::from_secs(10), |r| {
+        statuses_of(r, &second, "storesync/sync").len() == 1
+    })
+    .await;
+
+    // Stop while helm is still running: the sync completes and reports before the daemon ends.
+    let (github, helm) = r.stop().await;
+    let finals: Vec<_> = github
+        .statuses()
+        .into_iter()
+        .filter(|s| s.sha == second && s.context.as_deref() == Some("storesync/sync"))
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        finals,
+        vec!["pending", "success"],
+        "the in-flight sync finished and its status was posted"
+    );
+    let release = helm.release("store-acme", "acme").unwrap_or_default();
+    assert!(
+        release.contains("2 deployed"),
+        "the upgrade ran to the end: {release}"
+    );
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    use std::process::{Command, Stdio};
+    let (repo, _) = catalog_repo();
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = work.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: x, cluster: {server: 'https://127.0.0.1:9'}}]\n\
+         users: [{name: x, user: {token: x}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_storesync"))
+        .args([
+            "serve",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--interval",
+            "1h",
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("GITHUB_TOKEN")
+        .env_remove("STORESYNC_WEBHOOK_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("signal received"), "{stderr}");
 }
