@@ -23,6 +23,8 @@ pub struct Synced {
     pub catalog: Catalog,
     pub plan: Plan,
     pub report: SyncReport,
+    /// The cluster as observed before applying.
+    pub live: live::LiveState,
 }
 
 /// Plans `snapshot` against the live cluster without writing.
@@ -53,5 +55,6 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
         catalog,
         plan,
         report,
+        live,
     })))
 }

@@ -121,6 +121,7 @@ pub async fn apply(
                 catalog,
                 plan,
                 report,
+                ..
             } = *synced;
             print_diagnostics(err, &catalog.warnings)?;
             match output {

@@ -245,96 +245,28 @@ async fn run_sync(ctx: &Context, trigger: SyncTrigger) {
     let (state, label, description, record) = match outcome {
         Err(e) => {
             let description = format!("storesync could not finish: {e}");
-            (
-                StatusState::Error,
-                "error",
-                description.clone(),
-                CommitRecord {
-                    sha: sha.clone(),
-                    kind: "sync",
-                    pull_request: None,
-                    finished: now(),
-                    state: "error",
-                    description,
-                    plan: String::new(),
-                    report: None,
-                    errors: Vec::new(),
-                },
-            )
+            let record = sync_record(&sha, "error", &description, String::new(), None, Vec::new());
+            (StatusState::Error, "error", description, record)
         }
         Ok(SyncOutcome::Invalid(findings)) => {
             let description = first_errors(&findings);
-            (
-                StatusState::Failure,
-                "failure",
-                description.clone(),
-                CommitRecord {
-                    sha: sha.clone(),
-                    kind: "sync",
-                    pull_request: None,
-                    finished: now(),
-                    state: "failure",
-                    description,
-                    plan: String::new(),
-                    report: None,
-                    errors: findings.iter().map(ToString::to_string).collect(),
-                },
-            )
+            let errors = findings.iter().map(ToString::to_string).collect();
+            let record = sync_record(&sha, "failure", &description, String::new(), None, errors);
+            (StatusState::Failure, "failure", description, record)
         }
         Ok(SyncOutcome::Done(synced)) => {
             ctx.state.set_ready();
             ctx.state.set_last_synced(&sha);
-            let failed = synced.report.failed() || synced.plan.is_blocked();
-            let (state, label) = if failed {
+            let (state, label) = if synced.report.failed() || synced.plan.is_blocked() {
                 (StatusState::Failure, "failure")
             } else {
                 (StatusState::Success, "success")
             };
+            refresh_stores(ctx, &synced).await;
             let description = synced.report.description();
-            let observed = if synced.report.summary.applied + synced.report.summary.pruned > 0 {
-                live::observe(&ctx.applier.client).await.ok()
-            } else {
-                None
-            };
-            let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
-            if let Some(observed) = &observed {
-                ctx.state.set_stores(store_views(
-                    observed,
-                    Some(&synced.catalog),
-                    Some(&synced.report),
-                    &ready,
-                ));
-            } else {
-                let live = live::observe(&ctx.applier.client).await.unwrap_or_default();
-                ctx.state.set_stores(store_views(
-                    &live,
-                    Some(&synced.catalog),
-                    Some(&synced.report),
-                    &ready,
-                ));
-            }
-            let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-            for s in ctx.state.stores() {
-                *counts.entry(s.state).or_insert(0) += 1;
-            }
-            ctx.metrics.set_stores(&counts.into_iter().collect::<Vec<_>>());
             let text = plan::render_text(&synced.plan, &ctx.settings.tracked.branch);
-            (
-                state,
-                label,
-                description.clone(),
-                CommitRecord {
-                    sha: sha.clone(),
-                    kind: "sync",
-                    pull_request: None,
-                    finished: now(),
-                    state: label,
-                    description,
-                    plan: text,
-                    report: Some(synced.report.clone()),
-                    errors: Vec::new(),
-                },
-            )
+            let record = sync_record(&sha, label, &description, text, Some(synced.report), Vec::new());
+            (state, label, description, record)
         }
     };
     let changed = ctx
@@ -357,6 +289,51 @@ async fn run_sync(ctx: &Context, trigger: SyncTrigger) {
         ctx.state.record_commit(record);
     }
     info!(state = label, %description, seconds, "sync finished");
+}
+
+fn sync_record(
+    sha: &str,
+    state: &'static str,
+    description: &str,
+    plan: String,
+    report: Option<crate::apply::SyncReport>,
+    errors: Vec<String>,
+) -> CommitRecord {
+    CommitRecord {
+        sha: sha.to_string(),
+        kind: "sync",
+        pull_request: None,
+        finished: now(),
+        state,
+        description: description.to_string(),
+        plan,
+        report,
+        errors,
+    }
+}
+
+/// The store table and its gauge after a sync: the cluster is observed again only when the
+/// sync changed it.
+async fn refresh_stores(ctx: &Context, synced: &crate::sync::Synced) {
+    let wrote = synced.report.summary.applied + synced.report.summary.pruned > 0;
+    let observed = if wrote {
+        live::observe(&ctx.applier.client).await.ok()
+    } else {
+        None
+    };
+    let live = observed.as_ref().unwrap_or(&synced.live);
+    let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
+    ctx.state.set_stores(store_views(
+        live,
+        Some(&synced.catalog),
+        Some(&synced.report),
+        &ready,
+    ));
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for s in ctx.state.stores() {
+        *counts.entry(s.state).or_insert(0) += 1;
+    }
+    ctx.metrics.set_stores(&counts.into_iter().collect::<Vec<_>>());
 }
 
 async fn plan_worker(ctx: Arc<Context>) {
