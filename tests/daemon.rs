@@ -9,215 +9,21 @@ mod fake_github;
 #[path = "common/fake_helm.rs"]
 mod fake_helm;
 
-use std::sync::Arc;
+#[path = "daemon_support/chromium.rs"]
+mod chromium;
+#[path = "daemon_support/running.rs"]
+mod running;
+#[path = "daemon_support/webhooks.rs"]
+mod webhooks;
+
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use common::{GitRepo, repo_root, store_yaml};
-use fake_cluster::FakeCluster;
-use fake_github::FakeGitHub;
-use fake_helm::FakeHelm;
-use hmac::{KeyInit, Mac};
-use http_body_util::BodyExt;
-use storesync::apply::{Applier, Helm};
-use storesync::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
-use storesync::metrics::Metrics;
-use storesync::report::StatusReporter;
-use storesync::report::github::GitHubNotifier;
-use storesync::server::webhook::Deliveries;
-use storesync::server::{self, ServerState, WebhookSecret};
-use storesync::source::tracked::TrackedRepo;
-use storesync::source::{RepoLocation, SourceOptions};
-use tokio::sync::watch;
-use tower::ServiceExt;
-
-const SECRET: &str = "It's a Secret to Everybody";
-
-struct Running {
-    repo: GitRepo,
-    branch: String,
-    cluster: FakeCluster,
-    helm: FakeHelm,
-    github: FakeGitHub,
-    ctx: Arc<Context>,
-    state: Arc<ServerState>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    async fn start(repo: GitRepo, interval: Duration) -> Running {
-        let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
-        let helm = FakeHelm::new();
-        let cluster = FakeCluster::new(helm.releases_dir());
-        let github = FakeGitHub::start().await;
-        let metrics = Arc::new(Metrics::default());
-        let notifier = GitHubNotifier::new(
-            "acme-platform",
-            "stores",
-            "test-token".into(),
-            Some(&github.url()),
-        )
-        .unwrap();
-        let counter = metrics.clone();
-        let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
-        let ctx = Arc::new(Context {
-            applier: Applier {
-                client: cluster.client(),
-                helm: Helm {
-                    binary: helm.binary(),
-                    charts_dir: repo_root().join("charts"),
-                    timeout: Duration::from_secs(60),
-                },
-                concurrency: 4,
-                dry_run: false,
-                on_helm: None,
-            },
-            metrics,
-            statuses: Some(statuses),
-            state: DaemonState::default(),
-            settings: Settings {
-                tracked: TrackedRepo {
-                    location: RepoLocation::Local(repo.path().to_path_buf()),
-                    branch: branch.clone(),
-                    options: SourceOptions::default(),
-                },
-                interval,
-                external_url: Some("https://storesync.example".into()),
-                plan_workers: 2,
-            },
-            syncs: SyncQueue::default(),
-            plans: PlanQueue::new(16),
-        });
-        let state = Arc::new(ServerState {
-            ctx: ctx.clone(),
-            webhook_secret: Some(WebhookSecret(SECRET.as_bytes().to_vec())),
-            github_repo: Some("acme-platform/stores".into()),
-            deliveries: Deliveries::new(64),
-        });
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(daemon::run(ctx.clone(), rx));
-        Running {
-            repo,
-            branch,
-            cluster,
-            helm,
-            github,
-            ctx,
-            state,
-            stop,
-            task,
-        }
-    }
-
-    async fn request(&self, req: Request<Body>) -> (StatusCode, String) {
-        let response = server::router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        self.request(Request::get(path).body(Body::empty()).unwrap())
-            .await
-    }
-
-    async fn webhook(
-        &self,
-        event: &str,
-        delivery: &str,
-        body: &str,
-        signature: Option<String>,
-    ) -> (StatusCode, String) {
-        let mut req = Request::post("/webhooks/github")
-            .header("content-type", "application/json")
-            .header("x-github-event", event)
-            .header("x-github-delivery", delivery);
-        if let Some(sig) = signature {
-            req = req.header("x-hub-signature-256", sig);
-        }
-        self.request(req.body(Body::from(body.to_string())).unwrap())
-            .await
-    }
-
-    async fn signed(&self, event: &str, delivery: &str, body: &str) -> (StatusCode, String) {
-        self.webhook(event, delivery, body, Some(sign(body))).await
-    }
-
-    /// Waits until `check` holds, polling.
-    async fn until(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Running) -> bool) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !check(self) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Asks the daemon to stop, waits for it, and hands back the fakes for inspection.
-    async fn stop(self) -> (FakeGitHub, FakeHelm) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("daemon stops")
-            .unwrap();
-        (self.github, self.helm)
-    }
-}
-
-fn sign(body: &str) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn push_body(branch: &str, sha: &str) -> String {
-    serde_json::json!({
-        "ref": format!("refs/heads/{branch}"),
-        "before": "0000000000000000000000000000000000000001",
-        "after": sha,
-        "created": false, "deleted": false, "forced": false,
-        "repository": {"full_name": "acme-platform/stores", "name": "stores"},
-        "commits": [], "head_commit": {"id": sha},
-    })
-    .to_string()
-}
-
-fn pr_body(number: u64, sha: &str, base: &str, base_sha: &str) -> String {
-    serde_json::json!({
-        "action": "opened",
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "head": {"sha": sha, "ref": "add-store", "repo": {"full_name": "acme-platform/stores"}},
-            "base": {"ref": base, "sha": base_sha, "repo": {"full_name": "acme-platform/stores"}},
-        },
-        "repository": {"full_name": "acme-platform/stores"},
-    })
-    .to_string()
-}
-
-fn catalog_repo() -> (GitRepo, String) {
-    let mut repo = GitRepo::new();
-    repo.write(
-        "stores/acme.yaml",
-        &store_yaml("acme", "woocommerce", "small", "team-acme"),
-    );
-    let sha = repo.commit("Ada", "Add acme");
-    (repo, sha)
-}
-
-fn statuses_of(r: &Running, sha: &str, context: &str) -> Vec<(String, String)> {
-    r.github
-        .statuses()
-        .into_iter()
-        .filter(|s| s.sha == sha && s.context.as_deref() == Some(context))
-        .map(|s| (s.state.clone(), s.description.clone().unwrap_or_default()))
-        .collect()
-}
+use axum::http::StatusCode;
+use chromium::{chromium, chromium_args};
+use common::{repo_root, store_yaml};
+use running::{Running, catalog_repo, statuses_of};
+use storesync::server;
+use webhooks::{pr_body, push_body, sign};
 
 #[tokio::test]
 async fn startup_syncs_the_branch_head_and_reports_pending_then_success() {
@@ -569,33 +375,6 @@ async fn pages_and_api_show_the_stores() {
         "{metrics}"
     );
     r.stop().await;
-}
-
-/// Chromium from Debian (`chromium`), or `None` when this machine has none.
-fn chromium() -> Option<std::path::PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn chromium_args(profile: &std::path::Path) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! One sync against a fake API server and a recording helm: the exact calls, no wasted work,
-//! and the prune guards.
+//! repairs of drift and of stuck releases, and exit codes. The prune guards are in prune.rs.
 mod common;
 
 #[path = "common/fake_cluster.rs"]
@@ -7,71 +7,15 @@ mod fake_cluster;
 #[path = "common/fake_helm.rs"]
 mod fake_helm;
 
-use std::time::Duration;
+#[path = "sync_support/world.rs"]
+mod world;
 
-use common::{Catalog, repo_root, store_yaml};
-use fake_cluster::FakeCluster;
-use fake_helm::FakeHelm;
+use common::{repo_root, store_yaml};
 use serde_json::json;
-use storesync::apply::{Applier, Helm, Outcome};
-use storesync::plan::{Action, PlanOptions};
+use storesync::apply::Outcome;
+use storesync::plan::PlanOptions;
 use storesync::sync::{self, SyncOutcome};
-
-struct World {
-    cluster: FakeCluster,
-    helm: FakeHelm,
-    catalog: Catalog,
-}
-
-impl World {
-    fn new() -> World {
-        let helm = FakeHelm::new();
-        World {
-            cluster: FakeCluster::new(helm.releases_dir()),
-            helm,
-            catalog: Catalog::new(),
-        }
-    }
-
-    /// Two stores, one of each engine.
-    fn with_two_stores() -> World {
-        let w = World::new();
-        w.catalog
-            .store("acme", &store_yaml("acme", "woocommerce", "small", "team-acme"));
-        w.catalog
-            .store("bobs", &store_yaml("bobs", "medusa", "medium", "team-bikes"));
-        w
-    }
-
-    fn applier(&self) -> Applier {
-        Applier {
-            client: self.cluster.client(),
-            helm: Helm {
-                binary: self.helm.binary(),
-                charts_dir: repo_root().join("charts"),
-                timeout: Duration::from_secs(60),
-            },
-            concurrency: 4,
-            dry_run: false,
-            on_helm: None,
-        }
-    }
-
-    async fn sync_with(&self, options: PlanOptions) -> SyncOutcome {
-        let snapshot =
-            storesync::source::read(&self.catalog.args().location(), None, &Default::default()).unwrap();
-        sync::sync(&self.applier(), &snapshot, options)
-            .await
-            .expect("sync runs")
-    }
-
-    async fn sync(&self) -> storesync::apply::SyncReport {
-        match self.sync_with(PlanOptions::default()).await {
-            SyncOutcome::Done(synced) => synced.report,
-            SyncOutcome::Invalid(findings) => panic!("invalid catalog: {findings:?}"),
-        }
-    }
-}
+use world::{World, apply_cli};
 
 const OWNED: &str = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dstoresync&limit=500";
 
@@ -337,165 +281,6 @@ async fn credentials_are_generated_once() {
 }
 
 #[tokio::test]
-async fn removed_store_is_pruned_release_then_namespace() {
-    let w = World::with_two_stores();
-    w.sync().await;
-    let uid = w.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["uid"].clone();
-    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-
-    let report = w.sync().await;
-    assert_eq!(report.description(), "applied 0, pruned 1, unchanged 1");
-    assert_eq!(
-        w.helm.calls()[before],
-        [
-            "uninstall",
-            "bobs",
-            "--namespace",
-            "store-bobs",
-            "--wait",
-            "--timeout",
-            "60s",
-            "--ignore-not-found"
-        ]
-    );
-    let writes = w.cluster.writes();
-    assert_eq!(writes.len(), 1);
-    assert_eq!(writes[0].line(), "DELETE /api/v1/namespaces/store-bobs?");
-    assert_eq!(
-        writes[0].body.as_ref().unwrap()["preconditions"]["uid"],
-        uid,
-        "deletion is guarded by the uid"
-    );
-    assert!(w.cluster.get("namespaces", "", "store-bobs").is_none());
-}
-
-#[tokio::test]
-async fn unowned_namespaces_are_never_touched() {
-    let w = World::with_two_stores();
-    w.cluster.insert(
-        "namespaces",
-        "",
-        json!({"metadata": {"name": "store-legacy", "labels": {"storesync.dev/store": "legacy"}}}),
-    );
-    w.sync().await;
-    assert!(
-        !w.cluster
-            .requests()
-            .iter()
-            .any(|r| r.uri.contains("store-legacy")),
-        "never named in any call"
-    );
-    assert!(w.cluster.get("namespaces", "", "store-legacy").is_some());
-}
-
-#[tokio::test]
-async fn protected_store_is_kept_when_its_file_is_gone() {
-    let w = World::with_two_stores();
-    w.catalog.store(
-        "bobs",
-        &format!(
-            "{}protected: true\n",
-            store_yaml("bobs", "medusa", "medium", "team-bikes")
-        ),
-    );
-    w.sync().await;
-    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-    let report = w.sync().await;
-    assert_eq!(report.summary.skipped, 1, "kept and reported, not a failure");
-    assert!(w.cluster.writes().is_empty());
-    assert_eq!(w.helm.calls().len(), before);
-}
-
-#[tokio::test]
-async fn prune_breaker_blocks_a_mass_prune() {
-    let w = World::new();
-    for i in 0..7 {
-        let name = format!("shop-{i}");
-        w.catalog
-            .store(&name, &store_yaml(&name, "woocommerce", "small", "team-a"));
-    }
-    w.sync().await;
-    for i in 1..7 {
-        std::fs::remove_file(w.catalog.path().join(format!("stores/shop-{i}.yaml"))).unwrap();
-    }
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-    let report = w.sync().await;
-    assert_eq!(report.summary.pruned, 0);
-    assert_eq!(report.summary.blocked, 6);
-    assert_eq!(
-        report.blocked,
-        vec!["6 stores would be pruned; limits.maxPrunesPerSync is 5: no store is pruned"]
-    );
-    assert!(
-        report.description().contains("blocked: 6 stores would be pruned"),
-        "{}",
-        report.description()
-    );
-    assert!(w.cluster.writes().is_empty());
-    assert_eq!(w.helm.calls().len(), before);
-}
-
-#[tokio::test]
-async fn invalid_catalog_changes_nothing_and_reads_nothing() {
-    let w = World::with_two_stores();
-    w.sync().await;
-    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
-    w.catalog.store(
-        "dune",
-        "name: dune\nengine: magento\nplan: small\nowner: team-d\n",
-    );
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-    match w.sync_with(PlanOptions::default()).await {
-        SyncOutcome::Invalid(findings) => {
-            assert!(findings.iter().any(|f| f.message == "unknown engine `magento`"))
-        }
-        SyncOutcome::Done(_) => panic!("an invalid catalog must not sync"),
-    }
-    assert!(w.cluster.requests().is_empty(), "not even observed");
-    assert_eq!(w.helm.calls().len(), before);
-    assert!(
-        w.cluster.get("namespaces", "", "store-bobs").is_some(),
-        "nothing pruned"
-    );
-}
-
-#[tokio::test]
-async fn terminating_namespace_is_reported_not_recreated() {
-    let w = World::with_two_stores();
-    w.cluster.slow_namespace_deletion();
-    w.sync().await;
-    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
-    let report = w.sync().await;
-    assert_eq!(report.summary.pruned, 1);
-    assert!(
-        w.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["deletionTimestamp"].is_string()
-    );
-
-    // The file comes back while the namespace is still going away.
-    w.catalog
-        .store("bobs", &store_yaml("bobs", "medusa", "medium", "team-bikes"));
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-    let outcome = w.sync_with(PlanOptions::default()).await;
-    let SyncOutcome::Done(synced) = outcome else {
-        panic!("valid")
-    };
-    let (plan, report) = (synced.plan, synced.report);
-    let bobs = plan.stores.iter().find(|s| s.store == "bobs").unwrap();
-    assert_eq!(bobs.action, Action::Blocked);
-    assert!(bobs.reason.as_deref().unwrap().contains("terminating"));
-    assert_eq!(report.summary.blocked, 1);
-    assert!(w.cluster.writes().is_empty());
-    assert_eq!(w.helm.calls().len(), before);
-}
-
-#[tokio::test]
 async fn stuck_release_is_rolled_back_then_upgraded() {
     let w = World::with_two_stores();
     w.sync().await;
@@ -594,83 +379,6 @@ async fn one_store_failing_does_not_stop_the_others() {
 }
 
 #[tokio::test]
-async fn no_prune_and_dry_run_write_nothing_destructive() {
-    let w = World::with_two_stores();
-    w.sync().await;
-    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
-    w.cluster.clear_requests();
-    let before = w.helm.calls().len();
-    let SyncOutcome::Done(synced) = w
-        .sync_with(PlanOptions {
-            no_prune: true,
-            ..Default::default()
-        })
-        .await
-    else {
-        panic!("valid")
-    };
-    assert_eq!(synced.report.summary.skipped, 1);
-    assert!(w.cluster.writes().is_empty());
-    assert_eq!(w.helm.calls().len(), before);
-
-    // Dry run: a new store's writes are sent with dryRun=All, nothing is stored, no helm.
-    w.catalog
-        .store("cafe", &store_yaml("cafe", "woocommerce", "small", "team-c"));
-    let mut applier = w.applier();
-    applier.dry_run = true;
-    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
-    let SyncOutcome::Done(_) = sync::sync(
-        &applier,
-        &snapshot,
-        PlanOptions {
-            no_prune: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap() else {
-        panic!("valid")
-    };
-    assert!(w.cluster.get("namespaces", "", "store-cafe").is_none());
-    assert!(
-        w.cluster.writes().iter().all(|r| r.uri.contains("dryRun=All")),
-        "{:?}",
-        w.cluster.writes()
-    );
-    assert_eq!(w.helm.calls().len(), before);
-}
-
-fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
-    storesync::commands::ClusterOptions {
-        helm: w.helm.binary(),
-        charts_dir: repo_root().join("charts"),
-        helm_timeout: Duration::from_secs(60),
-        concurrency: 2,
-    }
-}
-
-async fn apply_cli(w: &World, output: storesync::config::OutputFormat) -> (u8, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = storesync::commands::apply(
-        w.cluster.client(),
-        &w.catalog.args(),
-        &cluster_options(w),
-        false,
-        false,
-        output,
-        &mut out,
-        &mut err,
-    )
-    .await
-    .unwrap();
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
-#[tokio::test]
 async fn apply_exit_codes_follow_the_contract() {
     use storesync::config::OutputFormat;
     let w = World::with_two_stores();
@@ -695,65 +403,6 @@ async fn apply_exit_codes_follow_the_contract() {
     assert_eq!(code, 1);
     assert_eq!(out, "");
     assert!(err.contains("invalid catalog: nothing applied, nothing pruned"));
-}
-
-#[tokio::test]
-async fn apply_exits_one_when_the_breaker_holds_prunes_back() {
-    use storesync::config::OutputFormat;
-    let w = World::new();
-    w.catalog.platform("limits:\n  maxPrunesPerSync: 1\n");
-    for name in ["aaa", "bbb", "ccc"] {
-        w.catalog
-            .store(name, &store_yaml(name, "woocommerce", "small", "team-a"));
-    }
-    assert_eq!(apply_cli(&w, OutputFormat::Text).await.0, 0);
-    std::fs::remove_file(w.catalog.path().join("stores/aaa.yaml")).unwrap();
-    std::fs::remove_file(w.catalog.path().join("stores/bbb.yaml")).unwrap();
-    let (code, out, _) = apply_cli(&w, OutputFormat::Text).await;
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("Blocked: 2 stores would be pruned; limits.maxPrunesPerSync is 1: no store is pruned"),
-        "{out}"
-    );
-    assert!(w.cluster.get("namespaces", "", "store-aaa").is_some());
-}
-
-#[tokio::test]
-async fn a_namespace_that_is_not_storesyncs_is_never_taken_over() {
-    let w = World::with_two_stores();
-    w.cluster.insert(
-        "namespaces",
-        "",
-        json!({"metadata": {"name": "store-acme", "labels": {"team": "legacy"}}}),
-    );
-    let report = w.sync().await;
-    assert_eq!((report.summary.applied, report.summary.failed), (1, 1));
-    let acme = report.stores.iter().find(|r| r.store == "acme").unwrap();
-    assert!(
-        acme.detail
-            .as_deref()
-            .unwrap()
-            .starts_with("namespace store-acme exists but is not managed by storesync")
-    );
-    let writes: Vec<String> = w
-        .cluster
-        .writes()
-        .iter()
-        .filter(|r| r.uri.contains("store-acme"))
-        .map(|r| r.line())
-        .collect();
-    assert!(
-        writes.is_empty(),
-        "nothing written into the foreign namespace: {writes:?}"
-    );
-    assert!(
-        !w.helm.calls().iter().any(|c| c[2] == "acme"),
-        "no release installed into it"
-    );
-    assert_eq!(
-        w.cluster.get("namespaces", "", "store-acme").unwrap()["metadata"]["labels"],
-        json!({"team": "legacy"})
-    );
 }
 
 #[tokio::test]

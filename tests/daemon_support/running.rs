@@ -1,0 +1,178 @@
+//! The daemon running in process against the fakes, and the view of it the tests poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use storesync::apply::{Applier, Helm};
+use storesync::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use storesync::metrics::Metrics;
+use storesync::report::StatusReporter;
+use storesync::report::github::GitHubNotifier;
+use storesync::server::webhook::Deliveries;
+use storesync::server::{self, ServerState, WebhookSecret};
+use storesync::source::tracked::TrackedRepo;
+use storesync::source::{RepoLocation, SourceOptions};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::common::{GitRepo, repo_root, store_yaml};
+use crate::fake_cluster::FakeCluster;
+use crate::fake_github::FakeGitHub;
+use crate::fake_helm::FakeHelm;
+use crate::webhooks::{SECRET, sign};
+
+pub struct Running {
+    pub repo: GitRepo,
+    pub branch: String,
+    pub cluster: FakeCluster,
+    pub helm: FakeHelm,
+    pub github: FakeGitHub,
+    pub ctx: Arc<Context>,
+    pub state: Arc<ServerState>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn start(repo: GitRepo, interval: Duration) -> Running {
+        let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
+        let helm = FakeHelm::new();
+        let cluster = FakeCluster::new(helm.releases_dir());
+        let github = FakeGitHub::start().await;
+        let metrics = Arc::new(Metrics::default());
+        let notifier = GitHubNotifier::new(
+            "acme-platform",
+            "stores",
+            "test-token".into(),
+            Some(&github.url()),
+        )
+        .unwrap();
+        let counter = metrics.clone();
+        let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
+        let ctx = Arc::new(Context {
+            applier: Applier {
+                client: cluster.client(),
+                helm: Helm {
+                    binary: helm.binary(),
+                    charts_dir: repo_root().join("charts"),
+                    timeout: Duration::from_secs(60),
+                },
+                concurrency: 4,
+                dry_run: false,
+                on_helm: None,
+            },
+            metrics,
+            statuses: Some(statuses),
+            state: DaemonState::default(),
+            settings: Settings {
+                tracked: TrackedRepo {
+                    location: RepoLocation::Local(repo.path().to_path_buf()),
+                    branch: branch.clone(),
+                    options: SourceOptions::default(),
+                },
+                interval,
+                external_url: Some("https://storesync.example".into()),
+                plan_workers: 2,
+            },
+            syncs: SyncQueue::default(),
+            plans: PlanQueue::new(16),
+        });
+        let state = Arc::new(ServerState {
+            ctx: ctx.clone(),
+            webhook_secret: Some(WebhookSecret(SECRET.as_bytes().to_vec())),
+            github_repo: Some("acme-platform/stores".into()),
+            deliveries: Deliveries::new(64),
+        });
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(daemon::run(ctx.clone(), rx));
+        Running {
+            repo,
+            branch,
+            cluster,
+            helm,
+            github,
+            ctx,
+            state,
+            stop,
+            task,
+        }
+    }
+
+    async fn request(&self, req: Request<Body>) -> (StatusCode, String) {
+        let response = server::router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        self.request(Request::get(path).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn webhook(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &str,
+        signature: Option<String>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::post("/webhooks/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery);
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        self.request(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    pub async fn signed(&self, event: &str, delivery: &str, body: &str) -> (StatusCode, String) {
+        self.webhook(event, delivery, body, Some(sign(body))).await
+    }
+
+    /// Waits until `check` holds, polling.
+    pub async fn until(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Running) -> bool) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !check(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asks the daemon to stop, waits for it, and hands back the fakes for inspection.
+    pub async fn stop(self) -> (FakeGitHub, FakeHelm) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops")
+            .unwrap();
+        (self.github, self.helm)
+    }
+}
+
+pub fn catalog_repo() -> (GitRepo, String) {
+    let mut repo = GitRepo::new();
+    repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "small", "team-acme"),
+    );
+    let sha = repo.commit("Ada", "Add acme");
+    (repo, sha)
+}
+
+pub fn statuses_of(r: &Running, sha: &str, context: &str) -> Vec<(String, String)> {
+    r.github
+        .statuses()
+        .into_iter()
+        .filter(|s| s.sha == sha && s.context.as_deref() == Some(context))
+        .map(|s| (s.state.clone(), s.description.clone().unwrap_or_default()))
+        .collect()
+}

@@ -1,0 +1,284 @@
+//! What one sync must not destroy or take over: a removed store is pruned release then
+//! namespace, guarded by its uid; unowned and protected namespaces, the prune breaker, an invalid
+//! catalog, `--no-prune` and dry run. Same fake API server and recording helm as sync.rs.
+mod common;
+
+#[path = "common/fake_cluster.rs"]
+mod fake_cluster;
+#[path = "common/fake_helm.rs"]
+mod fake_helm;
+
+#[path = "sync_support/world.rs"]
+mod world;
+
+// fake_helm finds the real helm through `super::repo_root()`.
+use common::{repo_root, store_yaml};
+use serde_json::json;
+use storesync::plan::{Action, PlanOptions};
+use storesync::sync::{self, SyncOutcome};
+use world::{World, apply_cli};
+
+#[tokio::test]
+async fn removed_store_is_pruned_release_then_namespace() {
+    let w = World::with_two_stores();
+    w.sync().await;
+    let uid = w.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["uid"].clone();
+    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+
+    let report = w.sync().await;
+    assert_eq!(report.description(), "applied 0, pruned 1, unchanged 1");
+    assert_eq!(
+        w.helm.calls()[before],
+        [
+            "uninstall",
+            "bobs",
+            "--namespace",
+            "store-bobs",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--ignore-not-found"
+        ]
+    );
+    let writes = w.cluster.writes();
+    assert_eq!(writes.len(), 1);
+    assert_eq!(writes[0].line(), "DELETE /api/v1/namespaces/store-bobs?");
+    assert_eq!(
+        writes[0].body.as_ref().unwrap()["preconditions"]["uid"],
+        uid,
+        "deletion is guarded by the uid"
+    );
+    assert!(w.cluster.get("namespaces", "", "store-bobs").is_none());
+}
+
+#[tokio::test]
+async fn unowned_namespaces_are_never_touched() {
+    let w = World::with_two_stores();
+    w.cluster.insert(
+        "namespaces",
+        "",
+        json!({"metadata": {"name": "store-legacy", "labels": {"storesync.dev/store": "legacy"}}}),
+    );
+    w.sync().await;
+    assert!(
+        !w.cluster
+            .requests()
+            .iter()
+            .any(|r| r.uri.contains("store-legacy")),
+        "never named in any call"
+    );
+    assert!(w.cluster.get("namespaces", "", "store-legacy").is_some());
+}
+
+#[tokio::test]
+async fn protected_store_is_kept_when_its_file_is_gone() {
+    let w = World::with_two_stores();
+    w.catalog.store(
+        "bobs",
+        &format!(
+            "{}protected: true\n",
+            store_yaml("bobs", "medusa", "medium", "team-bikes")
+        ),
+    );
+    w.sync().await;
+    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    let report = w.sync().await;
+    assert_eq!(report.summary.skipped, 1, "kept and reported, not a failure");
+    assert!(w.cluster.writes().is_empty());
+    assert_eq!(w.helm.calls().len(), before);
+}
+
+#[tokio::test]
+async fn prune_breaker_blocks_a_mass_prune() {
+    let w = World::new();
+    for i in 0..7 {
+        let name = format!("shop-{i}");
+        w.catalog
+            .store(&name, &store_yaml(&name, "woocommerce", "small", "team-a"));
+    }
+    w.sync().await;
+    for i in 1..7 {
+        std::fs::remove_file(w.catalog.path().join(format!("stores/shop-{i}.yaml"))).unwrap();
+    }
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    let report = w.sync().await;
+    assert_eq!(report.summary.pruned, 0);
+    assert_eq!(report.summary.blocked, 6);
+    assert_eq!(
+        report.blocked,
+        vec!["6 stores would be pruned; limits.maxPrunesPerSync is 5: no store is pruned"]
+    );
+    assert!(
+        report.description().contains("blocked: 6 stores would be pruned"),
+        "{}",
+        report.description()
+    );
+    assert!(w.cluster.writes().is_empty());
+    assert_eq!(w.helm.calls().len(), before);
+}
+
+#[tokio::test]
+async fn invalid_catalog_changes_nothing_and_reads_nothing() {
+    let w = World::with_two_stores();
+    w.sync().await;
+    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
+    w.catalog.store(
+        "dune",
+        "name: dune\nengine: magento\nplan: small\nowner: team-d\n",
+    );
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    match w.sync_with(PlanOptions::default()).await {
+        SyncOutcome::Invalid(findings) => {
+            assert!(findings.iter().any(|f| f.message == "unknown engine `magento`"))
+        }
+        SyncOutcome::Done(_) => panic!("an invalid catalog must not sync"),
+    }
+    assert!(w.cluster.requests().is_empty(), "not even observed");
+    assert_eq!(w.helm.calls().len(), before);
+    assert!(
+        w.cluster.get("namespaces", "", "store-bobs").is_some(),
+        "nothing pruned"
+    );
+}
+
+#[tokio::test]
+async fn terminating_namespace_is_reported_not_recreated() {
+    let w = World::with_two_stores();
+    w.cluster.slow_namespace_deletion();
+    w.sync().await;
+    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
+    let report = w.sync().await;
+    assert_eq!(report.summary.pruned, 1);
+    assert!(
+        w.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["deletionTimestamp"].is_string()
+    );
+
+    // The file comes back while the namespace is still going away.
+    w.catalog
+        .store("bobs", &store_yaml("bobs", "medusa", "medium", "team-bikes"));
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    let outcome = w.sync_with(PlanOptions::default()).await;
+    let SyncOutcome::Done(synced) = outcome else {
+        panic!("valid")
+    };
+    let (plan, report) = (synced.plan, synced.report);
+    let bobs = plan.stores.iter().find(|s| s.store == "bobs").unwrap();
+    assert_eq!(bobs.action, Action::Blocked);
+    assert!(bobs.reason.as_deref().unwrap().contains("terminating"));
+    assert_eq!(report.summary.blocked, 1);
+    assert!(w.cluster.writes().is_empty());
+    assert_eq!(w.helm.calls().len(), before);
+}
+
+#[tokio::test]
+async fn no_prune_and_dry_run_write_nothing_destructive() {
+    let w = World::with_two_stores();
+    w.sync().await;
+    std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    let SyncOutcome::Done(synced) = w
+        .sync_with(PlanOptions {
+            no_prune: true,
+            ..Default::default()
+        })
+        .await
+    else {
+        panic!("valid")
+    };
+    assert_eq!(synced.report.summary.skipped, 1);
+    assert!(w.cluster.writes().is_empty());
+    assert_eq!(w.helm.calls().len(), before);
+
+    // Dry run: a new store's writes are sent with dryRun=All, nothing is stored, no helm.
+    w.catalog
+        .store("cafe", &store_yaml("cafe", "woocommerce", "small", "team-c"));
+    let mut applier = w.applier();
+    applier.dry_run = true;
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    let SyncOutcome::Done(_) = sync::sync(
+        &applier,
+        &snapshot,
+        PlanOptions {
+            no_prune: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!("valid")
+    };
+    assert!(w.cluster.get("namespaces", "", "store-cafe").is_none());
+    assert!(
+        w.cluster.writes().iter().all(|r| r.uri.contains("dryRun=All")),
+        "{:?}",
+        w.cluster.writes()
+    );
+    assert_eq!(w.helm.calls().len(), before);
+}
+
+#[tokio::test]
+async fn apply_exits_one_when_the_breaker_holds_prunes_back() {
+    use storesync::config::OutputFormat;
+    let w = World::new();
+    w.catalog.platform("limits:\n  maxPrunesPerSync: 1\n");
+    for name in ["aaa", "bbb", "ccc"] {
+        w.catalog
+            .store(name, &store_yaml(name, "woocommerce", "small", "team-a"));
+    }
+    assert_eq!(apply_cli(&w, OutputFormat::Text).await.0, 0);
+    std::fs::remove_file(w.catalog.path().join("stores/aaa.yaml")).unwrap();
+    std::fs::remove_file(w.catalog.path().join("stores/bbb.yaml")).unwrap();
+    let (code, out, _) = apply_cli(&w, OutputFormat::Text).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("Blocked: 2 stores would be pruned; limits.maxPrunesPerSync is 1: no store is pruned"),
+        "{out}"
+    );
+    assert!(w.cluster.get("namespaces", "", "store-aaa").is_some());
+}
+
+#[tokio::test]
+async fn a_namespace_that_is_not_storesyncs_is_never_taken_over() {
+    let w = World::with_two_stores();
+    w.cluster.insert(
+        "namespaces",
+        "",
+        json!({"metadata": {"name": "store-acme", "labels": {"team": "legacy"}}}),
+    );
+    let report = w.sync().await;
+    assert_eq!((report.summary.applied, report.summary.failed), (1, 1));
+    let acme = report.stores.iter().find(|r| r.store == "acme").unwrap();
+    assert!(
+        acme.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("namespace store-acme exists but is not managed by storesync")
+    );
+    let writes: Vec<String> = w
+        .cluster
+        .writes()
+        .iter()
+        .filter(|r| r.uri.contains("store-acme"))
+        .map(|r| r.line())
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "nothing written into the foreign namespace: {writes:?}"
+    );
+    assert!(
+        !w.helm.calls().iter().any(|c| c[2] == "acme"),
+        "no release installed into it"
+    );
+    assert_eq!(
+        w.cluster.get("namespaces", "", "store-acme").unwrap()["metadata"]["labels"],
+        json!({"team": "legacy"})
+    );
+}
