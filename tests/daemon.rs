@@ -586,3 +586,48 @@ fn serve_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("signal received"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_branch_moved_back_to_an_older_commit_is_not_synced() {
+    let (mut repo, first) = catalog_repo();
+    repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let second = repo.commit("Ben", "Add bobs");
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until("the startup sync", Duration::from_secs(20), |r| {
+        statuses_of(r, &second, "storesync/sync").len() == 2
+    })
+    .await;
+
+    // Someone force-pushes the branch back; a late delivery names the old commit.
+    let branch = format!("refs/heads/{}", r.branch);
+    r.repo
+        .repo
+        .reference(&branch, git2::Oid::from_str(&first).unwrap(), true, "rewind")
+        .unwrap();
+    assert_eq!(
+        r.signed("push", "old", &push_body(&r.branch.clone(), &first))
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        statuses_of(&r, &first, "storesync/sync").is_empty(),
+        "never synced backwards"
+    );
+    assert!(
+        r.ctx
+            .state
+            .syncs()
+            .iter()
+            .all(|s| s.sha.as_deref() != Some(first.as_str()))
+    );
+    assert!(
+        r.cluster.get("namespaces", "", "store-bobs").is_some(),
+        "nothing pruned by the older commit"
+    );
+    r.stop().await;
+}
