@@ -45,6 +45,20 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// The word for people and scripts, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Pruned => "pruned",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Skipped => "skipped",
+            Outcome::Blocked => "blocked",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreResult {
     pub store: String,
@@ -130,7 +144,11 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
     for sp in &plan.stores {
         match sp.action {
             Action::Create | Action::Update => {
-                let Some(store) = catalog.stores.iter().find(|s| s.name == sp.store) else {
+                // The catalog's stores are sorted by name.
+                let found = catalog
+                    .stores
+                    .binary_search_by(|s| s.name.as_str().cmp(&sp.store));
+                let Some(store) = found.ok().map(|i| &catalog.stores[i]) else {
                     results.push(result(
                         &sp.store,
                         Outcome::Failed,

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use kube::Client;
 
-use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, report_invalid, write_err};
-use crate::apply::{Applier, Helm, LAST_ERROR_ANNOTATION, Outcome, SyncReport};
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, print_plan, report_invalid, write_err};
+use crate::apply::{Applier, Helm, Outcome, SyncReport};
 use crate::config::{OutputFormat, SourceArgs};
-use crate::desired::{COMMIT_ANNOTATION, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
 use crate::error::{Error, Result};
 use crate::live;
 use crate::plan::{self, PlanOptions};
@@ -29,17 +28,19 @@ pub async fn connect() -> Result<Client> {
         .map_err(|e| Error::Connect(e.to_string()))
 }
 
-fn applier(client: Client, options: &ClusterOptions, dry_run: bool) -> Applier {
-    Applier {
-        client,
-        helm: Helm {
-            binary: options.helm.clone(),
-            charts_dir: options.charts_dir.clone(),
-            timeout: options.helm_timeout,
-        },
-        concurrency: options.concurrency,
-        dry_run,
-        on_helm: None,
+impl ClusterOptions {
+    pub fn applier(&self, client: Client, dry_run: bool) -> Applier {
+        Applier {
+            client,
+            helm: Helm {
+                binary: self.helm.clone(),
+                charts_dir: self.charts_dir.clone(),
+                timeout: self.helm_timeout,
+            },
+            concurrency: self.concurrency,
+            dry_run,
+            on_helm: None,
+        }
     }
 }
 
@@ -55,7 +56,7 @@ pub async fn plan_live(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let snapshot = args.read()?;
-    let applier = applier(client, cluster, true);
+    let applier = cluster.applier(client, true);
     let options = PlanOptions {
         create_diffs,
         no_prune: false,
@@ -64,22 +65,13 @@ pub async fn plan_live(
         Ok(planned) => planned,
         Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),
     };
-    print_diagnostics(err, &catalog.warnings)?;
-    let text = match output {
-        OutputFormat::Text => plan::render_text(&plan, &args.display()),
-        OutputFormat::Json => plan::render_json(&plan)?,
-    };
-    out.write_all(text.as_bytes()).map_err(write_err)?;
-    Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
+    print_plan(&plan, &catalog.warnings, args, output, out, err)
 }
 
 fn render_report(report: &SyncReport) -> String {
     let mut text = String::new();
     for r in report.stores.iter().filter(|r| r.outcome != Outcome::Unchanged) {
-        let outcome = serde_json::to_value(r.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let outcome = r.outcome.as_str();
         text.push_str(&format!("{:<12} {}", outcome, r.store));
         if let Some(detail) = &r.detail {
             text.push_str(&format!(": {detail}"));
@@ -103,7 +95,7 @@ pub async fn apply(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let snapshot = args.read()?;
-    let applier = applier(client, cluster, dry_run);
+    let applier = cluster.applier(client, dry_run);
     let options = PlanOptions {
         create_diffs: false,
         no_prune,
@@ -161,27 +153,23 @@ pub async fn apply(
 pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -> Result<u8> {
     let live = live::observe(&client).await?;
     let ready = live::readiness(&client).await?;
-    let mut rows = Vec::new();
-    for (name, store) in &live.stores {
-        let ns = store.namespace.metadata.name.clone().unwrap_or_default();
-        let (r, total) = ready.get(&ns).copied().unwrap_or((0, 0));
-        let state = if store.terminating() {
-            "terminating".to_string()
-        } else {
-            "present".to_string()
-        };
-        rows.push(serde_json::json!({
-            "store": name,
-            "owner": store.label(OWNER_LABEL),
-            "engine": store.label(ENGINE_LABEL),
-            "plan": store.label(PLAN_LABEL),
-            "commit": store.annotation(COMMIT_ANNOTATION),
-            "namespace": state,
-            "release": store.release.as_ref().map(|r| format!("{} (rev {})", r.status, r.revision)),
-            "ready": format!("{r}/{total}"),
-            "lastError": store.annotation(LAST_ERROR_ANNOTATION),
-        }));
-    }
+    // The same derivation as the daemon's store table.
+    let rows: Vec<serde_json::Value> = crate::daemon::store_views(&live, None, None, &ready)
+        .into_iter()
+        .map(|v| {
+            serde_json::json!({
+                "store": v.name,
+                "owner": v.owner,
+                "engine": v.engine,
+                "plan": v.plan,
+                "commit": v.commit,
+                "namespace": if v.state == "terminating" { "terminating" } else { "present" },
+                "release": v.release,
+                "ready": v.ready.unwrap_or_else(|| "0/0".into()),
+                "lastError": v.last_error,
+            })
+        })
+        .collect();
     match output {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&rows).map_err(|source| Error::Output { source })?;

@@ -1,7 +1,7 @@
 //! The CLI commands, as library functions that write to the given streams and return the exit
 //! code: 0 success, 1 invalid catalog or blocked plan, 2 usage error, 3 some stores failed.
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -79,6 +79,24 @@ fn report_invalid(
     Ok(EXIT_INVALID)
 }
 
+/// A plan in the chosen form, after the catalog's warnings; exit 1 when it is blocked.
+fn print_plan(
+    plan: &plan::Plan,
+    warnings: &[Diagnostic],
+    args: &SourceArgs,
+    output: OutputFormat,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    print_diagnostics(err, warnings)?;
+    let text = match output {
+        OutputFormat::Text => plan::render_text(plan, &args.display()),
+        OutputFormat::Json => plan::render_json(plan)?,
+    };
+    out.write_all(text.as_bytes()).map_err(write_err)?;
+    Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
+}
+
 fn print_diagnostics(err: &mut dyn Write, diagnostics: &[Diagnostic]) -> Result<()> {
     for d in diagnostics {
         writeln!(err, "{d}").map_err(write_err)?;
@@ -148,18 +166,12 @@ pub fn plan_offline(
         Ok(catalog) => catalog,
         Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),
     };
-    print_diagnostics(err, &catalog.warnings)?;
     let options = PlanOptions {
         create_diffs,
         no_prune: false,
     };
     let plan = plan::plan_catalog(snapshot.revision, &catalog, &LiveState::default(), options, true);
-    let text = match output {
-        OutputFormat::Text => plan::render_text(&plan, &args.display()),
-        OutputFormat::Json => plan::render_json(&plan)?,
-    };
-    out.write_all(text.as_bytes()).map_err(write_err)?;
-    Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
+    print_plan(&plan, &catalog.warnings, args, output, out, err)
 }
 
 /// `history <store>`: every commit that touched the store's file, newest first.
@@ -178,29 +190,13 @@ pub fn history(
         .map_err(write_err)?;
         return Ok(EXIT_USAGE);
     }
-    let options = args.options();
-    let (repo, subdir, rev) = match args.location() {
-        RepoLocation::Local(dir) => {
-            let repo = git2::Repository::discover(&dir).map_err(Error::git(format!(
-                "{} is not inside a Git repository",
-                dir.display()
-            )))?;
-            let subdir = local_subdir(&repo, &dir)?;
-            (repo, subdir, args.rev.clone().unwrap_or_else(|| "HEAD".into()))
-        }
-        RepoLocation::Url(url) => {
-            let cache = source::RemoteCache::new(options.cache_dir.clone(), options.credentials.clone());
-            let repo = cache.fetch(&url)?;
-            let rev = match &args.rev {
-                Some(rev) => source::resolve_name(&repo, rev),
-                None => format!("refs/remotes/origin/{}", args.branch),
-            };
-            (repo, PathBuf::new(), rev)
-        }
-    };
+    let (location, options) = (args.location(), args.options());
+    let opened = source::open(&location, &options)?;
+    let rev = source::revision(&location, &opened, args.rev.as_deref(), &options);
+    let (repo, subdir) = (&opened.repo, &opened.subdir);
     // The stores directory is the one configured at the revision the walk starts from.
-    let snapshot = source::read_commit(&repo, &rev, &subdir)?;
-    let entries = source::history::store_history(&repo, &rev, &subdir, &snapshot.raw.stores_dir, store)?;
+    let snapshot = source::read_commit(repo, &rev, subdir)?;
+    let entries = source::history::store_history(repo, &rev, subdir, &snapshot.raw.stores_dir, store)?;
     match output {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&entries).map_err(|source| Error::Output { source })?;
@@ -235,18 +231,6 @@ pub fn history(
         }
     }
     Ok(EXIT_OK)
-}
-
-fn local_subdir(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
-    let workdir = repo
-        .workdir()
-        .ok_or_else(|| Error::Source("bare repositories need --repo pointing at a URL".into()))?;
-    let workdir = workdir.canonicalize().map_err(Error::io(workdir))?;
-    let dir = dir.canonicalize().map_err(Error::io(dir))?;
-    Ok(dir
-        .strip_prefix(&workdir)
-        .map(Path::to_path_buf)
-        .unwrap_or_default())
 }
 
 mod cluster;

@@ -5,7 +5,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{ClusterOptions, connect};
-use crate::apply::{Applier, Helm};
+use crate::apply::Applier;
 use crate::config::{ServeArgs, SourceArgs};
 use crate::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
 use crate::error::{Error, Result};
@@ -83,15 +83,8 @@ pub async fn serve(
     let client = connect().await?;
     let helm_metrics = metrics.clone();
     let applier = Applier {
-        client,
-        helm: Helm {
-            binary: cluster.helm.clone(),
-            charts_dir: cluster.charts_dir.clone(),
-            timeout: cluster.helm_timeout,
-        },
-        concurrency: cluster.concurrency,
-        dry_run: false,
         on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
+        ..cluster.applier(client, false)
     };
     let ctx = Arc::new(Context {
         applier,

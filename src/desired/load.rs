@@ -24,6 +24,16 @@ pub enum RawContent {
     Other,
 }
 
+impl RawContent {
+    /// The bytes of a regular file that was read.
+    pub fn file(&self) -> Option<&[u8]> {
+        match self {
+            RawContent::File(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
     /// Path relative to the catalog root, `/`-separated: `stores/acme.yaml`.

@@ -84,12 +84,7 @@ fn one_line(text: &str, max_chars: usize) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if flat.chars().count() <= max_chars {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(max_chars - 1).collect();
-    cut.push('…');
-    cut
+    crate::apply::truncate(&flat, max_chars)
 }
 
 /// A failed post. Messages come from the provider's answer, never from the request's headers.

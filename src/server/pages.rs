@@ -163,16 +163,13 @@ pub fn commit(ctx: &Context, record: &CommitRecord) -> String {
     if let Some(report) = &record.report {
         body.push_str("<h2>Result per store</h2><table><thead><tr><th>Store</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>");
         for r in &report.stores {
-            let outcome = serde_json::to_value(r.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let outcome = r.outcome.as_str();
             let _ = write!(
                 body,
                 "<tr><td>{}</td><td class=\"state {}\">{}</td><td>{}</td></tr>",
                 esc(&r.store),
-                state_class(&outcome),
-                esc(&outcome),
+                state_class(outcome),
+                esc(outcome),
                 esc(r.detail.as_deref().unwrap_or("")),
             );
         }

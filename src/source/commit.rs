@@ -40,10 +40,7 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
         Some(entry) => Some(content(repo, &entry)?),
         None => None,
     };
-    let stores_dir = stores_dir_of(match &platform {
-        Some(RawContent::File(bytes)) => Some(bytes),
-        _ => None,
-    });
+    let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
     let entries = match tree.get_path(Path::new(&stores_dir)) {
         Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
             let dir: Tree = entry

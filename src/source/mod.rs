@@ -12,7 +12,7 @@ use crate::desired::RawCatalog;
 use crate::error::{Error, Result};
 
 pub use commit::read_commit;
-pub use remote::{Credentials, RemoteCache, redact, resolve_name};
+pub use remote::{Credentials, RemoteCache, redact};
 
 /// Where the stores repository is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +63,58 @@ pub struct SourceOptions {
 /// Reads the catalog at `location`: a local directory as on disk when `rev` is `None`, else
 /// the commit `rev` names.
 pub fn read(location: &RepoLocation, rev: Option<&str>, options: &SourceOptions) -> Result<Snapshot> {
-    match (location, rev) {
-        (RepoLocation::Local(dir), None) => worktree::read(dir),
-        (RepoLocation::Local(dir), Some(rev)) => {
+    if let (RepoLocation::Local(dir), None) = (location, rev) {
+        return worktree::read(dir);
+    }
+    let opened = open(location, options)?;
+    let rev = revision(location, &opened, rev, options);
+    read_commit(&opened.repo, &rev, &opened.subdir)
+}
+
+/// An opened repository and where the catalog sits in it.
+pub struct Opened {
+    pub repo: git2::Repository,
+    pub subdir: PathBuf,
+}
+
+/// Opens the repository at `location`: the one around a local directory, or the cache of a
+/// URL, fetched now.
+pub fn open(location: &RepoLocation, options: &SourceOptions) -> Result<Opened> {
+    match location {
+        RepoLocation::Local(dir) => {
             let repo = git2::Repository::discover(dir).map_err(Error::git(format!(
                 "{} is not inside a Git repository",
                 dir.display()
             )))?;
             let subdir = subdir_of(&repo, dir)?;
-            read_commit(&repo, rev, &subdir)
+            Ok(Opened { repo, subdir })
         }
-        (RepoLocation::Url(url), rev) => {
+        RepoLocation::Url(url) => {
             let cache = RemoteCache::new(options.cache_dir.clone(), options.credentials.clone());
-            let repo = cache.fetch(url)?;
-            let rev = match rev {
-                Some(rev) => remote::resolve_name(&repo, rev),
-                None => format!(
-                    "refs/remotes/origin/{}",
-                    options.branch.as_deref().unwrap_or("main")
-                ),
-            };
-            read_commit(&repo, &rev, Path::new(""))
+            Ok(Opened {
+                repo: cache.fetch(url)?,
+                subdir: PathBuf::new(),
+            })
+        }
+    }
+}
+
+/// The revision to read in an opened repository: `rev` as a user names it (a URL's branches
+/// live under `origin/`), else `HEAD` of a local repository or the tracked branch of a URL.
+pub fn revision(
+    location: &RepoLocation,
+    opened: &Opened,
+    rev: Option<&str>,
+    options: &SourceOptions,
+) -> String {
+    match (location, rev) {
+        (RepoLocation::Local(_), rev) => rev.unwrap_or("HEAD").to_string(),
+        (RepoLocation::Url(_), Some(rev)) => remote::resolve_name(&opened.repo, rev),
+        (RepoLocation::Url(_), None) => {
+            format!(
+                "refs/remotes/origin/{}",
+                options.branch.as_deref().unwrap_or("main")
+            )
         }
     }
 }

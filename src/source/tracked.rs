@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use git2::Repository;
 
-use super::{RemoteCache, RepoLocation, Snapshot, SourceOptions, read_commit, subdir_of};
+pub use super::Opened;
+use super::{RemoteCache, RepoLocation, Snapshot, SourceOptions, read_commit};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -15,33 +16,10 @@ pub struct TrackedRepo {
     pub options: SourceOptions,
 }
 
-/// An opened repository and where the catalog sits in it.
-pub struct Opened {
-    pub repo: Repository,
-    pub subdir: PathBuf,
-}
-
 impl TrackedRepo {
     /// Opens the repository, fetching first when it is remote.
     pub fn open(&self) -> Result<Opened> {
-        match &self.location {
-            RepoLocation::Local(dir) => {
-                let repo = Repository::discover(dir).map_err(Error::git(format!(
-                    "{} is not inside a Git repository",
-                    dir.display()
-                )))?;
-                let subdir = subdir_of(&repo, dir)?;
-                Ok(Opened { repo, subdir })
-            }
-            RepoLocation::Url(url) => {
-                let cache =
-                    RemoteCache::new(self.options.cache_dir.clone(), self.options.credentials.clone());
-                Ok(Opened {
-                    repo: cache.fetch(url)?,
-                    subdir: PathBuf::new(),
-                })
-            }
-        }
+        super::open(&self.location, &self.options)
     }
 
     fn branch_ref(&self) -> String {

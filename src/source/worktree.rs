@@ -14,10 +14,7 @@ pub fn read(root: &Path) -> Result<Snapshot> {
         return Err(Error::Source(format!("{} is not a directory", root.display())));
     }
     let platform = read_entry(&root.join(PLATFORM_FILE))?;
-    let stores_dir = stores_dir_of(match &platform {
-        Some(RawContent::File(bytes)) => Some(bytes),
-        _ => None,
-    });
+    let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
     let dir = root.join(&stores_dir);
     let entries = match fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
