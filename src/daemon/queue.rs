@@ -71,20 +71,7 @@ impl SyncQueue {
 
     /// The next trigger; `None` once the queue is closed and empty.
     pub async fn next(&self) -> Option<SyncTrigger> {
-        loop {
-            {
-                let Ok(mut inner) = self.inner.lock() else {
-                    return None;
-                };
-                if let Some(t) = inner.pending.take() {
-                    return Some(t);
-                }
-                if inner.closed {
-                    return None;
-                }
-            }
-            self.notify.notified().await;
-        }
+        next_from(&self.inner, &self.notify, |i| i.pending.take(), |i| i.closed).await
     }
 
     /// Stops accepting triggers; a pending one is dropped (shutdown).
@@ -153,20 +140,7 @@ impl PlanQueue {
     }
 
     pub async fn next(&self) -> Option<PlanTrigger> {
-        loop {
-            {
-                let Ok(mut inner) = self.inner.lock() else {
-                    return None;
-                };
-                if let Some(t) = inner.pending.pop_front() {
-                    return Some(t);
-                }
-                if inner.closed {
-                    return None;
-                }
-            }
-            self.notify.notified().await;
-        }
+        next_from(&self.inner, &self.notify, |i| i.pending.pop_front(), |i| i.closed).await
     }
 
     pub fn close(&self) {
@@ -183,6 +157,27 @@ impl PlanQueue {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Waits until `take` yields an item; `None` once `closed` holds and nothing is left.
+async fn next_from<S, T>(
+    state: &Mutex<S>,
+    notify: &Notify,
+    take: impl Fn(&mut S) -> Option<T>,
+    closed: impl Fn(&S) -> bool,
+) -> Option<T> {
+    loop {
+        {
+            let Ok(mut state) = state.lock() else { return None };
+            if let Some(item) = take(&mut state) {
+                return Some(item);
+            }
+            if closed(&state) {
+                return None;
+            }
+        }
+        notify.notified().await;
     }
 }
 

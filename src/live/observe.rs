@@ -79,12 +79,8 @@ async fn list_secret_metadata(
 #[instrument(skip_all)]
 pub async fn observe(client: &Client) -> Result<LiveState> {
     let owned = owned_selector();
-    let namespaces_api: Api<Namespace> = Api::all(client.clone());
     let (namespaces, quotas, limit_ranges, policies, credentials, releases) = tokio::try_join!(
-        pages("namespaces", &owned, |p| {
-            let api = namespaces_api.clone();
-            async move { api.list(&p).await }
-        }),
+        list_all::<Namespace>(client, "namespaces", &owned),
         list_all::<ResourceQuota>(client, "resource quotas", &owned),
         list_all::<LimitRange>(client, "limit ranges", &owned),
         list_all::<NetworkPolicy>(client, "network policies", &owned),

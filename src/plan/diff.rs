@@ -266,8 +266,13 @@ pub(super) fn object_changes(d: &DesiredStore, live: Option<&LiveStore>, create_
 
 fn release_change(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool) -> Change {
     let r = &d.release;
-    let shown =
-        json!({ "chart": r.chart, "version": r.version, "values": desired::sorted_values(&r.values) });
+    // Only a release that changes is shown; keys come out sorted (serde_json's map is ordered).
+    let shown = || {
+        unified(
+            "",
+            &to_yaml(&json!({ "chart": r.chart, "version": r.version, "values": r.values })),
+        )
+    };
     let mut c = change(
         ObjectKind::HelmRelease,
         Some(&r.namespace),
@@ -278,7 +283,7 @@ fn release_change(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool
     match live.and_then(|l| l.release.as_ref()) {
         None => {
             c.action = Action::Create;
-            c.diff = create_diffs.then(|| unified("", &to_yaml(&shown)));
+            c.diff = create_diffs.then(shown);
         }
         Some(rel) if rel.status != "deployed" => {
             c.action = Action::Update;
@@ -287,7 +292,7 @@ fn release_change(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool
         Some(rel) if rel.release_hash.as_deref() != Some(d.release_hash.as_str()) => {
             c.action = Action::Update;
             c.reason = Some("chart, version or values changed since the last upgrade".into());
-            c.diff = Some(unified("", &to_yaml(&shown)));
+            c.diff = Some(shown());
         }
         Some(_) => {}
     }
