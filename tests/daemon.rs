@@ -29,10 +29,7 @@ use webhooks::{pr_body, push_body, sign};
 async fn startup_syncs_the_branch_head_and_reports_pending_then_success() {
     let (repo, sha) = catalog_repo();
     let r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &sha, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &sha).await;
     assert_eq!(
         statuses_of(&r, &sha, "storesync/sync"),
         vec![
@@ -128,10 +125,7 @@ async fn webhook_signatures_and_events() {
 async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_file() {
     let (repo, first) = catalog_repo();
     let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &first, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &first).await;
 
     r.repo.write(
         "stores/bobs.yaml",
@@ -144,10 +138,7 @@ async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_f
             .0,
         StatusCode::ACCEPTED
     );
-    r.until("the second sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &second, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the second sync", &second).await;
     assert_eq!(
         statuses_of(&r, &second, "storesync/sync")[1],
         ("success".into(), "applied 1, pruned 0, unchanged 1".into())
@@ -160,10 +151,7 @@ async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_f
     let third = r.repo.commit("Cy", "Add cafe");
     r.signed("push", "p2", &push_body(&r.branch.clone(), &third))
         .await;
-    r.until("the failed sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &third, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the failed sync", &third).await;
     let (state, description) = statuses_of(&r, &third, "storesync/sync")[1].clone();
     assert_eq!(state, "failure");
     assert_eq!(
@@ -200,10 +188,7 @@ async fn pull_request_gets_a_plan_status() {
         )
         .unwrap();
     let r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &base, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &base).await;
     assert_eq!(
         r.signed("pull_request", "pr1", &pr_body(7, &head, &r.branch, &base))
             .await
@@ -241,10 +226,7 @@ async fn pull_request_gets_a_plan_status() {
 async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_commit() {
     let (repo, first) = catalog_repo();
     let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &first, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &first).await;
 
     // A sync that upgrades a release and takes 2 seconds.
     r.helm.slow_down(2.0);
@@ -307,19 +289,13 @@ async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_c
 async fn a_commit_in_the_local_repository_triggers_a_sync_through_the_file_watch() {
     let (repo, first) = catalog_repo();
     let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &first, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &first).await;
     r.repo.write(
         "stores/bobs.yaml",
         &store_yaml("bobs", "medusa", "small", "team-bikes"),
     );
     let second = r.repo.commit("Ben", "Add bobs");
-    r.until("a sync of the new commit", Duration::from_secs(20), |r| {
-        statuses_of(r, &second, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("a sync of the new commit", &second).await;
     assert!(
         r.ctx
             .state
@@ -334,10 +310,7 @@ async fn a_commit_in_the_local_repository_triggers_a_sync_through_the_file_watch
 async fn pages_and_api_show_the_stores() {
     let (repo, first) = catalog_repo();
     let r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &first, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &first).await;
     let (code, api) = r.get("/api/stores").await;
     assert_eq!(code, StatusCode::OK);
     let stores: serde_json::Value = serde_json::from_str(&api).unwrap();
@@ -394,10 +367,7 @@ async fn status_page_renders_in_headless_chromium() {
     );
     let second = repo.commit("Ben", "Add bobs");
     let r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &second, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &second).await;
     let _ = first;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -490,10 +460,7 @@ async fn status_page_renders_in_headless_chromium() {
 async fn shutdown_lets_the_sync_in_flight_finish() {
     let (repo, first) = catalog_repo();
     let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &first, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &first).await;
     r.helm.slow_down(1.5);
     r.repo.write(
         "stores/acme.yaml",
@@ -596,10 +563,7 @@ async fn a_branch_moved_back_to_an_older_commit_is_not_synced() {
     );
     let second = repo.commit("Ben", "Add bobs");
     let r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until("the startup sync", Duration::from_secs(20), |r| {
-        statuses_of(r, &second, "storesync/sync").len() == 2
-    })
-    .await;
+    r.until_synced("the startup sync", &second).await;
 
     // Someone force-pushes the branch back; a late delivery names the old commit.
     let branch = format!("refs/heads/{}", r.branch);

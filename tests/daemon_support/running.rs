@@ -136,6 +136,14 @@ impl Running {
     }
 
     /// Waits until `check` holds, polling.
+    /// Waits (20 s at most) until the sync of `sha` posted both its statuses.
+    pub async fn until_synced(&self, what: &str, sha: &str) {
+        self.until(what, Duration::from_secs(20), |r| {
+            statuses_of(r, sha, "storesync/sync").len() == 2
+        })
+        .await;
+    }
+
     pub async fn until(&self, what: &str, timeout: Duration, mut check: impl FnMut(&Running) -> bool) {
         let deadline = tokio::time::Instant::now() + timeout;
         while !check(self) {
