@@ -66,6 +66,15 @@ fn applied(d: &DesiredStore) -> LiveStore {
     }
 }
 
+/// `spec.hard` of a live store's quota, to edit by hand.
+fn quota_hard(live: &mut LiveStore) -> &mut std::collections::BTreeMap<String, Quantity> {
+    live.quota
+        .as_mut()
+        .and_then(|q| q.spec.as_mut())
+        .and_then(|s| s.hard.as_mut())
+        .expect("an applied quota")
+}
+
 fn live_of(stores: &[(&str, LiveStore)]) -> LiveState {
     LiveState {
         stores: stores.iter().map(|(n, l)| (n.to_string(), l.clone())).collect(),
@@ -124,16 +133,7 @@ fn a_new_commit_alone_changes_nothing() {
 fn drifted_quota_is_an_update_with_a_diff() {
     let d = catalog(&[("acme", "")]);
     let mut live = applied(&d[0]);
-    let hard = live
-        .quota
-        .as_mut()
-        .unwrap()
-        .spec
-        .as_mut()
-        .unwrap()
-        .hard
-        .as_mut()
-        .unwrap();
+    let hard = quota_hard(&mut live);
     hard.insert("requests.cpu".into(), Quantity("64".into()));
     let p = run(&d, &live_of(&[("acme", live)]), PlanOptions::default());
     assert_eq!(p.stores[0].action, Action::Update);
@@ -356,16 +356,7 @@ fn missing_credentials_are_created_without_data() {
 fn quantities_rewritten_by_the_server_are_not_drift() {
     let d = catalog(&[("acme", "")]);
     let mut live = applied(&d[0]);
-    let hard = live
-        .quota
-        .as_mut()
-        .unwrap()
-        .spec
-        .as_mut()
-        .unwrap()
-        .hard
-        .as_mut()
-        .unwrap();
+    let hard = quota_hard(&mut live);
     // Desired says 2Gi and 1; the server may say 2048Mi and 1000m.
     hard.insert("requests.memory".into(), Quantity("2048Mi".into()));
     hard.insert("requests.cpu".into(), Quantity("1000m".into()));
