@@ -144,6 +144,32 @@ pub struct ClusterArgs {
     /// Stores applied at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), env = "STORESYNC_CONCURRENCY")]
     pub concurrency: u16,
+    /// Let one sync prune every live store (two or more); without it such a sync prunes nothing.
+    #[arg(long, env = "STORESYNC_ALLOW_PRUNE_ALL")]
+    pub allow_prune_all: bool,
+    /// An OCI prefix engine charts may come from, such as oci://registry.example.com/charts
+    /// (repeatable; none by default: charts come from --charts-dir only).
+    #[arg(long = "allowed-chart-prefix", value_parser = parse_oci_prefix, env = "STORESYNC_ALLOWED_CHART_PREFIXES", value_delimiter = ',')]
+    pub allowed_chart_prefixes: Vec<String>,
+    /// Namespace of storesync's own records (the prune breaker's last applied limit); default:
+    /// POD_NAMESPACE, else the kubeconfig's namespace.
+    #[arg(long, env = "STORESYNC_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+fn parse_oci_prefix(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("oci://")
+        .ok_or_else(|| format!("`{s}` is not an oci:// prefix"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || rest.contains(char::is_whitespace)
+        || rest.contains('@')
+        || rest.split('/').any(|seg| seg == "..")
+    {
+        return Err(format!("`{s}` is not an oci://HOST[/PATH] prefix"));
+    }
+    Ok(s.to_string())
 }
 
 impl ClusterArgs {
@@ -153,6 +179,12 @@ impl ClusterArgs {
             charts_dir: self.charts_dir.clone(),
             helm_timeout: self.helm_timeout,
             concurrency: usize::from(self.concurrency),
+            allow_prune_all: self.allow_prune_all,
+            allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
+            namespace: self
+                .namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty())),
         }
     }
 }

@@ -282,3 +282,195 @@ async fn a_namespace_that_is_not_storesyncs_is_never_taken_over() {
         json!({"team": "legacy"})
     );
 }
+
+/// A world with `names` synced once, so the prune limit of that commit is recorded.
+async fn synced_world(names: &[&str]) -> World {
+    let w = World::new();
+    for name in names {
+        w.catalog
+            .store(name, &store_yaml(name, "woocommerce", "small", "team-a"));
+    }
+    w.sync().await;
+    w
+}
+
+fn remove(w: &World, names: &[&str]) {
+    for name in names {
+        std::fs::remove_file(w.catalog.path().join(format!("stores/{name}.yaml"))).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_commit_cannot_lift_its_own_prune_breaker() {
+    let all = [
+        "shop-0", "shop-1", "shop-2", "shop-3", "shop-4", "shop-5", "shop-6",
+    ];
+    let w = synced_world(&all).await;
+    let record = w
+        .cluster
+        .get("configmaps", "default", "storesync-applied")
+        .unwrap();
+    assert_eq!(
+        record["data"]["maxPrunesPerSync"], "5",
+        "the applied limit is recorded"
+    );
+
+    // One change empties most of the catalog and raises the limit that guards it.
+    remove(&w, &all[1..]);
+    w.catalog.platform("limits:\n  maxPrunesPerSync: 1000\n");
+    w.cluster.clear_requests();
+    let helm_before = w.helm.calls().len();
+    let report = w.sync().await;
+    assert_eq!((report.summary.pruned, report.summary.blocked), (0, 6));
+    assert_eq!(report.blocked.len(), 1, "{:?}", report.blocked);
+    assert!(
+        report.blocked[0].starts_with(
+            "6 stores would be pruned; the limit is 5 (limits.maxPrunesPerSync at the last applied commit"
+        ),
+        "{}",
+        report.blocked[0]
+    );
+    assert!(report.description().contains("blocked: 6 stores would be pruned"));
+    assert!(w.cluster.writes().is_empty(), "{:?}", w.cluster.writes());
+    assert_eq!(w.helm.calls().len(), helm_before);
+    let record = w
+        .cluster
+        .get("configmaps", "default", "storesync-applied")
+        .unwrap();
+    assert_eq!(
+        record["data"]["maxPrunesPerSync"], "5",
+        "a blocked sync records nothing"
+    );
+
+    // Raised in a change of its own first, the new limit counts for the next one.
+    for name in &all[1..] {
+        w.catalog
+            .store(name, &store_yaml(name, "woocommerce", "small", "team-a"));
+    }
+    let report = w.sync().await;
+    assert!(report.blocked.is_empty(), "{:?}", report.blocked);
+    let record = w
+        .cluster
+        .get("configmaps", "default", "storesync-applied")
+        .unwrap();
+    assert_eq!(record["data"]["maxPrunesPerSync"], "1000");
+    remove(&w, &all[1..]);
+    let report = w.sync().await;
+    assert_eq!(report.summary.pruned, 6, "{:?}", report.blocked);
+}
+
+#[tokio::test]
+async fn a_commit_that_lowers_its_breaker_is_held_to_it_at_once() {
+    let w = synced_world(&["aaa", "bbb", "ccc", "ddd"]).await;
+    remove(&w, &["aaa", "bbb"]);
+    w.catalog.platform("limits:\n  maxPrunesPerSync: 1\n");
+    w.cluster.clear_requests();
+    let report = w.sync().await;
+    assert_eq!(
+        report.blocked,
+        vec!["2 stores would be pruned; limits.maxPrunesPerSync is 1: no store is pruned"]
+    );
+    assert!(w.cluster.writes().is_empty());
+}
+
+#[tokio::test]
+async fn pruning_every_live_store_needs_allow_prune_all() {
+    let w = synced_world(&["aaa", "bbb", "ccc"]).await;
+    remove(&w, &["aaa", "bbb", "ccc"]);
+    w.cluster.clear_requests();
+    let helm_before = w.helm.calls().len();
+    let report = w.sync().await;
+    assert_eq!((report.summary.pruned, report.summary.blocked), (0, 3));
+    assert_eq!(
+        report.blocked,
+        vec![
+            "every live store (3) would be pruned: no store is pruned; storesync must run with \
+             --allow-prune-all to empty the platform"
+        ]
+    );
+    assert!(w.cluster.writes().is_empty());
+    assert_eq!(w.helm.calls().len(), helm_before);
+
+    // The operator's flag, not the commit, lets it through.
+    let mut applier = w.applier();
+    applier.policy.allow_prune_all = true;
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    let outcome = sync::sync(&applier, &snapshot, PlanOptions::default())
+        .await
+        .unwrap();
+    let SyncOutcome::Done(synced) = outcome else {
+        panic!("valid catalog")
+    };
+    assert_eq!(synced.report.summary.pruned, 3, "{:?}", synced.report.blocked);
+    assert!(w.cluster.get("namespaces", "", "store-aaa").is_none());
+}
+
+#[tokio::test]
+async fn the_last_single_store_may_go_without_the_flag() {
+    let w = synced_world(&["aaa"]).await;
+    remove(&w, &["aaa"]);
+    let report = w.sync().await;
+    assert_eq!(report.summary.pruned, 1, "{:?}", report.blocked);
+}
+
+#[tokio::test]
+async fn a_foreign_breaker_record_stops_the_sync_before_any_write() {
+    let w = World::with_two_stores();
+    w.cluster.insert(
+        "configmaps",
+        "default",
+        json!({"metadata": {"name": "storesync-applied"}, "data": {"maxPrunesPerSync": "1000"}}),
+    );
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    let err = sync::sync(&w.applier(), &snapshot, PlanOptions::default())
+        .await
+        .expect_err("a record storesync did not write is never trusted");
+    assert!(err.to_string().contains("is not managed by storesync"), "{err}");
+    assert!(w.cluster.writes().is_empty());
+    assert!(w.helm.calls().is_empty());
+}
+
+const OCI_PLATFORM: &str = "engines:\n  woocommerce:\n    chart: oci://registry.example.com/charts/woocommerce\n    version: 0.1.0\n";
+
+#[tokio::test]
+async fn oci_charts_need_a_prefix_the_operator_allows() {
+    let w = World::new();
+    w.catalog.platform(OCI_PLATFORM);
+    w.catalog
+        .store("acme", &store_yaml("acme", "woocommerce", "small", "team-a"));
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    let outcome = sync::sync(&w.applier(), &snapshot, PlanOptions::default())
+        .await
+        .unwrap();
+    let SyncOutcome::Invalid(findings) = outcome else {
+        panic!("a chart outside the allowed prefixes")
+    };
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].location(), "storesync.yaml:3:12");
+    assert!(
+        findings[0].message.contains("none are allowed"),
+        "{}",
+        findings[0].message
+    );
+    assert!(w.cluster.requests().is_empty(), "not even observed");
+    assert!(w.helm.calls().is_empty());
+
+    // Under an allowed prefix (segment-wise), helm is handed the reference as written.
+    let mut applier = w.applier();
+    applier.helm.allowed_chart_prefixes = vec!["oci://registry.example.com/charts-other".into()];
+    let outcome = sync::sync(&applier, &snapshot, PlanOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SyncOutcome::Invalid(_)),
+        "a look-alike prefix allows nothing"
+    );
+    applier.helm.allowed_chart_prefixes = vec!["oci://registry.example.com/charts".into()];
+    let outcome = sync::sync(&applier, &snapshot, PlanOptions::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, SyncOutcome::Done(_)));
+    let calls = w.helm.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0][3], "oci://registry.example.com/charts/woocommerce");
+}

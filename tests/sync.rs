@@ -37,6 +37,8 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
         lists,
         vec![
             format!("/api/v1/limitranges?&{OWNED}"),
+            // The prune breaker's record of the last applied commit, in storesync's namespace.
+            "/api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
             // A new store's namespace is looked up once: an existing one that is not
             // storesync's is never taken over.
             "/api/v1/namespaces/store-acme".to_string(),
@@ -48,6 +50,16 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
             format!("/apis/networking.k8s.io/v1/networkpolicies?&{OWNED}"),
         ],
         "one label-selected, cluster-wide LIST per kind, plus the lookup of each new namespace"
+    );
+    // After a sync that applied everything, its prune limit is recorded for later syncs.
+    let record = w
+        .cluster
+        .get("configmaps", "default", "storesync-applied")
+        .expect("recorded");
+    assert_eq!(record["data"]["maxPrunesPerSync"], "5");
+    assert_eq!(
+        record["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "storesync"
     );
 
     // Per store, in apply order.

@@ -23,6 +23,8 @@ pub struct Helm {
     pub charts_dir: PathBuf,
     /// Time given to one helm invocation, waits included.
     pub timeout: Duration,
+    /// OCI references engine charts may come from (`--allowed-chart-prefix`); none by default.
+    pub allowed_chart_prefixes: Vec<String>,
 }
 
 /// What one helm invocation did, for metrics and reports.
@@ -44,17 +46,37 @@ impl HelmOp {
 }
 
 impl Helm {
-    /// The chart argument for `chart`: OCI references and paths as given, names under the charts
-    /// directory. A local chart must carry the version the platform pins.
+    /// The chart argument for `chart`: an OCI reference under an allowed prefix as given, a
+    /// name as a directory under the charts directory; nothing else (no path a catalog could
+    /// point anywhere). A local chart must carry the version the platform pins.
     pub fn resolve_chart(&self, chart: &str, version: &str) -> Result<String> {
+        let refuse = |why: String| Error::Helm {
+            operation: "resolve",
+            message: format!("chart `{chart}` {why}"),
+        };
         if chart.starts_with("oci://") {
+            if !self
+                .allowed_chart_prefixes
+                .iter()
+                .any(|p| crate::desired::chart_under_prefix(chart, p))
+            {
+                return Err(refuse(
+                    "is not under an OCI prefix allowed by --allowed-chart-prefix".into(),
+                ));
+            }
             return Ok(chart.to_string());
         }
-        let path = if chart.contains('/') || chart.starts_with('.') {
-            PathBuf::from(chart)
-        } else {
-            self.charts_dir.join(chart)
-        };
+        let plain = !chart.is_empty()
+            && !chart.starts_with('.')
+            && chart
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !plain {
+            return Err(refuse(
+                "is not a chart directory name under the charts directory".into(),
+            ));
+        }
+        let path = self.charts_dir.join(chart);
         let manifest = path.join("Chart.yaml");
         let text = std::fs::read_to_string(&manifest).map_err(Error::io(&manifest))?;
         let found = text

@@ -19,7 +19,7 @@ use crate::plan::{Action, ObjectKind, Plan, StorePlan};
 use crate::source::Revision;
 
 pub use helm::{Helm, HelmOp, RELEASE_HASH_LABEL};
-pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION};
+pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION, record_applied};
 
 /// How a sync writes.
 #[derive(Clone)]
@@ -32,6 +32,26 @@ pub struct Applier {
     pub dry_run: bool,
     /// Observer of helm invocations (metrics).
     pub on_helm: Option<Arc<dyn Fn(HelmOp, bool) + Send + Sync>>,
+    pub policy: Policy,
+}
+
+/// What the operator allows a catalog to do, whatever a commit says.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// One sync may prune every live store (`--allow-prune-all`).
+    pub allow_prune_all: bool,
+    /// Namespace of storesync's own records (the prune breaker's); `None`: the client's default.
+    pub namespace: Option<String>,
+}
+
+impl Applier {
+    /// The namespace holding storesync's own records.
+    pub fn own_namespace(&self) -> String {
+        self.policy
+            .namespace
+            .clone()
+            .unwrap_or_else(|| self.client.default_namespace().to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

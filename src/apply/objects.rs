@@ -188,6 +188,31 @@ pub async fn record_error(client: &Client, store: &str, error: Option<&str>) -> 
 
 pub const LAST_ERROR_ANNOTATION: &str = "storesync.dev/last-error";
 
+/// Records what the commit just applied allowed, for the prune breaker of later syncs.
+pub async fn record_applied(
+    client: &Client,
+    namespace: &str,
+    applied: &crate::live::AppliedLimits,
+) -> Result<()> {
+    use crate::live::{APPLIED_CONFIGMAP, COMMIT_KEY, MAX_PRUNES_KEY};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(APPLIED_CONFIGMAP.into());
+    cm.metadata.namespace = Some(namespace.into());
+    cm.metadata.labels = Some(BTreeMap::from([(
+        desired::MANAGED_BY.to_string(),
+        desired::MANAGER.to_string(),
+    )]));
+    cm.data = Some(BTreeMap::from([
+        (COMMIT_KEY.to_string(), applied.commit.clone()),
+        (
+            MAX_PRUNES_KEY.to_string(),
+            applied.max_prunes_per_sync.to_string(),
+        ),
+    ]));
+    apply_namespaced(client, &cm, false).await
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

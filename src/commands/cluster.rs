@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube::Client;
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, print_plan, report_invalid, write_err};
-use crate::apply::{Applier, Helm, Outcome, SyncReport};
+use crate::apply::{Applier, Helm, Outcome, Policy, SyncReport};
 use crate::config::{OutputFormat, SourceArgs};
 use crate::error::{Error, Result};
 use crate::live;
@@ -20,6 +20,10 @@ pub struct ClusterOptions {
     pub charts_dir: PathBuf,
     pub helm_timeout: Duration,
     pub concurrency: usize,
+    pub allow_prune_all: bool,
+    pub allowed_chart_prefixes: Vec<String>,
+    /// Namespace of storesync's own records; `None`: the kubeconfig's.
+    pub namespace: Option<String>,
 }
 
 pub async fn connect() -> Result<Client> {
@@ -36,10 +40,15 @@ impl ClusterOptions {
                 binary: self.helm.clone(),
                 charts_dir: self.charts_dir.clone(),
                 timeout: self.helm_timeout,
+                allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
             },
             concurrency: self.concurrency,
             dry_run,
             on_helm: None,
+            policy: Policy {
+                allow_prune_all: self.allow_prune_all,
+                namespace: self.namespace.clone(),
+            },
         }
     }
 }
@@ -59,7 +68,7 @@ pub async fn plan_live(
     let applier = cluster.applier(client, true);
     let options = PlanOptions {
         create_diffs,
-        no_prune: false,
+        ..PlanOptions::default()
     };
     let (catalog, plan, _) = match sync::plan_against_cluster(&applier, &snapshot, options).await? {
         Ok(planned) => planned,
@@ -97,8 +106,8 @@ pub async fn apply(
     let snapshot = args.read()?;
     let applier = cluster.applier(client, dry_run);
     let options = PlanOptions {
-        create_diffs: false,
         no_prune,
+        ..PlanOptions::default()
     };
     match sync::sync(&applier, &snapshot, options).await? {
         SyncOutcome::Invalid(findings) => report_invalid(

@@ -168,7 +168,7 @@ pub fn plan_offline(
     };
     let options = PlanOptions {
         create_diffs,
-        no_prune: false,
+        ..PlanOptions::default()
     };
     let plan = plan::plan_catalog(snapshot.revision, &catalog, &LiveState::default(), options, true);
     print_plan(&plan, &catalog.warnings, args, output, out, err)

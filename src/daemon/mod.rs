@@ -375,9 +375,10 @@ async fn run_plan(ctx: &Context, trigger: PlanTrigger) {
             return;
         }
     };
-    let catalog = match desired::load(&snapshot.raw) {
-        Ok(c) => c,
-        Err(findings) => {
+    // The same planning as a sync: policy, breaker record and all, never a write.
+    let plan = match sync::plan_against_cluster(&ctx.applier, &snapshot, PlanOptions::default()).await {
+        Ok(Ok((_, plan, _))) => plan,
+        Ok(Err(findings)) => {
             let description = first_errors(&findings);
             ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Failure, &description);
             let errors = findings.iter().map(ToString::to_string).collect();
@@ -386,9 +387,6 @@ async fn run_plan(ctx: &Context, trigger: PlanTrigger) {
             ctx.metrics.plan_finished("failure");
             return;
         }
-    };
-    let observed = match live::observe(&ctx.applier.client).await {
-        Ok(l) => l,
         Err(e) => {
             let description = format!("storesync could not observe the cluster: {e}");
             ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Error, &description);
@@ -398,13 +396,6 @@ async fn run_plan(ctx: &Context, trigger: PlanTrigger) {
             return;
         }
     };
-    let plan = plan::plan_catalog(
-        snapshot.revision.clone(),
-        &catalog,
-        &observed,
-        PlanOptions::default(),
-        false,
-    );
     let (state, label, description) = match plan.blocked.first() {
         Some(reason) => (
             StatusState::Failure,

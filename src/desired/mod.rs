@@ -4,6 +4,7 @@ mod defaults;
 mod diagnostics;
 mod load;
 pub mod model;
+mod policy;
 mod position;
 mod render;
 pub mod rules;
@@ -15,5 +16,6 @@ pub use load::{
     Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
 };
 pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
+pub use policy::{chart_policy, chart_under_prefix};
 pub use render::*;
 pub use validate::PLATFORM_VALUE_ROOTS;

@@ -1,6 +1,9 @@
 //! Live state: what storesync owns in the cluster, found by label. This module holds the plain
 //! data the planner compares against; [`observe`] fills it in.
+mod applied;
 mod observe;
+
+pub use applied::{APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, read_applied};
 
 pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector, readiness};
 use std::collections::BTreeMap;
@@ -13,6 +16,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Default)]
 pub struct LiveState {
     pub stores: BTreeMap<String, LiveStore>,
+    /// What the last successfully applied commit allowed, when it was read (syncs and plans).
+    pub applied: Option<AppliedLimits>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -199,7 +199,10 @@ pub fn assemble(
         s.network_policies
             .sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     }
-    LiveState { stores }
+    LiveState {
+        stores,
+        applied: None,
+    }
 }
 
 /// Ready workloads over all workloads, per namespace.

@@ -153,6 +153,42 @@ pub struct PlanOptions {
     pub create_diffs: bool,
     /// Leave stores whose files are gone in place.
     pub no_prune: bool,
+    /// The operator allows one sync to prune every live store (`--allow-prune-all`).
+    pub allow_prune_all: bool,
+}
+
+/// Why `prunable` stores may not go at once, if they may not. The limit is the lower of the
+/// synced commit's `limits.maxPrunesPerSync` and the one recorded at the last successfully
+/// applied commit: a commit can lower its own breaker, never lift it.
+fn prune_breaker(prunable: usize, live: &LiveState, limits: &Limits, options: PlanOptions) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let live_stores = live.stores.values().filter(|l| !l.terminating()).count();
+    if prunable >= 2 && prunable == live_stores && !options.allow_prune_all {
+        reasons.push(format!(
+            "every live store ({prunable}) would be pruned: no store is pruned; storesync must run with \
+             --allow-prune-all to empty the platform"
+        ));
+    }
+    let own = limits.max_prunes_per_sync;
+    match &live.applied {
+        Some(applied) if applied.max_prunes_per_sync < own && prunable > applied.max_prunes_per_sync => {
+            let at = match applied.commit.get(..12) {
+                Some(short) => format!(" {short}"),
+                None => String::new(),
+            };
+            reasons.push(format!(
+                "{prunable} stores would be pruned; the limit is {} (limits.maxPrunesPerSync at the last \
+                 applied commit{at}; this commit's {own} counts once applied): no store is pruned; raise the \
+                 limit in a commit of its own first",
+                applied.max_prunes_per_sync
+            ));
+        }
+        _ if prunable > own => reasons.push(format!(
+            "{prunable} stores would be pruned; limits.maxPrunesPerSync is {own}: no store is pruned"
+        )),
+        _ => {}
+    }
+    reasons
 }
 
 /// Plans a sync of `desired` (a valid catalog, rendered) against `live`.
@@ -222,13 +258,10 @@ fn finish(
         .iter()
         .filter(|(_, l)| !l.terminating() && l.label(desired::PROTECTED_LABEL) != Some("true"))
         .collect();
-    let breaker = prunable.len() > limits.max_prunes_per_sync;
+    let held = prune_breaker(prunable.len(), live, limits, options);
+    let breaker = !held.is_empty();
     if breaker && !options.no_prune {
-        blocked.push(format!(
-            "{} stores would be pruned; limits.maxPrunesPerSync is {}: no store is pruned",
-            prunable.len(),
-            limits.max_prunes_per_sync
-        ));
+        blocked.extend(held);
     }
     for (name, l) in gone {
         let reason = if l.terminating() {
@@ -247,10 +280,8 @@ fn finish(
         } else if breaker {
             Some((
                 Action::Blocked,
-                format!(
-                    "prune breaker: more than {} stores would go",
-                    limits.max_prunes_per_sync
-                ),
+                "prune breaker: too many stores would go at once (see the plan's blocked reasons)"
+                    .to_string(),
             ))
         } else {
             None

@@ -78,6 +78,7 @@ fn quota_hard(live: &mut LiveStore) -> &mut std::collections::BTreeMap<String, Q
 fn live_of(stores: &[(&str, LiveStore)]) -> LiveState {
     LiveState {
         stores: stores.iter().map(|(n, l)| (n.to_string(), l.clone())).collect(),
+        ..Default::default()
     }
 }
 
@@ -253,6 +254,7 @@ fn prune_breaker_blocks_every_prune() {
     let d = catalog(&stores);
     let live = LiveState {
         stores: d.iter().map(|s| (s.store.name.clone(), applied(s))).collect(),
+        ..Default::default()
     };
     let p = run(&d[..1], &live, PlanOptions::default());
     assert_eq!(p.summary.prune, 0);
@@ -398,4 +400,59 @@ fn missing_credentials_of_an_installed_store_block_it() {
             .contains("restore it from a backup")
     );
     assert!(p.is_blocked());
+}
+
+#[test]
+fn prune_all_counts_only_stores_that_would_really_go() {
+    let d = catalog(&[("aaa", ""), ("bbb", ""), ("keep", "protected: true\n")]);
+    let live = live_of(&[
+        ("aaa", applied(&d[0])),
+        ("bbb", applied(&d[1])),
+        ("keep", applied(&d[2])),
+    ]);
+    // A protected store stays, so the platform is not emptied: two prunes are within the limit.
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!((p.summary.prune, p.summary.skip), (2, 1), "{:?}", p.blocked);
+    assert!(p.blocked.is_empty());
+
+    let live = live_of(&[("aaa", applied(&d[0])), ("bbb", applied(&d[1]))]);
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!((p.summary.prune, p.summary.blocked), (0, 2));
+    assert!(
+        p.blocked[0].starts_with("every live store (2) would be pruned"),
+        "{:?}",
+        p.blocked
+    );
+    let allowed = PlanOptions {
+        allow_prune_all: true,
+        ..PlanOptions::default()
+    };
+    assert_eq!(run(&[], &live, allowed).summary.prune, 2);
+}
+
+#[test]
+fn the_recorded_limit_holds_when_it_is_the_lower() {
+    let d = catalog(&[("aaa", ""), ("bbb", ""), ("ccc", "")]);
+    let mut live = live_of(&[
+        ("aaa", applied(&d[0])),
+        ("bbb", applied(&d[1])),
+        ("ccc", applied(&d[2])),
+    ]);
+    live.applied = Some(crate::live::AppliedLimits {
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        max_prunes_per_sync: 1,
+    });
+    let p = run(&d[..1], &live, PlanOptions::default());
+    assert_eq!(p.summary.prune, 0);
+    assert!(
+        p.blocked[0].starts_with(
+            "2 stores would be pruned; the limit is 1 (limits.maxPrunesPerSync at the last applied commit 0123456789ab;"
+        ),
+        "{:?}",
+        p.blocked
+    );
+    // A higher recorded limit never raises the commit's own.
+    live.applied.as_mut().unwrap().max_prunes_per_sync = 100;
+    let p = run(&d[..1], &live, PlanOptions::default());
+    assert_eq!(p.summary.prune, 2, "5 at this commit, 100 recorded: 2 may go");
 }

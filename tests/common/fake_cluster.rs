@@ -61,6 +61,7 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "networkpolicies" => ("networking.k8s.io/v1", "NetworkPolicy"),
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
+        "configmaps" => ("v1", "ConfigMap"),
         _ => ("v1", "Unknown"),
     }
 }
@@ -130,11 +131,14 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
 }
 
 impl FakeCluster {
+    /// A cluster with its `default` namespace, as every real one has.
     pub fn new(releases: PathBuf) -> FakeCluster {
-        FakeCluster {
+        let cluster = FakeCluster {
             state: Arc::new(Mutex::new(State::default())),
             releases,
-        }
+        };
+        cluster.insert("namespaces", "", json!({"metadata": {"name": "default"}}));
+        cluster
     }
 
     /// A kube client that talks to this fake.

@@ -18,6 +18,9 @@ pub const SKIP_MESSAGE: &str =
 /// Identity storesync runs as: a ServiceAccount bound to deploy/rbac/clusterrole.yaml, nothing more.
 pub const E2E_NAMESPACE: &str = "storesync-e2e";
 pub const E2E_ACCOUNT: &str = "storesync-e2e";
+/// The ConfigMap where storesync records the prune limit of the last applied commit (in the
+/// namespace of its kubeconfig context, E2E_NAMESPACE).
+pub const APPLIED_RECORD: &str = "storesync-applied";
 /// Name of the ClusterRole in deploy/rbac/clusterrole.yaml.
 const CLUSTER_ROLE: &str = "storesync";
 
@@ -312,6 +315,19 @@ impl Suite {
         preflight();
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = restricted_kubeconfig(dir.path());
+        // Each scenario starts as a fresh installation: no prune limit recorded by another one.
+        admin_kubectl(
+            &[
+                "delete",
+                "configmap",
+                APPLIED_RECORD,
+                "-n",
+                E2E_NAMESPACE,
+                "--ignore-not-found",
+            ],
+            None,
+        )
+        .expect_ok();
         let prefix = format!("e2e{}-", random_hex4());
         eprintln!(
             "[e2e] {test}: stores `{prefix}*`; storesync runs as system:serviceaccount:{E2E_NAMESPACE}:{E2E_ACCOUNT} \

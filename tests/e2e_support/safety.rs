@@ -6,7 +6,7 @@ use super::cluster::{
     get, helm_history, helm_status, labels, must_get, release_status, rv, settle_quota, snapshot,
     terminating, wait_until,
 };
-use super::harness::{Suite, admin_kubectl, namespace, path_str};
+use super::harness::{APPLIED_RECORD, E2E_NAMESPACE, Suite, admin_kubectl, namespace, path_str};
 use std::time::Duration;
 
 fn assert_store_alive(store: &str) {
@@ -106,6 +106,42 @@ fn protected_store_is_kept_when_its_file_is_deleted() {
 
     assert_store_alive(&kept);
     assert_eq!(helm_history(&kept).len(), 1);
+}
+
+/// Scenario 7b: the breaker holds to the limit recorded at the last applied commit, so a commit
+/// that removes stores cannot raise the limit that guards it; recorded in the cluster, where the
+/// restricted identity can write it.
+#[test]
+fn a_commit_cannot_lift_its_own_prune_breaker() {
+    let Some(suite) = Suite::start("breaker record") else {
+        return;
+    };
+    let platform = Platform::default();
+    let stores: Vec<String> = (1..=4).map(|i| suite.store(&format!("record-{i}"))).collect();
+    let repo = StoresRepo::new(&platform);
+    for s in &stores {
+        repo.put(&StoreFile::new(s));
+    }
+    let first = repo.commit("four stores");
+    suite.apply(&repo, &first, &[]).expect_code(0);
+    let record = must_get("configmap", Some(E2E_NAMESPACE), APPLIED_RECORD);
+    assert_eq!(record["data"]["maxPrunesPerSync"], "2", "{record}");
+    assert_eq!(record["data"]["lastAppliedCommit"], first.as_str());
+
+    for s in &stores[..3] {
+        repo.remove(s);
+    }
+    repo.platform(&Platform {
+        max_prunes_per_sync: 10,
+        ..platform.clone()
+    });
+    let second = repo.commit("remove three stores and raise the limit");
+    let sync = suite.apply(&repo, &second, &[]);
+    sync.expect_code(1);
+    let reasons = sync.plan()["blocked"].to_string();
+    assert!(reasons.contains("the limit is 2"), "{reasons}\n{}", sync.out);
+    assert_eq!(sync.result_summary("pruned"), 0);
+    stores.iter().for_each(|s| assert_store_alive(s));
 }
 
 /// Scenario 7: more prunes than limits.maxPrunesPerSync block the whole prune; --no-prune and a

@@ -44,10 +44,12 @@ impl World {
                 binary: self.helm.binary(),
                 charts_dir: repo_root().join("charts"),
                 timeout: Duration::from_secs(60),
+                allowed_chart_prefixes: Vec::new(),
             },
             concurrency: 4,
             dry_run: false,
             on_helm: None,
+            policy: Default::default(),
         }
     }
 
@@ -73,6 +75,9 @@ fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
         charts_dir: repo_root().join("charts"),
         helm_timeout: Duration::from_secs(60),
         concurrency: 2,
+        allow_prune_all: false,
+        allowed_chart_prefixes: Vec::new(),
+        namespace: None,
     }
 }
 
