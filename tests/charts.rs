@@ -1,16 +1,22 @@
 //! Chart tests: lint and render the engine charts (charts/woocommerce, charts/medusa) and
 //! storesync's own chart (deploy/helm/storesync) with the real helm binary, then check what a
 //! platform team relies on: guardrail fit (every pod that can run at once fits the plan's
-//! ResourceQuota and LimitRange), hardening, credential handling, ingress wiring, and an RBAC
-//! ClusterRole that grants exactly what storesync and helm need.
+//! ResourceQuota with 20% to spare, and its LimitRange), hardening, credential handling, ingress
+//! wiring, and an RBAC ClusterRole that grants exactly what storesync and helm need.
 //!
 //! helm is found as $STORESYNC_HELM, else <repo>/tools/bin/helm, else `helm` on PATH. These tests
 //! never skip: without helm they fail and say how to install it (scripts/setup-tools.sh).
 
 #[path = "charts_support/budget.rs"]
 mod budget;
+#[path = "charts_support/catalog.rs"]
+mod catalog;
 #[path = "charts_support/checks.rs"]
 mod checks;
+#[path = "charts_support/fit.rs"]
+mod fit;
+#[path = "charts_support/fit_tests.rs"]
+mod fit_tests;
 #[path = "charts_support/helm.rs"]
 mod helm;
 #[path = "charts_support/manifest.rs"]
@@ -20,10 +26,12 @@ mod quantity;
 #[path = "charts_support/rbac.rs"]
 mod rbac;
 
-use budget::{PLANS, check_budget};
+use budget::{Plan, default_plans};
+use catalog::{catalog_stores, merge};
 use checks::{CREDENTIAL_KEYS, assert_clean, check_networking, check_pods, check_wiring};
-use helm::{chart_path, platform_values, render, repo_root, run_helm, yaml};
-use manifest::{get, kind, seq, str_at};
+use fit::{Fit, container_sizes, fit};
+use helm::{chart_path, platform_values, render, repo_root, run_helm, set_path, yaml};
+use manifest::{containers, get, kind, pod_spec, seq, str_at};
 use rbac::{grants, resource_of, storesync_own_grants};
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -79,27 +87,24 @@ fn all_charts_pass_strict_lint() {
 }
 
 #[test]
-fn engine_renders_fit_every_plan_and_are_hardened() {
+fn engine_renders_are_hardened_and_wired_for_every_plan() {
     let tls_cases = [
         (false, "", ""),
         (true, "letsencrypt-prod", ""),
         (true, "", "acme-cert"),
     ];
     for engine in ENGINES {
-        for plan in &PLANS {
+        for plan in default_plans() {
             for (tls, issuer, secret_name) in tls_cases {
                 let context = format!("{engine}, plan {}, tls {tls}, issuer {issuer:?}", plan.name);
                 let docs = render(
                     &chart_path(engine),
                     "acme",
                     "store-acme",
-                    &platform_values(plan.name, tls, issuer, secret_name),
+                    &platform_values(&plan.name, tls, issuer, secret_name),
                 );
                 let mut errors = vec![];
                 check_pods(&docs, true, &mut errors);
-                // The small plan's limits bind every plan: chart defaults do not vary with it.
-                let total = check_budget(&docs, &PLANS[0], &mut errors);
-                check_budget(&docs, plan, &mut errors);
                 check_networking(&docs, tls, issuer, secret_name, &mut errors);
                 check_wiring(&docs, "store-credentials", &mut errors);
                 if docs.iter().any(|d| kind(d) == "Secret") {
@@ -109,13 +114,194 @@ fn engine_renders_fit_every_plan_and_are_hardened() {
                     errors.push("no setup Job rendered".into());
                 }
                 assert_clean(&context, errors);
-                if plan.name == "small" && !tls {
-                    eprintln!(
-                        "{engine}: worst case {total} (small quota: requests 1000m/2048Mi, limits 2000m/4096Mi)"
-                    );
-                }
             }
         }
+    }
+}
+
+/// The chart of `engine` rendered with the values storesync passes for `plan`, plus `extra`.
+fn fit_of_docs(engine: &str, plan: &Plan, extra: &str) -> Vec<Value> {
+    let mut values = platform_values(&plan.name, false, "", "");
+    if !extra.is_empty() {
+        merge(&mut values, yaml(extra));
+    }
+    render(&chart_path(engine), "acme", "store-acme", &values)
+}
+
+fn fit_of(engine: &str, plan: &Plan, extra: &str) -> Fit {
+    fit(&fit_of_docs(engine, plan, extra), plan)
+}
+
+/// Every engine × plan, in each shape a store can choose (the Medusa storefront on or off).
+fn engine_shapes() -> [(&'static str, &'static str); 3] {
+    [
+        ("woocommerce", ""),
+        ("medusa", ""),
+        ("medusa", "storefront: {enabled: false}"),
+    ]
+}
+
+#[test]
+fn every_engine_fits_every_plan_with_headroom() {
+    let (mut tables, mut failed) = (vec![], 0);
+    for (engine, extra) in engine_shapes() {
+        for plan in default_plans() {
+            let fit = fit_of(engine, &plan, extra);
+            let title = if extra.is_empty() {
+                engine.to_string()
+            } else {
+                format!("{engine} ({extra})")
+            };
+            failed += usize::from(!fit.errors.is_empty());
+            tables.push(fit.table(&title));
+        }
+    }
+    // Printed either way, so `--no-capture` shows the figures charts/README.md documents.
+    eprintln!("{}", tables.join("\n"));
+    assert!(
+        failed == 0,
+        "{failed} engine × plan combinations do not fit their quota:\n\n{}",
+        tables
+            .into_iter()
+            .filter(|t| t.contains("  ! "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn charts_readme_documents_the_fit_of_every_engine_and_plan() {
+    let readme = std::fs::read_to_string(repo_root().join("charts/README.md")).expect("charts/README.md");
+    let rows: Vec<String> = ENGINES
+        .iter()
+        .flat_map(|engine| {
+            default_plans()
+                .into_iter()
+                .map(move |plan| fit_of(engine, &plan, "").readme_row(engine))
+        })
+        .collect();
+    let missing: Vec<&String> = rows.iter().filter(|row| !readme.contains(row.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "charts/README.md's fit table is out of date; its rows must read:\n{}",
+        rows.join("\n")
+    );
+}
+
+#[test]
+fn every_example_store_fits_its_plan() {
+    let stores = catalog_stores(&repo_root().join("stores.example"));
+    assert!(stores.len() >= 6, "stores.example has its stores");
+    let mut tables = vec![];
+    for store in &stores {
+        let fit = fit(
+            &render(
+                &store.chart,
+                &store.name,
+                &format!("store-{}", store.name),
+                &store.values,
+            ),
+            &store.plan,
+        );
+        if !fit.errors.is_empty() {
+            tables.push(fit.table(&format!("stores.example store {} ({})", store.name, store.chart)));
+        }
+    }
+    assert!(
+        tables.is_empty(),
+        "stores that do not fit their plan:\n\n{}",
+        tables.join("\n")
+    );
+}
+
+/// The sizes a Medusa store on the small plan was refused with by ResourceQuota admission: the
+/// setup Job's pod did not fit beside the long-running pods.
+const MEDUSA_SIZES_REFUSED_ON_SMALL: &str = "resourcesByPlan: {small: {
+    backend: {requests: {cpu: 250m, memory: 512Mi}, limits: {cpu: 700m, memory: 1536Mi}},
+    storefront: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 300m, memory: 512Mi}},
+    postgresql: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 300m, memory: 512Mi}},
+    redis: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: 100m, memory: 128Mi}},
+    setup: {requests: {cpu: 100m, memory: 256Mi}, limits: {cpu: 500m, memory: 1Gi}}}}";
+
+#[test]
+fn fit_rejects_the_medusa_sizes_refused_on_small() {
+    let small = &default_plans()[0];
+    let fit = fit_of("medusa", small, MEDUSA_SIZES_REFUSED_ON_SMALL);
+    let table = fit.table("medusa");
+    assert_eq!(fit.total.limits_cpu_m, 1900.0, "{table}");
+    for figure in ["limits.cpu", "limits.memory"] {
+        assert!(
+            fit.errors.iter().any(|e| e.starts_with(figure)),
+            "{figure} over budget must be reported:\n{table}"
+        );
+    }
+    assert!(
+        !fit.errors.iter().any(|e| e.starts_with("requests.")),
+        "requests fit:\n{table}"
+    );
+    assert!(table.contains("Job/acme-setup (hook)"), "{table}");
+}
+
+#[test]
+fn container_sizes_never_shrink_on_a_larger_plan() {
+    // So a move to a smaller plan replaces each pod by one that takes less of the smaller quota.
+    let plans = default_plans();
+    for (engine, _) in engine_shapes() {
+        let sizes: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let mut errors = vec![];
+                let sizes = container_sizes(&fit_of_docs(engine, plan, ""), plan, &mut errors);
+                assert_clean(&format!("{engine} container sizes on {}", plan.name), errors);
+                sizes
+            })
+            .collect();
+        for (pair, plans) in sizes.windows(2).zip(plans.windows(2)) {
+            for ((name, smaller), (other, larger)) in pair[0].iter().zip(&pair[1]) {
+                assert_eq!(name, other, "{engine}: the same containers on every plan");
+                let grows = [
+                    (larger.requests_cpu_m, smaller.requests_cpu_m),
+                    (larger.requests_mem, smaller.requests_mem),
+                    (larger.limits_cpu_m, smaller.limits_cpu_m),
+                    (larger.limits_mem, smaller.limits_mem),
+                ]
+                .iter()
+                .all(|(l, s)| l >= s);
+                assert!(
+                    grows,
+                    "{engine} {name}: {} on {} but {} on {}",
+                    smaller, plans[0].name, larger, plans[1].name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn medusa_node_heap_is_three_quarters_of_each_memory_limit() {
+    for plan in default_plans() {
+        let docs = fit_of_docs("medusa", &plan, "backend: {nodeOptions: --enable-source-maps}");
+        let mut seen = 0;
+        for doc in &docs {
+            let Some(spec) = pod_spec(doc) else { continue };
+            for (c, _) in containers(spec) {
+                let Some(env) = seq(c, "env").iter().find(|e| str_at(e, "name") == "NODE_OPTIONS") else {
+                    continue;
+                };
+                let limit = quantity::quantity(str_at(c, "resources.limits.memory")) / quantity::MI;
+                let want = format!(
+                    "--max-old-space-size={} --enable-source-maps",
+                    (limit * 0.75) as u64
+                );
+                let context = format!("{} {} on {}", manifest::id(doc), str_at(c, "name"), plan.name);
+                assert_eq!(str_at(env, "value"), want, "{context}");
+                seen += 1;
+            }
+        }
+        assert_eq!(
+            seen, 3,
+            "server, migrations and setup Job run Node.js with a heap"
+        );
     }
 }
 
@@ -207,17 +393,7 @@ fn every_allowlisted_store_value_is_documented_and_changes_the_render() {
                 _ => Value::from("markerzz"),
             };
             let mut values = base.clone();
-            let mut node = &mut values;
-            let keys: Vec<&str> = path.split('.').collect();
-            for key in &keys[..keys.len() - 1] {
-                let map = node.as_mapping_mut().expect("mapping");
-                node = map
-                    .entry(Value::from(*key))
-                    .or_insert_with(|| Value::Mapping(Mapping::new()));
-            }
-            node.as_mapping_mut()
-                .expect("mapping")
-                .insert(Value::from(keys[keys.len() - 1]), marker.clone());
+            set_path(&mut values, path, marker.clone());
             let after = serde_yaml_ng::to_string(&render(&chart_path(engine), "acme", "store-acme", &values))
                 .unwrap();
             let visible = match &marker {
@@ -230,25 +406,21 @@ fn every_allowlisted_store_value_is_documented_and_changes_the_render() {
 }
 
 #[test]
-fn budget_check_rejects_a_chart_that_outgrows_the_small_plan() {
-    let mut values = platform_values("small", false, "", "");
-    let extra = yaml(
-        "wordpress: {resources: {requests: {cpu: 900m, memory: 256Mi}, limits: {cpu: '2', memory: 1Gi}}}",
-    );
-    values
-        .as_mapping_mut()
-        .unwrap()
-        .extend(extra.as_mapping().unwrap().clone());
-    let docs = render("charts/woocommerce", "acme", "store-acme", &values);
-    let mut errors = vec![];
-    check_budget(&docs, &PLANS[0], &mut errors);
+fn fit_rejects_a_chart_that_outgrows_the_small_plan() {
+    let small = &default_plans()[0];
+    let extra = "resourcesByPlan: {small: {wordpress: {requests: {cpu: 900m, memory: 256Mi}, limits: {cpu: '2', memory: 1Gi}}}}";
+    let fit = fit_of("woocommerce", small, extra);
     assert!(
-        errors.iter().any(|e| e.contains("requests.cpu")),
-        "over-requesting must be caught: {errors:?}"
+        fit.errors.iter().any(|e| e.starts_with("requests.cpu")),
+        "over-requesting must be caught: {:?}",
+        fit.errors
     );
     assert!(
-        errors.iter().any(|e| e.contains("container limit cpu")),
-        "container max must be caught: {errors:?}"
+        fit.errors
+            .iter()
+            .any(|e| e.contains("cpu limit 2000m is above the LimitRange max 1000m")),
+        "container max must be caught: {:?}",
+        fit.errors
     );
 }
 

@@ -1,174 +1,179 @@
-//! Guardrail fit: what every pod that can run at once requests, against a plan's quota and
-//! limit range.
+//! The guardrails of a plan: its ResourceQuota and LimitRange, as storesync's built-in platform
+//! sets them (copied here, so the chart tests do not depend on the code they check) or as a
+//! platform file (`storesync.yaml`) declares them.
 
-use crate::manifest::{containers, get, id, kind, pod_spec, seq, str_at};
-use crate::quantity::{GI, Resources, container_resources, quantity, scalar};
+use crate::manifest::get;
+use crate::quantity::{Resources, quantity, scalar};
 use serde_yaml_ng::Value;
 
-/// The guardrails of one plan, as storesync's default platform config sets them.
+/// Share of each ResourceQuota figure a chart may use in its worst case; the rest absorbs quota
+/// accounting that lags pods that just finished.
+pub const BUDGET_SHARE: f64 = 0.8;
+
+/// The guardrails of one plan, in millicores and bytes.
+#[derive(Clone, Debug)]
 pub struct Plan {
-    pub name: &'static str,
-    pub requests_cpu_m: f64,
-    pub requests_mem: f64,
-    pub limits_cpu_m: f64,
-    pub limits_mem: f64,
+    pub name: String,
+    /// ResourceQuota `requests.cpu`, `requests.memory`, `limits.cpu`, `limits.memory`.
+    pub quota: Resources,
     pub pods: usize,
     pub pvcs: usize,
     pub storage: f64,
-    pub container_max_cpu_m: f64,
-    pub container_max_mem: f64,
+    /// LimitRange `max` of a container (cpu in `limits_cpu_m`, memory in `limits_mem`).
+    pub container_max: Resources,
+    /// LimitRange `defaultRequest` (requests) and `default` (limits) of a container.
+    pub container_default: Resources,
     pub pvc_max: f64,
 }
 
-pub const PLANS: [Plan; 3] = [
-    Plan {
+/// One plan of src/desired/defaults.rs, in the words of that file.
+struct Size {
+    name: &'static str,
+    cpu: &'static str,
+    memory: &'static str,
+    limits_cpu: &'static str,
+    limits_memory: &'static str,
+    pods: usize,
+    pvcs: usize,
+    storage: &'static str,
+    container_cpu: &'static str,
+    container_memory: &'static str,
+    pvc_max: &'static str,
+}
+
+const SIZES: [Size; 3] = [
+    Size {
         name: "small",
-        requests_cpu_m: 1000.0,
-        requests_mem: 2.0 * GI,
-        limits_cpu_m: 2000.0,
-        limits_mem: 4.0 * GI,
+        cpu: "1",
+        memory: "2Gi",
+        limits_cpu: "2",
+        limits_memory: "4Gi",
         pods: 10,
         pvcs: 4,
-        storage: 20.0 * GI,
-        container_max_cpu_m: 1000.0,
-        container_max_mem: 2.0 * GI,
-        pvc_max: 10.0 * GI,
+        storage: "20Gi",
+        container_cpu: "1",
+        container_memory: "2Gi",
+        pvc_max: "10Gi",
     },
-    Plan {
+    Size {
         name: "medium",
-        requests_cpu_m: 2000.0,
-        requests_mem: 4.0 * GI,
-        limits_cpu_m: 4000.0,
-        limits_mem: 8.0 * GI,
+        cpu: "2",
+        memory: "4Gi",
+        limits_cpu: "4",
+        limits_memory: "8Gi",
         pods: 20,
         pvcs: 8,
-        storage: 50.0 * GI,
-        container_max_cpu_m: 2000.0,
-        container_max_mem: 4.0 * GI,
-        pvc_max: 25.0 * GI,
+        storage: "50Gi",
+        container_cpu: "2",
+        container_memory: "4Gi",
+        pvc_max: "25Gi",
     },
-    Plan {
+    Size {
         name: "large",
-        requests_cpu_m: 4000.0,
-        requests_mem: 8.0 * GI,
-        limits_cpu_m: 8000.0,
-        limits_mem: 16.0 * GI,
+        cpu: "4",
+        memory: "8Gi",
+        limits_cpu: "8",
+        limits_memory: "16Gi",
         pods: 40,
         pvcs: 16,
-        storage: 200.0 * GI,
-        container_max_cpu_m: 4000.0,
-        container_max_mem: 8.0 * GI,
-        pvc_max: 100.0 * GI,
+        storage: "200Gi",
+        container_cpu: "4",
+        container_memory: "8Gi",
+        pvc_max: "100Gi",
     },
 ];
 
-/// Pods a workload can run at once in the worst case (rollout surge included).
-pub fn worst_case_pods(doc: &Value) -> usize {
-    let int = |path: &str, default: i64| get(doc, path).and_then(Value::as_i64).unwrap_or(default);
-    match kind(doc) {
-        "Deployment" => {
-            let replicas = int("spec.replicas", 1);
-            let surge = if str_at(doc, "spec.strategy.type") == "Recreate" {
-                0
-            } else {
-                match get(doc, "spec.strategy.rollingUpdate.maxSurge") {
-                    Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
-                    Some(Value::String(p)) => {
-                        let pct: f64 = p.trim_end_matches('%').parse().expect("maxSurge percentage");
-                        (replicas as f64 * pct / 100.0).ceil() as i64
-                    }
-                    _ => (replicas as f64 * 0.25).ceil() as i64, // Kubernetes default 25%
-                }
-            };
-            (replicas + surge) as usize
-        }
-        "StatefulSet" => int("spec.replicas", 1) as usize,
-        "Job" => int("spec.parallelism", 1) as usize,
-        other => panic!("no worst-case rule for {other}"),
-    }
+/// Every plan takes the same LimitRange defaults (src/desired/defaults.rs).
+const DEFAULT_LIMIT: (&str, &str) = ("500m", "512Mi");
+const DEFAULT_REQUEST: (&str, &str) = ("100m", "128Mi");
+
+fn cpu_m(q: &str) -> f64 {
+    quantity(q) * 1000.0
 }
 
-/// Sums what every pod that can run at once requests (init containers per Kubernetes' rule:
-/// a pod needs max(sum of app containers, largest init container)).
-pub fn budget(docs: &[Value], errors: &mut Vec<String>) -> (Resources, usize, Vec<Resources>) {
-    let (mut total, mut pods, mut per_container) = (Resources::default(), 0, vec![]);
-    for doc in docs {
-        let Some(spec) = pod_spec(doc) else { continue };
-        let owner = id(doc);
-        let (mut apps, mut init_max) = (Resources::default(), Resources::default());
-        for (c, is_init) in containers(spec) {
-            let r = container_resources(c, errors, &owner);
-            per_container.push(r);
-            let sidecar = is_init && str_at(c, "restartPolicy") == "Always";
-            if is_init && !sidecar {
-                init_max = init_max.max(r)
-            } else {
-                apps = apps.add(r)
-            }
-        }
-        let n = worst_case_pods(doc);
-        pods += n;
-        total = total.add(apps.max(init_max).scale(n as f64));
-    }
-    (total, pods, per_container)
-}
-
-pub fn check_budget(docs: &[Value], plan: &Plan, errors: &mut Vec<String>) -> Resources {
-    let (total, pods, per_container) = budget(docs, errors);
-    let over = |what: &str, have: f64, max: f64, errors: &mut Vec<String>| {
-        if have > max + 1e-6 {
-            errors.push(format!(
-                "{} plan: {what} {have} exceeds {max} ({total})",
-                plan.name
-            ));
-        }
-    };
-    over(
-        "requests.cpu (m)",
-        total.requests_cpu_m,
-        plan.requests_cpu_m,
-        errors,
-    );
-    over("requests.memory", total.requests_mem, plan.requests_mem, errors);
-    over("limits.cpu (m)", total.limits_cpu_m, plan.limits_cpu_m, errors);
-    over("limits.memory", total.limits_mem, plan.limits_mem, errors);
-    over("pods", pods as f64, plan.pods as f64, errors);
-    for r in per_container {
-        over(
-            "container limit cpu (m)",
-            r.limits_cpu_m,
-            plan.container_max_cpu_m,
-            errors,
-        );
-        over(
-            "container limit memory",
-            r.limits_mem,
-            plan.container_max_mem,
-            errors,
-        );
-    }
-    let claims: Vec<f64> = docs
+/// storesync's built-in plans, smallest first.
+pub fn default_plans() -> Vec<Plan> {
+    SIZES
         .iter()
-        .flat_map(|d| match kind(d) {
-            "PersistentVolumeClaim" => vec![d],
-            "StatefulSet" => seq(d, "spec.volumeClaimTemplates").iter().collect(),
-            _ => vec![],
+        .map(|s| Plan {
+            name: s.name.into(),
+            quota: Resources {
+                requests_cpu_m: cpu_m(s.cpu),
+                requests_mem: quantity(s.memory),
+                limits_cpu_m: cpu_m(s.limits_cpu),
+                limits_mem: quantity(s.limits_memory),
+            },
+            pods: s.pods,
+            pvcs: s.pvcs,
+            storage: quantity(s.storage),
+            container_max: Resources {
+                limits_cpu_m: cpu_m(s.container_cpu),
+                limits_mem: quantity(s.container_memory),
+                ..Resources::default()
+            },
+            container_default: Resources {
+                requests_cpu_m: cpu_m(DEFAULT_REQUEST.0),
+                requests_mem: quantity(DEFAULT_REQUEST.1),
+                limits_cpu_m: cpu_m(DEFAULT_LIMIT.0),
+                limits_mem: quantity(DEFAULT_LIMIT.1),
+            },
+            pvc_max: quantity(s.pvc_max),
         })
-        .map(|pvc| {
-            quantity(&scalar(
-                get(pvc, "spec.resources.requests.storage").expect("PVC size"),
-            ))
-        })
-        .collect();
-    for size in &claims {
-        over("PVC size", *size, plan.pvc_max, errors);
+        .collect()
+}
+
+/// A plan as a platform file declares it: `plans.<name>` with `quota` and `limitRange`.
+/// A figure the file leaves out is unbounded (infinite), a default it leaves out is absent
+/// (infinite too: the budget then reports the container that would need it).
+pub fn plan_from_platform(name: &str, node: &Value) -> Result<Plan, String> {
+    if get(node, "quota").and_then(Value::as_mapping).is_none() {
+        return Err(format!("plan {name} has no quota mapping"));
     }
-    over(
-        "persistentvolumeclaims",
-        claims.len() as f64,
-        plan.pvcs as f64,
-        errors,
+    // Quota keys contain dots, so the figure is a plain key under a dotted parent path.
+    let read = |parent: &str, key: &str| {
+        get(node, parent)
+            .and_then(|p| p.get(key))
+            .map_or(f64::INFINITY, |v| quantity(&scalar(v)))
+    };
+    let count = |key: &str| {
+        let n = read("quota", key);
+        if n.is_finite() { n as usize } else { usize::MAX }
+    };
+    let (quota, max) = ("quota", "limitRange.container.max");
+    let (default, request) = (
+        "limitRange.container.default",
+        "limitRange.container.defaultRequest",
     );
-    over("requests.storage", claims.iter().sum(), plan.storage, errors);
-    total
+    let mut container_default = Resources {
+        requests_cpu_m: read(request, "cpu") * 1000.0,
+        requests_mem: read(request, "memory"),
+        limits_cpu_m: read(default, "cpu") * 1000.0,
+        limits_mem: read(default, "memory"),
+    };
+    // Kubernetes defaults a LimitRange's defaultRequest to its default.
+    if container_default.requests_cpu_m.is_infinite() {
+        container_default.requests_cpu_m = container_default.limits_cpu_m;
+    }
+    if container_default.requests_mem.is_infinite() {
+        container_default.requests_mem = container_default.limits_mem;
+    }
+    Ok(Plan {
+        name: name.into(),
+        quota: Resources {
+            requests_cpu_m: read(quota, "requests.cpu") * 1000.0,
+            requests_mem: read(quota, "requests.memory"),
+            limits_cpu_m: read(quota, "limits.cpu") * 1000.0,
+            limits_mem: read(quota, "limits.memory"),
+        },
+        pods: count("pods"),
+        pvcs: count("persistentvolumeclaims"),
+        storage: read(quota, "requests.storage"),
+        container_max: Resources {
+            limits_cpu_m: read(max, "cpu") * 1000.0,
+            limits_mem: read(max, "memory"),
+            ..Resources::default()
+        },
+        container_default,
+        pvc_max: read("limitRange.persistentVolumeClaim.max", "storage"),
+    })
 }

@@ -1,6 +1,6 @@
 //! Running the real helm binary: lint and template a chart with a values file on stdin.
 
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -83,4 +83,20 @@ pub fn platform_values(plan: &str, tls: bool, issuer: &str, secret_name: &str) -
 
 pub fn chart_path(engine: &str) -> String {
     format!("charts/{engine}")
+}
+
+/// Sets a dotted path of a values mapping, creating the mappings on the way.
+pub fn set_path(values: &mut Value, path: &str, value: Value) {
+    let mut node = values;
+    let keys: Vec<&str> = path.split('.').collect();
+    for key in &keys[..keys.len() - 1] {
+        node = node
+            .as_mapping_mut()
+            .expect("values are a mapping")
+            .entry(Value::from(*key))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+    }
+    node.as_mapping_mut()
+        .expect("values are a mapping")
+        .insert(Value::from(keys[keys.len() - 1]), value);
 }

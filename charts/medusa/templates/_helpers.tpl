@@ -107,17 +107,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-Environment of every process running the Medusa application (server, migrations, setup Job).
+Environment of every process running the Medusa application (server, migrations, setup Job):
+(dict "ctx" $ "component" "backend"), the component whose memory limit sizes the heap.
 Credentials come from the Secret; the URLs are assembled by the kubelet with $(VAR) expansion,
 so no password is ever written into the pod spec. Order matters: a variable must be defined
 before the one that references it.
 */}}
 {{- define "medusa.appEnv" -}}
+{{- $resources := include "medusa.resources" . | fromYaml -}}
+{{- $heap := include "medusa.heapMiB" $resources.limits.memory -}}
+{{- with .ctx -}}
 {{- $secret := include "medusa.credentialsSecret" . -}}
 - name: NODE_ENV
   value: production
 - name: NODE_OPTIONS
-  value: {{ .Values.backend.nodeOptions | quote }}
+  value: {{ printf "--max-old-space-size=%s %s" $heap .Values.backend.nodeOptions | trim | quote }}
 - name: PORT
   value: {{ .Values.backend.port | quote }}
 - name: DATABASE_PASSWORD
@@ -159,4 +163,35 @@ before the one that references it.
 {{- with .Values.backend.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Requests and limits of a component for the store's plan: (dict "ctx" $ "component" "backend").
+A plan resourcesByPlan does not list, or none (a standalone install), takes `small`.
+*/}}
+{{- define "medusa.resources" -}}
+{{- $plans := .ctx.Values.resourcesByPlan | default dict -}}
+{{- $plan := .ctx.Values.store.plan | default "small" -}}
+{{- if not (hasKey $plans $plan) }}{{ $plan = "small" }}{{ end -}}
+{{- $resources := index (index $plans $plan | default dict) .component -}}
+{{- if not $resources -}}
+{{- fail (printf "resourcesByPlan.%s.%s is missing: give the component requests and limits for that plan" $plan .component) -}}
+{{- end -}}
+{{- toYaml $resources -}}
+{{- end }}
+
+{{/* Node.js heap for a container's memory limit (in Mi or Gi): 75%, leaving room off-heap. */}}
+{{- define "medusa.heapMiB" -}}
+{{- $limit := toString . -}}
+{{- $mib := 0 -}}
+{{- if hasSuffix "Gi" $limit -}}
+{{- $mib = mul (atoi (trimSuffix "Gi" $limit)) 1024 -}}
+{{- else if hasSuffix "Mi" $limit -}}
+{{- $mib = atoi (trimSuffix "Mi" $limit) -}}
+{{- end -}}
+{{- if le $mib 0 -}}
+{{- fail (printf "memory limit %q of a Node.js container must be a whole number of Mi or Gi" $limit) -}}
+{{- end -}}
+{{- div (mul $mib 3) 4 -}}
 {{- end }}

@@ -109,3 +109,18 @@ app.kubernetes.io/component: {{ .component }}
 - name: WORDPRESS_DB_PASSWORD_FILE
   value: /etc/store-credentials/database-password
 {{- end }}
+
+{{/*
+Requests and limits of a component for the store's plan: (dict "ctx" $ "component" "wordpress").
+A plan resourcesByPlan does not list, or none (a standalone install), takes `small`.
+*/}}
+{{- define "woocommerce.resources" -}}
+{{- $plans := .ctx.Values.resourcesByPlan | default dict -}}
+{{- $plan := .ctx.Values.store.plan | default "small" -}}
+{{- if not (hasKey $plans $plan) }}{{ $plan = "small" }}{{ end -}}
+{{- $resources := index (index $plans $plan | default dict) .component -}}
+{{- if not $resources -}}
+{{- fail (printf "resourcesByPlan.%s.%s is missing: give the component requests and limits for that plan" $plan .component) -}}
+{{- end -}}
+{{- toYaml $resources -}}
+{{- end }}
