@@ -63,6 +63,19 @@ impl Error {
         }
     }
 
+    /// The API server did not answer (refused, reset, timed out): as opposed to an answer that
+    /// refuses (403, 409, 422), which means it is reachable.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::Connect(_) => true,
+            Error::Kube { source, .. } => matches!(
+                source,
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+            ),
+            _ => false,
+        }
+    }
+
     pub(crate) fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Error {
         let context = context.into();
         move |source| Error::Git { context, source }

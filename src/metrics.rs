@@ -26,6 +26,7 @@ pub struct Metrics {
     webhooks: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     status_posts: Mutex<BTreeMap<&'static str, u64>>,
     last_success: AtomicU64,
+    non_fast_forward: AtomicU64,
 }
 
 fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
@@ -53,6 +54,11 @@ impl Metrics {
         if result == "success" {
             self.last_success.store(unix_now, Ordering::Relaxed);
         }
+    }
+
+    /// A sync of a branch head that is not a descendant of the head synced before it.
+    pub fn non_fast_forward_sync(&self) {
+        self.non_fast_forward.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn plan_finished(&self, result: &'static str) {
@@ -178,6 +184,13 @@ impl Metrics {
              # TYPE storesync_last_successful_sync_timestamp_seconds gauge\n\
              storesync_last_successful_sync_timestamp_seconds {}",
             self.last_success.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP storesync_non_fast_forward_syncs_total Syncs of a branch head that moved backwards or was rewritten.\n\
+             # TYPE storesync_non_fast_forward_syncs_total counter\n\
+             storesync_non_fast_forward_syncs_total {}",
+            self.non_fast_forward.load(Ordering::Relaxed)
         );
         out
     }

@@ -48,10 +48,11 @@ pub async fn plan_against_cluster(
         return Ok(Err(outside));
     }
     let own_namespace = applier.own_namespace();
-    let (mut live, applied) = tokio::try_join!(
+    let (live, applied) = tokio::join!(
         live::observe(&applier.client),
         live::read_applied(&applier.client, &own_namespace),
-    )?;
+    );
+    let (mut live, applied) = (live?, applied?);
     live.applied = applied;
     options.allow_prune_all = applier.policy.allow_prune_all;
     let plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);

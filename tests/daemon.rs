@@ -11,6 +11,8 @@ mod fake_helm;
 
 #[path = "daemon_support/chromium.rs"]
 mod chromium;
+#[path = "daemon_support/faults.rs"]
+mod faults;
 #[path = "daemon_support/running.rs"]
 mod running;
 #[path = "daemon_support/webhooks.rs"]
@@ -33,7 +35,7 @@ async fn startup_syncs_the_branch_head_and_reports_pending_then_success() {
     assert_eq!(
         statuses_of(&r, &sha, "storesync/sync"),
         vec![
-            ("pending".into(), "sync started".into()),
+            ("pending".into(), "syncing".into()),
             ("success".into(), "applied 1, pruned 0, unchanged 0".into())
         ]
     );
@@ -140,8 +142,12 @@ async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_f
     );
     r.until_synced("the second sync", &second).await;
     assert_eq!(
-        statuses_of(&r, &second, "storesync/sync")[1],
-        ("success".into(), "applied 1, pruned 0, unchanged 1".into())
+        statuses_of(&r, &second, "storesync/sync"),
+        vec![
+            ("pending".into(), "queued".into()),
+            ("pending".into(), "syncing".into()),
+            ("success".into(), "applied 1, pruned 0, unchanged 1".into())
+        ]
     );
 
     r.repo.write(
@@ -152,7 +158,7 @@ async fn push_webhook_syncs_the_new_commit_and_an_invalid_one_fails_naming_the_f
     r.signed("push", "p2", &push_body(&r.branch.clone(), &third))
         .await;
     r.until_synced("the failed sync", &third).await;
-    let (state, description) = statuses_of(&r, &third, "storesync/sync")[1].clone();
+    let (state, description) = statuses_of(&r, &third, "storesync/sync")[2].clone();
     assert_eq!(state, "failure");
     assert_eq!(
         description,
@@ -223,13 +229,13 @@ async fn pull_request_gets_a_plan_status() {
 }
 
 #[tokio::test]
-async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_commit() {
+async fn pushes_during_a_slow_sync_hear_pending_at_once_and_the_result_of_the_sync_that_covered_them() {
     let (repo, first) = catalog_repo();
     let mut r = Running::start(repo, Duration::from_secs(3600)).await;
     r.until_synced("the startup sync", &first).await;
 
-    // A sync that upgrades a release and takes 2 seconds.
-    r.helm.slow_down(2.0);
+    // A sync that upgrades a release and takes 3 seconds.
+    r.helm.slow_down(3.0);
     r.repo.write(
         "stores/acme.yaml",
         &store_yaml("acme", "woocommerce", "medium", "team-acme"),
@@ -237,12 +243,12 @@ async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_c
     let slow = r.repo.commit("Ann", "Grow acme");
     r.signed("push", "s0", &push_body(&r.branch.clone(), &slow)).await;
     r.until("the slow sync to start", Duration::from_secs(10), |r| {
-        statuses_of(r, &slow, "storesync/sync").len() == 1
+        statuses_of(r, &slow, "storesync/sync").contains(&("pending".into(), "syncing".into()))
     })
     .await;
     let mut shas = Vec::new();
-    for i in 0..50 {
-        r.repo.write("stores/notes.txt", &format!("{i}\n"));
+    for i in 0..20 {
+        r.repo.write("stores/notes.md", &format!("{i}\n"));
         let sha = r.repo.commit("Bot", &format!("Commit {i}"));
         assert_eq!(
             r.signed(
@@ -256,13 +262,31 @@ async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_c
         );
         shas.push(sha);
     }
-    let newest = shas.last().unwrap().clone();
-    r.until("the follow-up sync", Duration::from_secs(30), |r| {
-        statuses_of(r, &newest, "storesync/sync").len() == 2
+    // Every push hears `pending` while the slow sync still runs, not when its own sync starts.
+    r.until("every push to hear pending", Duration::from_secs(5), |r| {
+        shas.iter()
+            .all(|sha| !statuses_of(r, sha, "storesync/sync").is_empty())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // File-watch triggers may add drift checks of the newest commit; no other commit is synced.
+    assert!(
+        statuses_of(&r, &slow, "storesync/sync")
+            .iter()
+            .all(|(state, _)| state == "pending"),
+        "the slow sync is still running"
+    );
+    let queued = format!("queued behind {}", &slow[..12]);
+    for sha in &shas {
+        assert_eq!(
+            statuses_of(&r, sha, "storesync/sync")[0],
+            ("pending".to_string(), queued.clone())
+        );
+    }
+
+    let newest = shas.last().unwrap().clone();
+    r.until_synced("the follow-up sync", &newest).await;
+    for sha in shas.iter().chain([&first, &slow]) {
+        r.until_synced("every commit to hear its final state", sha).await;
+    }
     let synced: Vec<String> = r.ctx.state.syncs().iter().filter_map(|s| s.sha.clone()).collect();
     assert!(
         synced.iter().all(|s| *s == first || *s == slow || *s == newest),
@@ -271,15 +295,24 @@ async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_c
     assert_eq!(
         statuses_of(&r, &newest, "storesync/sync"),
         vec![
-            ("pending".into(), "sync started".into()),
+            ("pending".into(), queued.clone()),
+            ("pending".into(), "syncing".into()),
             ("success".into(), "applied 0, pruned 0, unchanged 1".into())
         ],
         "exactly one follow-up sync"
     );
-    for sha in &shas[..49] {
-        assert!(
-            statuses_of(&r, sha, "storesync/sync").is_empty(),
-            "no sync of intermediate commits"
+    let covered = format!(
+        "superseded by {}: applied 0, pruned 0, unchanged 1",
+        &newest[..12]
+    );
+    for sha in &shas[..19] {
+        assert_eq!(
+            statuses_of(&r, sha, "storesync/sync"),
+            vec![
+                ("pending".into(), queued.clone()),
+                ("success".into(), covered.clone())
+            ],
+            "covered by the newest commit's sync, never synced itself"
         );
     }
     r.stop().await;
@@ -470,7 +503,7 @@ async fn shutdown_lets_the_sync_in_flight_finish() {
     r.signed("push", "x1", &push_body(&r.branch.clone(), &second))
         .await;
     r.until("the sync to start", Duration::from_secs(10), |r| {
-        statuses_of(r, &second, "storesync/sync").len() == 1
+        statuses_of(r, &second, "storesync/sync").contains(&("pending".into(), "syncing".into()))
     })
     .await;
 
@@ -484,7 +517,7 @@ async fn shutdown_lets_the_sync_in_flight_finish() {
         .collect();
     assert_eq!(
         finals,
-        vec!["pending", "success"],
+        vec!["pending", "pending", "success"],
         "the in-flight sync finished and its status was posted"
     );
     let release = helm.release("store-acme", "acme").unwrap_or_default();
@@ -554,8 +587,8 @@ fn serve_stops_cleanly_on_sigterm() {
     assert!(stderr.contains("signal received"), "{stderr}");
 }
 
-#[tokio::test]
-async fn a_branch_moved_back_to_an_older_commit_is_not_synced() {
+/// Two commits adding acme then bobs, synced by a daemon at startup.
+async fn two_commits_synced() -> (Running, String, String) {
     let (mut repo, first) = catalog_repo();
     repo.write(
         "stores/bobs.yaml",
@@ -564,34 +597,102 @@ async fn a_branch_moved_back_to_an_older_commit_is_not_synced() {
     let second = repo.commit("Ben", "Add bobs");
     let r = Running::start(repo, Duration::from_secs(3600)).await;
     r.until_synced("the startup sync", &second).await;
+    (r, first, second)
+}
 
-    // Someone force-pushes the branch back; a late delivery names the old commit.
+#[tokio::test]
+async fn a_branch_moved_back_is_synced_like_any_commit_and_flagged_non_fast_forward() {
+    let (r, first, second) = two_commits_synced().await;
+    // Someone force-pushes the branch back: that is how a team rolls back in GitOps.
     let branch = format!("refs/heads/{}", r.branch);
     r.repo
         .repo
         .reference(&branch, git2::Oid::from_str(&first).unwrap(), true, "rewind")
         .unwrap();
     assert_eq!(
-        r.signed("push", "old", &push_body(&r.branch.clone(), &first))
+        r.signed("push", "back", &push_body(&r.branch.clone(), &first))
             .await
             .0,
         StatusCode::ACCEPTED
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        statuses_of(&r, &first, "storesync/sync").is_empty(),
-        "never synced backwards"
+    r.until_synced("the sync of the older head", &first).await;
+    let (state, description) = statuses_of(&r, &first, "storesync/sync").last().unwrap().clone();
+    assert_eq!(state, "success");
+    assert_eq!(
+        description,
+        format!(
+            "non-fast-forward from {}: applied 0, pruned 1, unchanged 1",
+            &second[..12]
+        )
     );
     assert!(
-        r.ctx
-            .state
-            .syncs()
-            .iter()
-            .all(|s| s.sha.as_deref() != Some(first.as_str()))
+        r.cluster.get("namespaces", "", "store-bobs").is_none(),
+        "rolled back"
     );
+    let record = &r.ctx.state.syncs()[0];
+    assert_eq!(record.sha.as_deref(), Some(first.as_str()));
+    assert!(record.non_fast_forward);
+    let metrics = r.get("/metrics").await.1;
     assert!(
-        r.cluster.get("namespaces", "", "store-bobs").is_some(),
-        "nothing pruned by the older commit"
+        metrics.contains("storesync_non_fast_forward_syncs_total 1"),
+        "{metrics}"
     );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_delivery_naming_an_old_commit_never_rolls_back() {
+    let (r, first, second) = two_commits_synced().await;
+    let helm_calls = r.helm.calls().len();
+    r.cluster.clear_requests();
+    // A replayed or late delivery: the branch head is still the newer commit.
+    assert_eq!(
+        r.signed("push", "late", &push_body(&r.branch.clone(), &first))
+            .await
+            .0,
+        StatusCode::ACCEPTED
+    );
+    r.until_synced("an answer to the late delivery", &first).await;
+    assert_eq!(
+        statuses_of(&r, &first, "storesync/sync"),
+        vec![
+            ("pending".into(), "queued".into()),
+            (
+                "success".into(),
+                format!(
+                    "superseded by {}: applied 0, pruned 0, unchanged 2",
+                    &second[..12]
+                )
+            )
+        ]
+    );
+    assert!(r.cluster.get("namespaces", "", "store-bobs").is_some());
+    assert!(r.cluster.writes().is_empty(), "{:?}", r.cluster.writes());
+    assert_eq!(r.helm.calls().len(), helm_calls);
+    assert!(r.ctx.state.syncs().iter().all(|s| !s.non_fast_forward));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_restart_the_same_head_is_not_applied_again() {
+    let (r, _, second) = two_commits_synced().await;
+    let helm_calls = r.helm.calls().len();
+    r.cluster.clear_requests();
+    let r = r.restart(Duration::from_secs(3600)).await;
+    r.until(
+        "the restarted daemon's first sync",
+        Duration::from_secs(20),
+        |r| {
+            r.ctx
+                .state
+                .syncs()
+                .iter()
+                .any(|s| s.sha.as_deref() == Some(second.as_str()))
+        },
+    )
+    .await;
+    assert_eq!(r.ctx.state.syncs()[0].state, "success");
+    assert!(r.cluster.writes().is_empty(), "{:?}", r.cluster.writes());
+    assert_eq!(r.helm.calls().len(), helm_calls, "no helm upgrade");
     r.stop().await;
 }

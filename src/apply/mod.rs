@@ -106,6 +106,9 @@ pub struct SyncReport {
     /// Plan-wide reasons that held something back (the prune breaker).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
+    /// The API server stopped answering mid-sync: the first such error. Nothing was pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_error: Option<String>,
 }
 
 impl SyncReport {
@@ -195,15 +198,29 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
             Action::Prune => {}
         }
     }
+    let mut cluster_error = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(r) => results.push(r),
+            Ok((r, unreachable)) => {
+                if unreachable && cluster_error.is_none() {
+                    cluster_error = r.detail.clone();
+                }
+                results.push(r)
+            }
             Err(e) => warn!(error = %e, "a store task ended abnormally"),
         }
     }
 
-    // Prune last, and only what the plan allowed.
+    // Prune last, only what the plan allowed, and never while the cluster does not answer.
     for sp in plan.stores.iter().filter(|s| s.action == Action::Prune) {
+        if cluster_error.is_some() {
+            results.push(result(
+                &sp.store,
+                Outcome::Failed,
+                Some("not pruned: the cluster stopped answering during this sync".into()),
+            ));
+            continue;
+        }
         let span = info_span!("prune_store", store = %sp.store);
         let r = prune_store(applier, sp, live.stores.get(&sp.store))
             .instrument(span)
@@ -231,16 +248,18 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
         summary,
         stores: results,
         blocked: plan.blocked.clone(),
+        cluster_error,
     }
 }
 
-/// Turns a store's outcome into its result, recording or clearing its last error.
+/// Turns a store's outcome into its result, recording or clearing its last error; true when
+/// it failed because the API server did not answer.
 async fn finish_store(
     applier: &Applier,
     store: &str,
     live: Option<&LiveStore>,
     outcome: Result<()>,
-) -> StoreResult {
+) -> (StoreResult, bool) {
     let previous = live
         .and_then(|l| l.annotation(LAST_ERROR_ANNOTATION))
         .map(String::from);
@@ -250,7 +269,7 @@ async fn finish_store(
                 let _ = objects::record_error(&applier.client, store, None).await;
             }
             info!("store applied");
-            result(store, Outcome::Applied, None)
+            (result(store, Outcome::Applied, None), false)
         }
         Err(e) => {
             let message = truncate(&e.to_string(), 1024);
@@ -260,7 +279,7 @@ async fn finish_store(
                 // The namespace may not exist if its own creation failed; nothing to record on.
                 let _ = objects::record_error(&applier.client, store, Some(&message)).await;
             }
-            result(store, Outcome::Failed, Some(message))
+            (result(store, Outcome::Failed, Some(message)), e.is_unreachable())
         }
     }
 }

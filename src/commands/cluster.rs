@@ -26,10 +26,17 @@ pub struct ClusterOptions {
     pub namespace: Option<String>,
 }
 
+/// Longest wait for an answer of the API server: a server that hangs fails the sync, which is
+/// retried, instead of holding it forever.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub async fn connect() -> Result<Client> {
-    Client::try_default()
+    let mut config = kube::Config::infer()
         .await
-        .map_err(|e| Error::Connect(e.to_string()))
+        .map_err(|e| Error::Connect(e.to_string()))?;
+    config.read_timeout = Some(API_TIMEOUT);
+    config.write_timeout = Some(API_TIMEOUT);
+    Client::try_from(config).map_err(|e| Error::Connect(e.to_string()))
 }
 
 impl ClusterOptions {

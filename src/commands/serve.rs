@@ -7,7 +7,7 @@ use tracing::{info, warn};
 use super::{ClusterOptions, connect};
 use crate::apply::Applier;
 use crate::config::{ServeArgs, SourceArgs};
-use crate::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use crate::daemon::{self, Context, Settings};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
@@ -86,20 +86,17 @@ pub async fn serve(
         on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
         ..cluster.applier(client, false)
     };
-    let ctx = Arc::new(Context {
+    let ctx = Arc::new(Context::new(
         applier,
         metrics,
         statuses,
-        state: DaemonState::default(),
-        settings: Settings {
+        Settings {
             tracked,
             interval: args.interval,
             external_url: args.external_url.clone(),
             plan_workers: usize::from(args.plan_workers),
         },
-        syncs: SyncQueue::default(),
-        plans: PlanQueue::new(64),
-    });
+    ));
     let state = Arc::new(ServerState {
         ctx: ctx.clone(),
         webhook_secret,

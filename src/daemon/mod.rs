@@ -1,29 +1,33 @@
-//! The daemon: triggers (startup, poll, webhook, file watch) feed one queue; one sync runs at a
-//! time; pull-request plans run beside it, read-only and bounded; every result is recorded for
-//! the HTTP surface and reported as a commit status.
+//! The daemon: triggers (startup, poll, webhook, file watch, retry) feed one queue; one sync
+//! runs at a time; pull-request plans run beside it, read-only and bounded; every result is
+//! recorded for the HTTP surface and reported as a commit status.
+//!
+//! Git is the truth: a sync always takes the tracked branch's head as fetched when it starts;
+//! the commits webhooks name are triggers, and are answered with the result of the sync that
+//! covered them.
+mod plan_job;
 mod queue;
 mod state;
+mod sync_job;
 mod watch;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch as signal;
-use tracing::{error, info, instrument, warn};
+use tracing::{info, warn};
 
-use crate::apply::{Applier, truncate};
-use crate::desired;
+use crate::apply::Applier;
 use crate::error::{Error, Result};
 use crate::live;
 use crate::metrics::Metrics;
-use crate::plan::{self, PlanOptions};
-use crate::report::{CommitStatus, PLAN_CONTEXT, SYNC_CONTEXT, StatusReporter, StatusState};
-use crate::source::Snapshot;
-use crate::source::tracked::{TrackedRepo, is_strict_ancestor};
-use crate::sync::{self, SyncOutcome};
+use crate::report::{CommitStatus, StatusReporter, StatusState};
+use crate::source::tracked::TrackedRepo;
 
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
-pub use state::{CommitRecord, DaemonState, StoreView, SyncRecord, store_views};
+pub use state::{CommitRecord, DaemonState, LastResult, StoreView, SyncRecord, store_views};
+pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -35,6 +39,9 @@ pub struct Settings {
     pub plan_workers: usize,
 }
 
+/// Pending-plan slots: a newer head of a pull request replaces its older one.
+const PLAN_QUEUE: usize = 64;
+
 /// Everything the daemon's tasks share.
 pub struct Context {
     pub applier: Applier,
@@ -44,6 +51,9 @@ pub struct Context {
     pub settings: Settings,
     pub syncs: SyncQueue,
     pub plans: PlanQueue,
+    pushes: Mutex<sync_job::Pushes>,
+    /// Syncs in a row that ended in `error`, for the retry backoff.
+    errors_in_a_row: AtomicU32,
 }
 
 fn now() -> u64 {
@@ -54,6 +64,26 @@ fn now() -> u64 {
 }
 
 impl Context {
+    /// The one way a daemon is wired, by `serve` and by tests alike.
+    pub fn new(
+        applier: Applier,
+        metrics: Arc<Metrics>,
+        statuses: Option<StatusReporter>,
+        settings: Settings,
+    ) -> Context {
+        Context {
+            applier,
+            metrics,
+            statuses,
+            state: DaemonState::default(),
+            settings,
+            syncs: SyncQueue::default(),
+            plans: PlanQueue::new(PLAN_QUEUE),
+            pushes: Mutex::default(),
+            errors_in_a_row: AtomicU32::new(0),
+        }
+    }
+
     pub fn target_url(&self, sha: &str) -> Option<String> {
         self.settings
             .external_url
@@ -72,6 +102,16 @@ impl Context {
             ));
         }
     }
+
+    /// A push to the tracked branch announced `sha`: it hears `pending` at once, and the
+    /// final state of the sync that covers it later.
+    pub fn push_received(&self, sha: String) {
+        sync_job::announce(self, &sha);
+        self.syncs.push(SyncTrigger {
+            reason: Reason::Webhook,
+            sha: Some(sha),
+        });
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -86,7 +126,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     tasks.spawn(observe_until_ready(ctx.clone(), shutdown.clone()));
     tasks.spawn(poll(ctx.clone(), shutdown.clone()));
     for _ in 0..ctx.settings.plan_workers.max(1) {
-        tasks.spawn(plan_worker(ctx.clone()));
+        tasks.spawn(plan_job::worker(ctx.clone()));
     }
     if let Some(git_dir) = ctx.settings.tracked.git_dir() {
         let watched = ctx.clone();
@@ -114,10 +154,11 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
         };
         let Some(trigger) = trigger else { break };
         // Not raced against shutdown: an in-flight sync always finishes.
-        run_sync(&ctx, trigger).await;
+        let errored = sync_job::run(&ctx, trigger).await;
         if *shutdown.borrow() {
             break;
         }
+        schedule_retry(&ctx, errored, &mut tasks, shutdown.clone());
     }
     info!("shutting down: no more syncs");
     ctx.syncs.close();
@@ -128,6 +169,36 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     {
         warn!("some commit statuses were not posted before shutdown");
     }
+}
+
+/// Backoff before the next retry of a sync that ended in `error`: 2 s, 4 s, 8 s, … never more
+/// than the poll interval.
+pub fn retry_delay(errors_in_a_row: u32, interval: Duration) -> Duration {
+    let exp = errors_in_a_row.saturating_sub(1).min(16);
+    Duration::from_secs(2u64 << exp).min(interval.max(Duration::from_secs(1)))
+}
+
+/// A sync that could not finish is retried with backoff, not only at the next poll.
+fn schedule_retry(
+    ctx: &Arc<Context>,
+    errored: bool,
+    tasks: &mut tokio::task::JoinSet<()>,
+    mut shutdown: signal::Receiver<bool>,
+) {
+    if !errored {
+        ctx.errors_in_a_row.store(0, Ordering::Relaxed);
+        return;
+    }
+    let n = ctx.errors_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+    let delay = retry_delay(n, ctx.settings.interval);
+    info!(attempt = n, delay = ?delay, "sync could not finish; retrying");
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => ctx.syncs.push(SyncTrigger { reason: Reason::Retry, sha: None }),
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    });
 }
 
 /// Readiness: the first successful observation of the cluster, retried until it succeeds.
@@ -166,251 +237,16 @@ async fn poll(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     }
 }
 
-enum Resolved {
-    Commit(String, Box<Snapshot>),
-    /// The branch head is older than the commit last synced (a delivery out of order, or the
-    /// branch was moved back): never sync backwards.
-    Older(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn resolve(ctx: &Context) -> Result<Resolved> {
-    let tracked = ctx.settings.tracked.clone();
-    let last = ctx.state.last_synced();
-    blocking(move || {
-        let opened = tracked.open()?;
-        let head = tracked.head(&opened)?;
-        if let Some(last) = &last
-            && is_strict_ancestor(&opened.repo, &head, last)
-        {
-            return Ok(Resolved::Older(head));
-        }
-        let snapshot = tracked.snapshot(&opened, &head)?;
-        Ok(Resolved::Commit(head, Box::new(snapshot)))
-    })
-    .await
-}
-
-/// The first findings of an invalid catalog, as one line.
-fn first_errors(findings: &[desired::Diagnostic]) -> String {
-    let errors: Vec<String> = findings
-        .iter()
-        .filter(|d| d.is_error())
-        .take(3)
-        .map(|d| format!("{}: {}", d.location(), d.message))
-        .collect();
-    format!("invalid catalog: {}", errors.join("; "))
-}
-
-#[instrument(skip_all, fields(reason = trigger.reason.label(), revision))]
-async fn run_sync(ctx: &Context, trigger: SyncTrigger) {
-    let started = Instant::now();
-    let started_at = now();
-    let (sha, snapshot) = match resolve(ctx).await {
-        Ok(Resolved::Commit(sha, snapshot)) => (sha, snapshot),
-        Ok(Resolved::Older(head)) => {
-            warn!(head = %head, last = ?ctx.state.last_synced(), "branch head is older than the last synced commit; not syncing");
-            return;
-        }
-        Err(e) => {
-            error!(error = %e, "cannot read the tracked branch");
-            ctx.metrics
-                .sync_finished("error", started.elapsed().as_secs_f64(), now());
-            ctx.state.record_sync(SyncRecord {
-                sha: trigger.sha.clone(),
-                reason: trigger.reason.label(),
-                started: started_at,
-                seconds: started.elapsed().as_secs_f64(),
-                state: "error",
-                description: truncate(&format!("cannot read the tracked branch: {e}"), 300),
-            });
-            if let Some(sha) = &trigger.sha {
-                ctx.post(
-                    sha,
-                    SYNC_CONTEXT,
-                    StatusState::Error,
-                    &format!("storesync could not read the commit: {e}"),
-                );
-            }
-            return;
-        }
-    };
-    tracing::Span::current().record("revision", sha.as_str());
-    // A poll of a commit already synced is a drift check: it reports only when something changes.
-    let repeat = ctx.state.last_synced().as_deref() == Some(sha.as_str());
-    if !repeat {
-        ctx.post(&sha, SYNC_CONTEXT, StatusState::Pending, "sync started");
+    #[test]
+    fn retries_back_off_up_to_the_interval() {
+        let minute = Duration::from_secs(60);
+        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, minute).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(retry_delay(1, Duration::from_millis(300)), Duration::from_secs(1));
+        assert_eq!(retry_delay(u32::MAX, minute), minute);
     }
-    let outcome = sync::sync(&ctx.applier, &snapshot, PlanOptions::default()).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let (state, label, description, record) = match outcome {
-        Err(e) => {
-            let description = format!("storesync could not finish: {e}");
-            let record = sync_record(&sha, "error", &description, String::new(), None, Vec::new());
-            (StatusState::Error, "error", description, record)
-        }
-        Ok(SyncOutcome::Invalid(findings)) => {
-            let description = first_errors(&findings);
-            let errors = findings.iter().map(ToString::to_string).collect();
-            let record = sync_record(&sha, "failure", &description, String::new(), None, errors);
-            (StatusState::Failure, "failure", description, record)
-        }
-        Ok(SyncOutcome::Done(synced)) => {
-            ctx.state.set_ready();
-            ctx.state.set_last_synced(&sha);
-            let (state, label) = if synced.report.failed() || synced.plan.is_blocked() {
-                (StatusState::Failure, "failure")
-            } else {
-                (StatusState::Success, "success")
-            };
-            refresh_stores(ctx, &synced).await;
-            let description = synced.report.description();
-            let text = plan::render_text(&synced.plan, &ctx.settings.tracked.branch);
-            let record = sync_record(&sha, label, &description, text, Some(synced.report), Vec::new());
-            (state, label, description, record)
-        }
-    };
-    let changed = ctx
-        .state
-        .commit(&sha)
-        .is_none_or(|c| c.kind != "sync" || c.state != label || c.description != description);
-    if !repeat || changed {
-        ctx.post(&sha, SYNC_CONTEXT, state, &description);
-    }
-    ctx.metrics.sync_finished(label, seconds, now());
-    ctx.state.record_sync(SyncRecord {
-        sha: Some(sha.clone()),
-        reason: trigger.reason.label(),
-        started: started_at,
-        seconds,
-        state: label,
-        description: description.clone(),
-    });
-    if !repeat || changed {
-        ctx.state.record_commit(record);
-    }
-    info!(state = label, %description, seconds, "sync finished");
-}
-
-fn sync_record(
-    sha: &str,
-    state: &'static str,
-    description: &str,
-    plan: String,
-    report: Option<crate::apply::SyncReport>,
-    errors: Vec<String>,
-) -> CommitRecord {
-    CommitRecord {
-        sha: sha.to_string(),
-        kind: "sync",
-        pull_request: None,
-        finished: now(),
-        state,
-        description: description.to_string(),
-        plan,
-        report,
-        errors,
-    }
-}
-
-/// The store table and its gauge after a sync: the cluster is observed again only when the
-/// sync changed it.
-async fn refresh_stores(ctx: &Context, synced: &crate::sync::Synced) {
-    let wrote = synced.report.summary.applied + synced.report.summary.pruned > 0;
-    let observed = if wrote {
-        live::observe(&ctx.applier.client).await.ok()
-    } else {
-        None
-    };
-    let live = observed.as_ref().unwrap_or(&synced.live);
-    let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
-    ctx.state.set_stores(store_views(
-        live,
-        Some(&synced.catalog),
-        Some(&synced.report),
-        &ready,
-    ));
-    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    for s in ctx.state.stores() {
-        *counts.entry(s.state).or_insert(0) += 1;
-    }
-    ctx.metrics.set_stores(&counts.into_iter().collect::<Vec<_>>());
-}
-
-async fn plan_worker(ctx: Arc<Context>) {
-    while let Some(trigger) = ctx.plans.next().await {
-        run_plan(&ctx, trigger).await;
-    }
-}
-
-#[instrument(skip_all, fields(pr = trigger.number, revision = %trigger.sha))]
-async fn run_plan(ctx: &Context, trigger: PlanTrigger) {
-    let tracked = ctx.settings.tracked.clone();
-    let (number, sha) = (trigger.number, trigger.sha.clone());
-    let read = blocking(move || {
-        let opened = tracked.open()?;
-        tracked.fetch_pull(&opened, number, &sha)?;
-        tracked.snapshot(&opened, &sha)
-    })
-    .await;
-    let record = |state: &'static str, description: String, plan: String, errors: Vec<String>| CommitRecord {
-        sha: trigger.sha.clone(),
-        kind: "plan",
-        pull_request: Some(trigger.number),
-        finished: now(),
-        state,
-        description,
-        plan,
-        report: None,
-        errors,
-    };
-    let snapshot = match read {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot read the pull request's commit");
-            let description = format!("storesync could not read the commit: {e}");
-            ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Error, &description);
-            ctx.state
-                .record_commit(record("error", description, String::new(), Vec::new()));
-            ctx.metrics.plan_finished("error");
-            return;
-        }
-    };
-    // The same planning as a sync: policy, breaker record and all, never a write.
-    let plan = match sync::plan_against_cluster(&ctx.applier, &snapshot, PlanOptions::default()).await {
-        Ok(Ok((_, plan, _))) => plan,
-        Ok(Err(findings)) => {
-            let description = first_errors(&findings);
-            ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Failure, &description);
-            let errors = findings.iter().map(ToString::to_string).collect();
-            ctx.state
-                .record_commit(record("failure", description, String::new(), errors));
-            ctx.metrics.plan_finished("failure");
-            return;
-        }
-        Err(e) => {
-            let description = format!("storesync could not observe the cluster: {e}");
-            ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Error, &description);
-            ctx.state
-                .record_commit(record("error", description, String::new(), Vec::new()));
-            ctx.metrics.plan_finished("error");
-            return;
-        }
-    };
-    let (state, label, description) = match plan.blocked.first() {
-        Some(reason) => (
-            StatusState::Failure,
-            "failure",
-            format!("plan: {}; blocked: {reason}", plan.summary.line()),
-        ),
-        None => (
-            StatusState::Success,
-            "success",
-            format!("plan: {}", plan.summary.line()),
-        ),
-    };
-    ctx.post(&trigger.sha, PLAN_CONTEXT, state, &description);
-    let text = plan::render_text(&plan, &format!("pull request #{}", trigger.number));
-    ctx.state
-        .record_commit(record(label, description, text, Vec::new()));
-    ctx.metrics.plan_finished(label);
 }

@@ -14,6 +14,8 @@ pub enum Reason {
     Poll,
     Webhook,
     FileWatch,
+    /// A sync that ended in `error`, tried again after a backoff.
+    Retry,
 }
 
 impl Reason {
@@ -23,6 +25,7 @@ impl Reason {
             Reason::Poll => "poll",
             Reason::Webhook => "webhook",
             Reason::FileWatch => "file-watch",
+            Reason::Retry => "retry",
         }
     }
 }

@@ -43,6 +43,19 @@ pub struct SyncRecord {
     /// success, failure or error.
     pub state: &'static str,
     pub description: String,
+    /// The head synced was not a descendant of the one synced before: the branch moved back
+    /// or was rewritten.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub non_fast_forward: bool,
+}
+
+/// The verdict last reached for a head of the tracked branch: a poll that finds the same head
+/// and reaches the same verdict reports nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastResult {
+    pub sha: String,
+    pub state: &'static str,
+    pub description: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,7 +85,7 @@ pub struct DaemonState {
     stores: RwLock<Vec<StoreView>>,
     syncs: RwLock<VecDeque<SyncRecord>>,
     commits: RwLock<VecDeque<CommitRecord>>,
-    last_synced: RwLock<Option<String>>,
+    last_result: RwLock<Option<LastResult>>,
 }
 
 impl DaemonState {
@@ -82,6 +95,11 @@ impl DaemonState {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// The cluster stopped answering: not ready until it is observed again.
+    pub fn set_unready(&self) {
+        self.ready.store(false, Ordering::Relaxed);
     }
 
     pub fn stores(&self) -> Vec<StoreView> {
@@ -135,13 +153,13 @@ impl DaemonState {
         }
     }
 
-    pub fn last_synced(&self) -> Option<String> {
-        self.last_synced.read().ok().and_then(|l| l.clone())
+    pub fn last_result(&self) -> Option<LastResult> {
+        self.last_result.read().ok().and_then(|l| l.clone())
     }
 
-    pub fn set_last_synced(&self, sha: &str) {
-        if let Ok(mut l) = self.last_synced.write() {
-            *l = Some(sha.to_string());
+    pub fn set_last_result(&self, result: LastResult) {
+        if let Ok(mut l) = self.last_result.write() {
+            *l = Some(result);
         }
     }
 }

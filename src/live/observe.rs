@@ -79,14 +79,24 @@ async fn list_secret_metadata(
 #[instrument(skip_all)]
 pub async fn observe(client: &Client) -> Result<LiveState> {
     let owned = owned_selector();
-    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = tokio::try_join!(
+    // All LISTs run at once, and all are awaited: when several fail, the error reported is the
+    // first in this order, so the same failure always reads the same.
+    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = tokio::join!(
         list_all::<Namespace>(client, "namespaces", &owned),
         list_all::<ResourceQuota>(client, "resource quotas", &owned),
         list_all::<LimitRange>(client, "limit ranges", &owned),
         list_all::<NetworkPolicy>(client, "network policies", &owned),
         list_secret_metadata(client, "credentials secrets", &owned),
         list_secret_metadata(client, "helm releases", HELM_RELEASE_SELECTOR),
-    )?;
+    );
+    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = (
+        namespaces?,
+        quotas?,
+        limit_ranges?,
+        policies?,
+        credentials?,
+        releases?,
+    );
     Ok(assemble(
         namespaces,
         quotas,

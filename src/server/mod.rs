@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::{debug, info, warn};
 
-use crate::daemon::{Context, PlanTrigger, Reason, SyncTrigger};
+use crate::daemon::{Context, PlanTrigger};
 use webhook::{Deliveries, WebhookAction};
 
 /// Largest webhook body accepted; GitHub caps payloads at 25 MB, but pushes and pull requests
@@ -138,10 +138,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         }
         Ok(WebhookAction::Sync { sha }) => {
             info!(%sha, "push to the tracked branch: sync queued");
-            s.ctx.syncs.push(SyncTrigger {
-                reason: Reason::Webhook,
-                sha: Some(sha),
-            });
+            s.ctx.push_received(sha);
             metrics.webhook(label, "accepted");
             (StatusCode::ACCEPTED, "sync queued\n").into_response()
         }

@@ -37,8 +37,20 @@ impl Recorded {
 
 type Key = (String, String, String); // (plural, namespace, name)
 
+/// A way the API server fails, for the fault tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// No answer at all: the connection is refused.
+    Unreachable,
+    /// 500 Internal Server Error to every request.
+    ServerError,
+    /// Reads answer; every write finds the connection refused (the server goes away mid-sync).
+    UnreachableForWrites,
+}
+
 #[derive(Default)]
 struct State {
+    fault: Option<Fault>,
     objects: BTreeMap<Key, Value>,
     requests: Vec<Recorded>,
     revision: u64,
@@ -123,6 +135,10 @@ fn merge_maps(existing: &Value, incoming: &Value) -> Value {
     Value::Object(out)
 }
 
+fn refused() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+}
+
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     (
         code,
@@ -165,7 +181,17 @@ impl FakeCluster {
                 } else {
                     serde_json::from_slice(&bytes).ok()
                 };
-                let (code, reply) = me.handle(parts.method.as_str(), &uri, &accept, body);
+                let fault = me.state.lock().unwrap().fault;
+                let write = parts.method != http::Method::GET;
+                match fault {
+                    Some(Fault::Unreachable) => return Err(refused()),
+                    Some(Fault::UnreachableForWrites) if write => return Err(refused()),
+                    _ => {}
+                }
+                let (code, reply) = match fault {
+                    Some(Fault::ServerError) => status(500, "InternalError", "etcdserver: request timed out"),
+                    _ => me.handle(parts.method.as_str(), &uri, &accept, body),
+                };
                 let response = Response::builder()
                     .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                     .header("content-type", "application/json")
@@ -173,10 +199,15 @@ impl FakeCluster {
                         serde_json::to_vec(&reply).unwrap_or_default(),
                     )))
                     .expect("response");
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::io::Error>(response)
             }
         });
         kube::Client::new(service, "default")
+    }
+
+    /// From now on the API server fails this way (`None`: it answers again).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        self.state.lock().unwrap().fault = fault;
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use storesync::apply::{Applier, Helm};
-use storesync::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use storesync::daemon::{self, Context, Settings};
 use storesync::metrics::Metrics;
 use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
@@ -38,10 +38,42 @@ pub struct Running {
 
 impl Running {
     pub async fn start(repo: GitRepo, interval: Duration) -> Running {
-        let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
+        Running::start_with(repo, interval, |_| {}).await
+    }
+
+    /// Like [`Running::start`], with the fake API server prepared (a fault, objects) before
+    /// the daemon first looks at it.
+    pub async fn start_with(
+        repo: GitRepo,
+        interval: Duration,
+        prepare: impl FnOnce(&FakeCluster),
+    ) -> Running {
         let helm = FakeHelm::new();
         let cluster = FakeCluster::new(helm.releases_dir());
+        prepare(&cluster);
         let github = FakeGitHub::start().await;
+        Running::launch(repo, cluster, helm, github, interval)
+    }
+
+    /// Stops this daemon and starts a new one against the same repository, cluster, helm and
+    /// GitHub: what a restart of the process looks like from outside.
+    pub async fn restart(self, interval: Duration) -> Running {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops")
+            .unwrap();
+        Running::launch(self.repo, self.cluster, self.helm, self.github, interval)
+    }
+
+    fn launch(
+        repo: GitRepo,
+        cluster: FakeCluster,
+        helm: FakeHelm,
+        github: FakeGitHub,
+        interval: Duration,
+    ) -> Running {
+        let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
         let metrics = Arc::new(Metrics::default());
         let notifier = GitHubNotifier::new(
             "acme-platform",
@@ -52,36 +84,30 @@ impl Running {
         .unwrap();
         let counter = metrics.clone();
         let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
-        let ctx = Arc::new(Context {
-            applier: Applier {
-                client: cluster.client(),
-                helm: Helm {
-                    binary: helm.binary(),
-                    charts_dir: repo_root().join("charts"),
-                    timeout: Duration::from_secs(60),
-                    allowed_chart_prefixes: Vec::new(),
-                },
-                concurrency: 4,
-                dry_run: false,
-                on_helm: None,
-                policy: Default::default(),
+        let applier = Applier {
+            client: cluster.client(),
+            helm: Helm {
+                binary: helm.binary(),
+                charts_dir: repo_root().join("charts"),
+                timeout: Duration::from_secs(60),
+                allowed_chart_prefixes: Vec::new(),
             },
-            metrics,
-            statuses: Some(statuses),
-            state: DaemonState::default(),
-            settings: Settings {
-                tracked: TrackedRepo {
-                    location: RepoLocation::Local(repo.path().to_path_buf()),
-                    branch: branch.clone(),
-                    options: SourceOptions::default(),
-                },
-                interval,
-                external_url: Some("https://storesync.example".into()),
-                plan_workers: 2,
+            concurrency: 4,
+            dry_run: false,
+            on_helm: None,
+            policy: Default::default(),
+        };
+        let settings = Settings {
+            tracked: TrackedRepo {
+                location: RepoLocation::Local(repo.path().to_path_buf()),
+                branch: branch.clone(),
+                options: SourceOptions::default(),
             },
-            syncs: SyncQueue::default(),
-            plans: PlanQueue::new(16),
-        });
+            interval,
+            external_url: Some("https://storesync.example".into()),
+            plan_workers: 2,
+        };
+        let ctx = Arc::new(Context::new(applier, metrics, Some(statuses), settings));
         let state = Arc::new(ServerState {
             ctx: ctx.clone(),
             webhook_secret: Some(WebhookSecret(SECRET.as_bytes().to_vec())),
@@ -138,10 +164,12 @@ impl Running {
     }
 
     /// Waits until `check` holds, polling.
-    /// Waits (20 s at most) until the sync of `sha` posted both its statuses.
+    /// Waits (20 s at most) until the sync of `sha` posted its final status.
     pub async fn until_synced(&self, what: &str, sha: &str) {
         self.until(what, Duration::from_secs(20), |r| {
-            statuses_of(r, sha, "storesync/sync").len() == 2
+            statuses_of(r, sha, "storesync/sync")
+                .iter()
+                .any(|(state, _)| state != "pending")
         })
         .await;
     }

@@ -1,0 +1,94 @@
+//! Pull-request plans: read-only, on their own workers, planned exactly as a sync would plan.
+use std::sync::Arc;
+
+use tracing::{instrument, warn};
+
+use super::{CommitRecord, Context, PlanTrigger, blocking, now, sync_job::first_errors};
+use crate::plan::{self, PlanOptions};
+use crate::report::{PLAN_CONTEXT, StatusState};
+use crate::sync;
+
+pub(super) async fn worker(ctx: Arc<Context>) {
+    while let Some(trigger) = ctx.plans.next().await {
+        run(&ctx, trigger).await;
+    }
+}
+
+#[instrument(skip_all, fields(pr = trigger.number, revision = %trigger.sha))]
+async fn run(ctx: &Context, trigger: PlanTrigger) {
+    let tracked = ctx.settings.tracked.clone();
+    let (number, sha) = (trigger.number, trigger.sha.clone());
+    let read = blocking(move || {
+        let opened = tracked.open()?;
+        tracked.fetch_pull(&opened, number, &sha)?;
+        tracked.snapshot(&opened, &sha)
+    })
+    .await;
+    let finish = |state: StatusState, label: &'static str, description: String, plan: String, errors| {
+        ctx.post(&trigger.sha, PLAN_CONTEXT, state, &description);
+        ctx.state.record_commit(CommitRecord {
+            sha: trigger.sha.clone(),
+            kind: "plan",
+            pull_request: Some(trigger.number),
+            finished: now(),
+            state: label,
+            description,
+            plan,
+            report: None,
+            errors,
+        });
+        ctx.metrics.plan_finished(label);
+    };
+    let snapshot = match read {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot read the pull request's commit");
+            let description = format!("storesync could not read the commit: {e}");
+            return finish(
+                StatusState::Error,
+                "error",
+                description,
+                String::new(),
+                Vec::new(),
+            );
+        }
+    };
+    // The same planning as a sync: policy, breaker record and all, never a write.
+    let plan = match sync::plan_against_cluster(&ctx.applier, &snapshot, PlanOptions::default()).await {
+        Ok(Ok((_, plan, _))) => plan,
+        Ok(Err(findings)) => {
+            let errors = findings.iter().map(ToString::to_string).collect();
+            return finish(
+                StatusState::Failure,
+                "failure",
+                first_errors(&findings),
+                String::new(),
+                errors,
+            );
+        }
+        Err(e) => {
+            let description = format!("storesync could not observe the cluster: {e}");
+            return finish(
+                StatusState::Error,
+                "error",
+                description,
+                String::new(),
+                Vec::new(),
+            );
+        }
+    };
+    let (state, label, description) = match plan.blocked.first() {
+        Some(reason) => (
+            StatusState::Failure,
+            "failure",
+            format!("plan: {}; blocked: {reason}", plan.summary.line()),
+        ),
+        None => (
+            StatusState::Success,
+            "success",
+            format!("plan: {}", plan.summary.line()),
+        ),
+    };
+    let text = plan::render_text(&plan, &format!("pull request #{}", trigger.number));
+    finish(state, label, description, text, Vec::new());
+}

@@ -1,0 +1,177 @@
+//! The daemon on a bad day: an API server that goes away before or during a sync, and a head
+//! that stays invalid across polls. Git is the truth, every commit hears one answer, nothing
+//! is pruned while the cluster does not answer, and a retry converges once it does.
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+use crate::common::store_yaml;
+use crate::fake_cluster::Fault;
+use crate::running::{Running, catalog_repo, statuses_of};
+use crate::webhooks::push_body;
+
+fn sync_states(r: &Running, sha: &str) -> Vec<String> {
+    r.ctx
+        .state
+        .syncs()
+        .iter()
+        .filter(|s| s.sha.as_deref() == Some(sha))
+        .map(|s| format!("{}: {}", s.state, s.description))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_ends_the_sync_in_error_is_retried_and_converges() {
+    let (repo, sha) = catalog_repo();
+    let r = Running::start_with(repo, Duration::from_secs(3600), |c| {
+        c.set_fault(Some(Fault::Unreachable))
+    })
+    .await;
+    // Retried with backoff (2 s, then 4 s), not only at the hourly poll.
+    r.until("two failed attempts", Duration::from_secs(15), |r| {
+        sync_states(r, &sha).len() >= 2
+    })
+    .await;
+    let attempts = sync_states(&r, &sha);
+    assert!(
+        attempts[0].starts_with("error: storesync could not finish: cannot list namespaces: "),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts.iter().all(|a| *a == attempts[0]),
+        "the same failure reads the same: {attempts:?}"
+    );
+    assert_eq!(r.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let statuses = statuses_of(&r, &sha, "storesync/sync");
+    assert_eq!(
+        statuses.len(),
+        2,
+        "one pending and one error, not one per attempt: {statuses:?}"
+    );
+    assert_eq!(statuses[1].0, "error");
+
+    r.cluster.set_fault(None);
+    r.until("the retry to converge", Duration::from_secs(15), |r| {
+        statuses_of(r, &sha, "storesync/sync")
+            .last()
+            .is_some_and(|s| s.0 == "success")
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &sha, "storesync/sync").last().unwrap().1,
+        "applied 1, pruned 0, unchanged 0"
+    );
+    assert_eq!(r.get("/readyz").await.0, StatusCode::OK);
+    assert!(r.cluster.get("namespaces", "", "store-acme").is_some());
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_cluster_lost_mid_sync_prunes_nothing_and_the_retry_applies_everything() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until_synced("the startup sync", &first).await;
+    let helm_calls = r.helm.calls().len();
+
+    // The next commit adds bobs and removes acme; the API server goes away after observing.
+    r.repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    r.repo.remove("stores/acme.yaml");
+    let second = r.repo.commit("Ben", "Replace acme with bobs");
+    r.cluster.set_fault(Some(Fault::UnreachableForWrites));
+    r.signed("push", "m1", &push_body(&r.branch.clone(), &second))
+        .await;
+    r.until_synced("the failed sync", &second).await;
+    let (state, description) = statuses_of(&r, &second, "storesync/sync").last().unwrap().clone();
+    assert_eq!(state, "error");
+    assert!(
+        description.starts_with("the cluster stopped answering mid-sync, nothing pruned: "),
+        "{description}"
+    );
+    assert!(
+        r.cluster.get("namespaces", "", "store-acme").is_some(),
+        "not pruned"
+    );
+    assert_eq!(
+        r.helm.calls().len(),
+        helm_calls,
+        "no helm while the cluster is gone"
+    );
+    assert_eq!(r.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    r.cluster.set_fault(None);
+    r.until("the retry to converge", Duration::from_secs(15), |r| {
+        statuses_of(r, &second, "storesync/sync")
+            .last()
+            .is_some_and(|s| s.0 == "success")
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &second, "storesync/sync").last().unwrap().1,
+        "applied 1, pruned 1, unchanged 0"
+    );
+    assert!(r.cluster.get("namespaces", "", "store-acme").is_none());
+    assert!(r.cluster.get("namespaces", "", "store-bobs").is_some());
+    assert_eq!(r.get("/readyz").await.0, StatusCode::OK);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_server_answering_500_is_an_error_not_a_prune() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until_synced("the startup sync", &first).await;
+    r.repo.remove("stores/acme.yaml");
+    r.repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let second = r.repo.commit("Ben", "Replace acme with bobs");
+    r.cluster.set_fault(Some(Fault::ServerError));
+    r.signed("push", "e1", &push_body(&r.branch.clone(), &second))
+        .await;
+    r.until_synced("the failed sync", &second).await;
+    let (state, description) = statuses_of(&r, &second, "storesync/sync").last().unwrap().clone();
+    assert_eq!(state, "error");
+    assert!(
+        description.contains("etcdserver: request timed out"),
+        "{description}"
+    );
+    assert!(r.cluster.get("namespaces", "", "store-acme").is_some());
+    r.cluster.set_fault(None);
+    r.until("the retry to converge", Duration::from_secs(15), |r| {
+        statuses_of(r, &second, "storesync/sync")
+            .last()
+            .is_some_and(|s| s.0 == "success")
+    })
+    .await;
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_head_that_stays_invalid_is_reported_once_however_often_it_is_polled() {
+    let (mut repo, _) = catalog_repo();
+    repo.write(
+        "stores/cafe.yaml",
+        "name: cafe\nengine: magento\nplan: small\nowner: team-c\n",
+    );
+    let bad = repo.commit("Cy", "Add cafe");
+    let r = Running::start(repo, Duration::from_millis(200)).await;
+    r.until("five polls of the invalid head", Duration::from_secs(15), |r| {
+        sync_states(r, &bad).len() >= 5
+    })
+    .await;
+    assert_eq!(
+        statuses_of(&r, &bad, "storesync/sync"),
+        vec![
+            ("pending".into(), "syncing".into()),
+            (
+                "failure".into(),
+                "invalid catalog: stores/cafe.yaml:2:9: unknown engine `magento`".into()
+            )
+        ]
+    );
+    r.stop().await;
+}
