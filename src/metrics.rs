@@ -1,197 +1,184 @@
-//! Prometheus metrics in the text exposition format. Every label value is a fixed
-//! `&'static str`, so cardinality is bounded by construction.
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Prometheus metrics, kept and encoded by `prometheus-client` (OpenMetrics text). Every label
+//! value is a fixed `&'static str`, so cardinality is bounded by construction.
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-const DURATION_BUCKETS: &[f64] = &[
+/// What `/metrics` answers with.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+const DURATION_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HelmLabels {
+    operation: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    event: &'static str,
+    result: &'static str,
+}
+
 pub struct Metrics {
-    syncs: Mutex<BTreeMap<&'static str, u64>>,
-    plans: Mutex<BTreeMap<&'static str, u64>>,
-    sync_duration: Mutex<Histogram>,
-    stores: Mutex<BTreeMap<&'static str, u64>>,
-    helm: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    webhooks: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    status_posts: Mutex<BTreeMap<&'static str, u64>>,
-    last_success: AtomicU64,
-    non_fast_forward: AtomicU64,
+    registry: Registry,
+    syncs: Family<ResultLabel, Counter>,
+    plans: Family<ResultLabel, Counter>,
+    sync_duration: Histogram,
+    stores: Family<StateLabel, Gauge>,
+    helm: Family<HelmLabels, Counter>,
+    webhooks: Family<WebhookLabels, Counter>,
+    status_posts: Family<ResultLabel, Counter>,
+    last_success: Gauge<i64>,
+    non_fast_forward: Counter,
+    git_cache_reclones: Counter,
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
-    if let Ok(mut m) = map.lock() {
-        *m.entry(key).or_insert(0) += 1;
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let syncs = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "storesync_syncs",
+            "Syncs of the tracked branch by result",
+            syncs.clone(),
+        );
+        let plans = Family::<ResultLabel, Counter>::default();
+        registry.register("storesync_plans", "Pull-request plans by result", plans.clone());
+        let sync_duration = Histogram::new(DURATION_BUCKETS);
+        registry.register(
+            "storesync_sync_duration_seconds",
+            "Duration of syncs",
+            sync_duration.clone(),
+        );
+        let stores = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "storesync_stores",
+            "Stores by state after the last sync",
+            stores.clone(),
+        );
+        let helm = Family::<HelmLabels, Counter>::default();
+        registry.register(
+            "storesync_helm_invocations",
+            "Helm invocations by operation and result",
+            helm.clone(),
+        );
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "storesync_webhook_deliveries",
+            "Webhook deliveries by event and result",
+            webhooks.clone(),
+        );
+        let status_posts = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "storesync_status_posts",
+            "Commit status posts by result",
+            status_posts.clone(),
+        );
+        let last_success = Gauge::<i64>::default();
+        registry.register(
+            "storesync_last_successful_sync_timestamp_seconds",
+            "Unix time of the last successful sync",
+            last_success.clone(),
+        );
+        let non_fast_forward = Counter::default();
+        registry.register(
+            "storesync_non_fast_forward_syncs",
+            "Syncs of a branch head that moved backwards or was rewritten",
+            non_fast_forward.clone(),
+        );
+        let git_cache_reclones = Counter::default();
+        registry.register(
+            "storesync_git_cache_reclones",
+            "Git caches found unusable and cloned again",
+            git_cache_reclones.clone(),
+        );
+        Metrics {
+            registry,
+            syncs,
+            plans,
+            sync_duration,
+            stores,
+            helm,
+            webhooks,
+            status_posts,
+            last_success,
+            non_fast_forward,
+            git_cache_reclones,
+        }
     }
 }
 
 impl Metrics {
     /// `result`: success, failure (invalid catalog, blocked prune, a store failed) or error.
     pub fn sync_finished(&self, result: &'static str, seconds: f64, unix_now: u64) {
-        bump(&self.syncs, result);
-        if let Ok(mut h) = self.sync_duration.lock() {
-            if h.counts.is_empty() {
-                h.counts = vec![0; DURATION_BUCKETS.len()];
-            }
-            for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
-            }
-            h.sum += seconds;
-            h.count += 1;
-        }
+        self.syncs.get_or_create(&ResultLabel { result }).inc();
+        self.sync_duration.observe(seconds);
         if result == "success" {
-            self.last_success.store(unix_now, Ordering::Relaxed);
+            self.last_success.set(i64::try_from(unix_now).unwrap_or(i64::MAX));
         }
     }
 
     /// A sync of a branch head that is not a descendant of the head synced before it.
     pub fn non_fast_forward_sync(&self) {
-        self.non_fast_forward.fetch_add(1, Ordering::Relaxed);
+        self.non_fast_forward.inc();
+    }
+
+    /// A Git cache that was found unusable and cloned again.
+    pub fn git_cache_recloned(&self) {
+        self.git_cache_reclones.inc();
     }
 
     pub fn plan_finished(&self, result: &'static str) {
-        bump(&self.plans, result);
+        self.plans.get_or_create(&ResultLabel { result }).inc();
     }
 
-    /// Replaces the per-state store counts.
+    /// Replaces the store gauge: states absent from `counts` are dropped.
     pub fn set_stores(&self, counts: &[(&'static str, u64)]) {
-        if let Ok(mut m) = self.stores.lock() {
-            m.clear();
-            m.extend(counts.iter().copied());
+        self.stores.clear();
+        for (state, n) in counts {
+            self.stores
+                .get_or_create(&StateLabel { state })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }
 
     pub fn helm_invoked(&self, operation: &'static str, ok: bool) {
-        bump(&self.helm, (operation, if ok { "success" } else { "failure" }));
+        let result = if ok { "success" } else { "failure" };
+        self.helm.get_or_create(&HelmLabels { operation, result }).inc();
     }
 
     pub fn webhook(&self, event: &'static str, result: &'static str) {
-        bump(&self.webhooks, (event, result));
+        self.webhooks
+            .get_or_create(&WebhookLabels { event, result })
+            .inc();
     }
 
     pub fn status_post(&self, result: &'static str) {
-        bump(&self.status_posts, result);
+        self.status_posts.get_or_create(&ResultLabel { result }).inc();
     }
 
+    /// The exposition, OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counter1 = |out: &mut String,
-                        name: &str,
-                        help: &str,
-                        label: &str,
-                        map: &Mutex<BTreeMap<&'static str, u64>>,
-                        kind: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            if let Ok(m) = map.lock() {
-                for (k, v) in m.iter() {
-                    let _ = writeln!(out, "{name}{{{label}=\"{k}\"}} {v}");
-                }
-            }
-        };
-        let counter2 = |out: &mut String,
-                        name: &str,
-                        help: &str,
-                        labels: (&str, &str),
-                        map: &Mutex<BTreeMap<(&'static str, &'static str), u64>>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            if let Ok(m) = map.lock() {
-                for ((a, b), v) in m.iter() {
-                    let _ = writeln!(out, "{name}{{{}=\"{a}\",{}=\"{b}\"}} {v}", labels.0, labels.1);
-                }
-            }
-        };
-        counter1(
-            &mut out,
-            "storesync_syncs_total",
-            "Syncs of the tracked branch by result.",
-            "result",
-            &self.syncs,
-            "counter",
-        );
-        counter1(
-            &mut out,
-            "storesync_plans_total",
-            "Pull-request plans by result.",
-            "result",
-            &self.plans,
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "# HELP storesync_sync_duration_seconds Duration of syncs.\n# TYPE storesync_sync_duration_seconds histogram"
-        );
-        if let Ok(h) = self.sync_duration.lock() {
-            for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-                let c = h.counts.get(i).copied().unwrap_or(0);
-                let _ = writeln!(
-                    out,
-                    "storesync_sync_duration_seconds_bucket{{le=\"{bound}\"}} {c}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "storesync_sync_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "storesync_sync_duration_seconds_sum {}", h.sum);
-            let _ = writeln!(out, "storesync_sync_duration_seconds_count {}", h.count);
-        }
-        counter1(
-            &mut out,
-            "storesync_stores",
-            "Stores by state after the last sync.",
-            "state",
-            &self.stores,
-            "gauge",
-        );
-        counter2(
-            &mut out,
-            "storesync_helm_invocations_total",
-            "Helm invocations by operation and result.",
-            ("operation", "result"),
-            &self.helm,
-        );
-        counter2(
-            &mut out,
-            "storesync_webhook_deliveries_total",
-            "Webhook deliveries by event and result.",
-            ("event", "result"),
-            &self.webhooks,
-        );
-        counter1(
-            &mut out,
-            "storesync_status_posts_total",
-            "Commit status posts by result.",
-            "result",
-            &self.status_posts,
-            "counter",
-        );
-        let _ = writeln!(
-            out,
-            "# HELP storesync_last_successful_sync_timestamp_seconds Unix time of the last successful sync.\n\
-             # TYPE storesync_last_successful_sync_timestamp_seconds gauge\n\
-             storesync_last_successful_sync_timestamp_seconds {}",
-            self.last_success.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP storesync_non_fast_forward_syncs_total Syncs of a branch head that moved backwards or was rewritten.\n\
-             # TYPE storesync_non_fast_forward_syncs_total counter\n\
-             storesync_non_fast_forward_syncs_total {}",
-            self.non_fast_forward.load(Ordering::Relaxed)
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
@@ -200,36 +187,103 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    fn parsed(m: &Metrics) -> prometheus_parse::Scrape {
+        let text = m.render();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines).expect("a valid exposition")
+    }
+
+    fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => f64::NAN,
+            })
+    }
+
     #[test]
-    fn renders_counters_and_histogram() {
+    fn a_real_parser_reads_every_metric() {
         let m = Metrics::default();
         m.sync_finished("success", 0.7, 1_790_000_000);
         m.sync_finished("failure", 42.0, 1_790_000_100);
+        m.plan_finished("success");
+        m.set_stores(&[("in-sync", 3), ("failed", 1)]);
+        m.set_stores(&[("in-sync", 4)]);
         m.helm_invoked("upgrade", true);
+        m.helm_invoked("upgrade", false);
         m.webhook("push", "accepted");
-        m.set_stores(&[("applied", 3), ("failed", 1)]);
-        let text = m.render();
-        assert!(
-            text.contains("storesync_syncs_total{result=\"success\"} 1\n"),
-            "{text}"
+        m.webhook("push", "accepted");
+        m.status_post("success");
+        m.non_fast_forward_sync();
+        m.git_cache_recloned();
+        let s = parsed(&m);
+        assert_eq!(
+            value(&s, "storesync_syncs_total", &[("result", "success")]),
+            Some(1.0)
         );
-        assert!(
-            text.contains("storesync_sync_duration_seconds_bucket{le=\"1\"} 1\n"),
-            "{text}"
+        assert_eq!(
+            value(&s, "storesync_syncs_total", &[("result", "failure")]),
+            Some(1.0)
         );
-        assert!(
-            text.contains("storesync_sync_duration_seconds_bucket{le=\"60\"} 2\n"),
-            "{text}"
+        assert_eq!(
+            value(&s, "storesync_plans_total", &[("result", "success")]),
+            Some(1.0)
         );
-        assert!(text.contains("storesync_sync_duration_seconds_count 2\n"));
-        assert!(
-            text.contains("storesync_helm_invocations_total{operation=\"upgrade\",result=\"success\"} 1\n")
+        assert_eq!(value(&s, "storesync_stores", &[("state", "in-sync")]), Some(4.0));
+        assert_eq!(
+            value(&s, "storesync_stores", &[("state", "failed")]),
+            None,
+            "a state gone from the last sync is gone from the gauge"
         );
-        assert!(text.contains("storesync_webhook_deliveries_total{event=\"push\",result=\"accepted\"} 1\n"));
-        assert!(text.contains("storesync_stores{state=\"failed\"} 1\n"));
+        assert_eq!(
+            value(
+                &s,
+                "storesync_helm_invocations_total",
+                &[("operation", "upgrade"), ("result", "failure")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &s,
+                "storesync_webhook_deliveries_total",
+                &[("event", "push"), ("result", "accepted")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&s, "storesync_status_posts_total", &[("result", "success")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&s, "storesync_last_successful_sync_timestamp_seconds", &[]),
+            Some(1_790_000_000.0)
+        );
+        assert_eq!(
+            value(&s, "storesync_non_fast_forward_syncs_total", &[]),
+            Some(1.0)
+        );
+        assert_eq!(value(&s, "storesync_git_cache_reclones_total", &[]), Some(1.0));
+        let histogram = s
+            .samples
+            .iter()
+            .find(|x| x.metric == "storesync_sync_duration_seconds")
+            .expect("the duration histogram");
+        let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+            panic!("not a histogram: {:?}", histogram.value)
+        };
+        let le = |bound: f64| buckets.iter().find(|b| b.less_than == bound).map(|b| b.count);
+        assert_eq!(le(0.5), Some(0.0));
+        assert_eq!(le(1.0), Some(1.0));
+        assert_eq!(le(60.0), Some(2.0));
         assert!(
-            text.contains("storesync_last_successful_sync_timestamp_seconds 1790000000\n"),
-            "only successes count"
+            m.render().ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF"
         );
     }
 }

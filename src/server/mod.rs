@@ -66,7 +66,7 @@ async fn readyz(State(s): State<Arc<ServerState>>) -> Response {
 
 async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         s.ctx.metrics.render(),
     )
         .into_response()
