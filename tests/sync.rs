@@ -7,6 +7,8 @@ mod fake_cluster;
 #[path = "common/fake_helm.rs"]
 mod fake_helm;
 
+#[path = "sync_support/events.rs"]
+mod events;
 #[path = "sync_support/world.rs"]
 mod world;
 

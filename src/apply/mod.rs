@@ -1,6 +1,7 @@
 //! Applying a plan: the only code that writes to the cluster. Stores are applied concurrently
 //! with a bound; within a store objects go in apply order (Namespace, ResourceQuota,
 //! LimitRange, NetworkPolicies, credentials, Helm release); prunes run last.
+mod events;
 mod helm;
 mod objects;
 
@@ -18,6 +19,7 @@ use crate::live::{LiveState, LiveStore};
 use crate::plan::{Action, ObjectKind, Plan, StorePlan};
 use crate::source::Revision;
 
+pub use events::{Events, REPORTING_CONTROLLER, StoreEvent};
 pub use helm::{Helm, HelmOp, RELEASE_HASH_LABEL};
 pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION, record_applied};
 
@@ -33,6 +35,8 @@ pub struct Applier {
     /// Observer of helm invocations (metrics).
     pub on_helm: Option<Arc<dyn Fn(HelmOp, bool) + Send + Sync>>,
     pub policy: Policy,
+    /// Kubernetes Events on the stores' namespaces; none in a dry run.
+    pub events: Option<Events>,
 }
 
 /// What the operator allows a catalog to do, whatever a commit says.
@@ -45,6 +49,25 @@ pub struct Policy {
 }
 
 impl Applier {
+    /// An applier with the defaults: 4 stores at once, real writes, Events on.
+    pub fn new(client: Client, helm: Helm) -> Applier {
+        Applier {
+            events: Some(Events::new(client.clone())),
+            client,
+            helm,
+            concurrency: 4,
+            dry_run: false,
+            on_helm: None,
+            policy: Policy::default(),
+        }
+    }
+
+    async fn event(&self, store: &str, event: StoreEvent, note: String) {
+        if let (Some(events), false) = (&self.events, self.dry_run) {
+            events.store(store, event, note).await;
+        }
+    }
+
     /// The namespace holding storesync's own records.
     pub fn own_namespace(&self) -> String {
         self.policy
@@ -194,7 +217,24 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
             }
             Action::Unchanged => results.push(result(&sp.store, Outcome::Unchanged, None)),
             Action::Skip => results.push(result(&sp.store, Outcome::Skipped, sp.reason.clone())),
-            Action::Blocked => results.push(result(&sp.store, Outcome::Blocked, sp.reason.clone())),
+            Action::Blocked => {
+                let gone = catalog
+                    .stores
+                    .binary_search_by(|s| s.name.as_str().cmp(&sp.store))
+                    .is_err();
+                if gone {
+                    let note = format!(
+                        "its file is gone at {} but it was not pruned: {}",
+                        plan.revision.label,
+                        plan.blocked
+                            .first()
+                            .or(sp.reason.as_ref())
+                            .map_or("", String::as_str)
+                    );
+                    applier.event(&sp.store, StoreEvent::PruneBlocked, note).await;
+                }
+                results.push(result(&sp.store, Outcome::Blocked, sp.reason.clone()))
+            }
             Action::Prune => {}
         }
     }
@@ -279,6 +319,12 @@ async fn finish_store(
                 // The namespace may not exist if its own creation failed; nothing to record on.
                 let _ = objects::record_error(&applier.client, store, Some(&message)).await;
             }
+            // Helm failures have their own Event; a foreign namespace is never written to.
+            if ours && !e.is_unreachable() && !matches!(e, Error::Helm { .. }) {
+                applier
+                    .event(store, StoreEvent::SyncFailed, message.clone())
+                    .await;
+            }
             (result(store, Outcome::Failed, Some(message)), e.is_unreachable())
         }
     }
@@ -308,6 +354,23 @@ async fn apply_store(
     }
     // The namespace carries the commit being applied whenever anything of the store changes.
     objects::apply_namespace(client, &d.namespace, dry_run).await?;
+    let commit = d
+        .namespace
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(desired::COMMIT_ANNOTATION));
+    let at = commit.map_or_else(
+        || "the work tree".to_string(),
+        |c| format!("commit {}", c.get(..12).unwrap_or(c)),
+    );
+    if live.is_none() {
+        let note = format!(
+            "store {} ({} on plan {}) created from {at}",
+            d.store.name, d.store.engine, d.store.plan
+        );
+        applier.event(&d.store.name, StoreEvent::Created, note).await;
+    }
     if dry_run && live.is_none() {
         // Objects inside a namespace that a dry run did not create cannot be checked yet.
         return Ok(());
@@ -344,15 +407,52 @@ async fn apply_store(
     if dry_run {
         return Ok(());
     }
+    let guardrails = [
+        ObjectKind::ResourceQuota,
+        ObjectKind::LimitRange,
+        ObjectKind::NetworkPolicy,
+    ];
+    let updated: Vec<String> = sp
+        .changes
+        .iter()
+        .filter(|c| guardrails.contains(&c.kind) && c.action != Action::Unchanged)
+        .map(|c| format!("{:?} {}", c.kind, c.name))
+        .collect();
+    if live.is_some() && !updated.is_empty() {
+        let note = format!("{} applied from {at}", updated.join(", "));
+        applier
+            .event(&d.store.name, StoreEvent::GuardrailsUpdated, note)
+            .await;
+    }
     if changed(sp, ObjectKind::Secret).next().is_some() {
         objects::create_credentials(client, &d.store.name, false).await?;
     }
     if changed(sp, ObjectKind::HelmRelease).next().is_some() {
-        if let Some(release) = live.and_then(|l| l.release.as_ref()).filter(|r| r.is_pending()) {
+        let installed = live.and_then(|l| l.release.as_ref());
+        if let Some(release) = installed.filter(|r| r.is_pending()) {
             remediate(applier, d, release).await?;
+            let note = format!(
+                "release {} was stuck in {}; recovered before the upgrade",
+                d.release.name, release.status
+            );
+            applier
+                .event(&d.store.name, StoreEvent::ReleaseRemediated, note)
+                .await;
         }
         let ok = applier.helm.upgrade_install(&d.release, &d.release_hash).await;
         observe_helm(applier, HelmOp::Upgrade, ok.is_ok());
+        let (event, note) = match &ok {
+            Ok(()) if installed.is_none() => (
+                StoreEvent::HelmInstalled,
+                format!("{} {} installed from {at}", d.release.chart, d.release.version),
+            ),
+            Ok(()) => (
+                StoreEvent::HelmUpgraded,
+                format!("{} {} upgraded from {at}", d.release.chart, d.release.version),
+            ),
+            Err(e) => (StoreEvent::HelmFailed, e.to_string()),
+        };
+        applier.event(&d.store.name, event, note).await;
         ok?;
     }
     Ok(())
@@ -420,17 +520,25 @@ async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>
         return objects::delete_namespace(&applier.client, &ns, live.namespace.metadata.uid.as_deref(), true)
             .await;
     }
+    let uid = live.namespace.metadata.uid.as_deref();
+    let note = format!("its file is gone: uninstalling the release and deleting {ns}");
+    applier.event(&sp.store, StoreEvent::Pruning, note).await;
     if live.release.is_some() {
         let ok = applier.helm.uninstall(&sp.store, &ns).await;
         observe_helm(applier, HelmOp::Uninstall, ok.is_ok());
         ok?;
     }
     info!(namespace = %ns, "pruning store");
-    objects::delete_namespace(
-        &applier.client,
-        &ns,
-        live.namespace.metadata.uid.as_deref(),
-        false,
-    )
-    .await
+    objects::delete_namespace(&applier.client, &ns, uid, false).await?;
+    // The store's namespace is going away with its Events: say it where storesync lives.
+    if let Some(events) = &applier.events {
+        let note = format!(
+            "store {} pruned: release uninstalled, namespace {ns} deleted",
+            sp.store
+        );
+        events
+            .elsewhere(&sp.store, &applier.own_namespace(), StoreEvent::Pruned, note)
+            .await;
+    }
+    Ok(())
 }

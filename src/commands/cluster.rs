@@ -41,21 +41,20 @@ pub async fn connect() -> Result<Client> {
 
 impl ClusterOptions {
     pub fn applier(&self, client: Client, dry_run: bool) -> Applier {
+        let helm = Helm {
+            binary: self.helm.clone(),
+            charts_dir: self.charts_dir.clone(),
+            timeout: self.helm_timeout,
+            allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
+        };
         Applier {
-            client,
-            helm: Helm {
-                binary: self.helm.clone(),
-                charts_dir: self.charts_dir.clone(),
-                timeout: self.helm_timeout,
-                allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
-            },
             concurrency: self.concurrency,
             dry_run,
-            on_helm: None,
             policy: Policy {
                 allow_prune_all: self.allow_prune_all,
                 namespace: self.namespace.clone(),
             },
+            ..Applier::new(client, helm)
         }
     }
 }

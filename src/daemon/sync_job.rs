@@ -180,10 +180,13 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
         Ok(SyncOutcome::Done(_)) => ctx.state.set_ready(),
         Err(_) | Ok(SyncOutcome::Invalid(_)) => {}
     }
+    // Another sync of the same head says something new only when its verdict changed, or when
+    // it had to write (drift repaired); a clean re-check of a success stays silent.
+    let wrote = matches!(&outcome, Ok(SyncOutcome::Done(s)) if s.report.summary.applied + s.report.summary.pruned > 0);
     let changed = !repeat
-        || last
-            .as_ref()
-            .is_some_and(|l| l.state != v.label || l.description != v.description);
+        || last.as_ref().is_some_and(|l| {
+            l.state != v.label || (v.label != "success" && l.description != v.description) || wrote
+        });
     if changed || announced {
         ctx.post(&head, SYNC_CONTEXT, v.status, &v.description);
     }

@@ -38,7 +38,7 @@ pub fn grants(rules: &[Value], errors: &mut Vec<String>) -> BTreeSet<Grant> {
 
 /// What storesync itself does (SPEC, sync engine), independent of the engine charts.
 pub fn storesync_own_grants() -> BTreeSet<Grant> {
-    let own: [(&str, &[&str], &[&str]); 7] = [
+    let own: [(&str, &[&str], &[&str]); 9] = [
         (
             "",
             &["namespaces"],
@@ -67,6 +67,10 @@ pub fn storesync_own_grants() -> BTreeSet<Grant> {
         ),
         // helm --wait judges a Deployment ready from its ReplicaSets.
         ("apps", &["replicasets"], &["get", "list", "watch"]),
+        // The prune breaker's record of the last applied commit.
+        ("", &["configmaps"], &["get", "create", "patch"]),
+        // Events on the stores' namespaces, aggregated by patching their series.
+        ("events.k8s.io", &["events"], &["create", "patch"]),
     ];
     let mut out = BTreeSet::new();
     for (group, resources, verbs) in own {

@@ -74,6 +74,7 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
         "configmaps" => ("v1", "ConfigMap"),
+        "events" => ("events.k8s.io/v1", "Event"),
         _ => ("v1", "Unknown"),
     }
 }
@@ -137,6 +138,22 @@ fn merge_maps(existing: &Value, incoming: &Value) -> Value {
 
 fn refused() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+}
+
+/// A JSON merge patch (RFC 7386): maps merge, `null` removes, anything else replaces.
+fn merge_patch_into(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch_into(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
 }
 
 fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
@@ -214,8 +231,23 @@ impl FakeCluster {
         self.state.lock().unwrap().requests.clone()
     }
 
+    /// Every write to the cluster's objects. Events are left out: they record what happened
+    /// and change nothing; [`FakeCluster::events`] has them.
     pub fn writes(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(Recorded::is_write).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.is_write() && !r.uri.contains("/events.k8s.io/"))
+            .collect()
+    }
+
+    /// The Events stored now, in every namespace: (namespace, Event).
+    pub fn events(&self) -> Vec<(String, Value)> {
+        let s = self.state.lock().unwrap();
+        s.objects
+            .iter()
+            .filter(|((plural, _, _), _)| plural == "events")
+            .map(|((_, ns, _), e)| (ns.clone(), e.clone()))
+            .collect()
     }
 
     pub fn clear_requests(&self) {
@@ -410,9 +442,7 @@ impl FakeCluster {
         let Some(obj) = s.objects.get_mut(&(plural.into(), ns.into(), name.into())) else {
             return status(404, "NotFound", &format!("{plural} \"{name}\" not found"));
         };
-        if let Some(ann) = body["metadata"].get("annotations") {
-            obj["metadata"]["annotations"] = merge_maps(&obj["metadata"]["annotations"], ann);
-        }
+        merge_patch_into(obj, &body);
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         (200, obj.clone())
     }

@@ -84,19 +84,13 @@ impl Running {
         .unwrap();
         let counter = metrics.clone();
         let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
-        let applier = Applier {
-            client: cluster.client(),
-            helm: Helm {
-                binary: helm.binary(),
-                charts_dir: repo_root().join("charts"),
-                timeout: Duration::from_secs(60),
-                allowed_chart_prefixes: Vec::new(),
-            },
-            concurrency: 4,
-            dry_run: false,
-            on_helm: None,
-            policy: Default::default(),
+        let fake_helm = Helm {
+            binary: helm.binary(),
+            charts_dir: repo_root().join("charts"),
+            timeout: Duration::from_secs(60),
+            allowed_chart_prefixes: Vec::new(),
         };
+        let applier = Applier::new(cluster.client(), fake_helm);
         let settings = Settings {
             tracked: TrackedRepo {
                 location: RepoLocation::Local(repo.path().to_path_buf()),

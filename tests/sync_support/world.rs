@@ -38,19 +38,13 @@ impl World {
     }
 
     pub fn applier(&self) -> Applier {
-        Applier {
-            client: self.cluster.client(),
-            helm: Helm {
-                binary: self.helm.binary(),
-                charts_dir: repo_root().join("charts"),
-                timeout: Duration::from_secs(60),
-                allowed_chart_prefixes: Vec::new(),
-            },
-            concurrency: 4,
-            dry_run: false,
-            on_helm: None,
-            policy: Default::default(),
-        }
+        let helm = Helm {
+            binary: self.helm.binary(),
+            charts_dir: repo_root().join("charts"),
+            timeout: Duration::from_secs(60),
+            allowed_chart_prefixes: Vec::new(),
+        };
+        Applier::new(self.cluster.client(), helm)
     }
 
     pub async fn sync_with(&self, options: PlanOptions) -> SyncOutcome {
