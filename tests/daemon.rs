@@ -375,13 +375,17 @@ async fn pages_and_api_show_the_stores() {
         r.get(&format!("/commits/{}", "a".repeat(40))).await.0,
         StatusCode::NOT_FOUND
     );
+    // The reporter counts a post once GitHub has answered it, a moment after the fake saw it.
+    r.until("both posts counted", Duration::from_secs(5), |r| {
+        r.ctx
+            .metrics
+            .render()
+            .contains("storesync_status_posts_total{result=\"success\"} 2")
+    })
+    .await;
     let metrics = r.get("/metrics").await.1;
     assert!(
         metrics.contains("storesync_syncs_total{result=\"success\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("storesync_status_posts_total{result=\"success\"} 2"),
         "{metrics}"
     );
     r.stop().await;
