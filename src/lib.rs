@@ -14,6 +14,7 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod secret;
 pub mod server;
 pub mod source;
 pub mod sync;

@@ -1,10 +1,25 @@
 //! The sample deliveries in `webhooks/payloads/` through signature verification and parsing,
-//! as the daemon's handler uses them.
-use std::path::PathBuf;
+//! as the daemon's handler uses them; and what the daemon's server state shows of secrets.
+#[path = "common/fake_cluster.rs"]
+mod fake_cluster;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fake_cluster::FakeCluster;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use storesync::apply::{Applier, Helm};
+use storesync::daemon::{Context, DaemonState, PlanQueue, Settings, SyncQueue};
+use storesync::metrics::Metrics;
+use storesync::report::StatusReporter;
+use storesync::report::github::GitHubNotifier;
+use storesync::secret::Secret;
+use storesync::server::ServerState;
 use storesync::server::webhook::{Deliveries, WebhookAction, parse, verify_signature};
+use storesync::source::tracked::TrackedRepo;
+use storesync::source::{Credentials, RepoLocation, SourceOptions};
 
 const SECRET: &[u8] = b"5f1c0e8a2b7d4c9e6f3a1b8d0c7e2f4a9b6d3c1e8f0a7b5d2c9e4f6a1b3d8c0e";
 const REPO: &str = "acme-platform/stores";
@@ -152,4 +167,80 @@ fn a_replayed_delivery_is_seen_once() {
     assert!(deliveries.first_time(id));
     assert!(!deliveries.first_time(id));
     assert!(deliveries.first_time("72d3162e-cc78-11e3-81ab-4c9367dc0959"));
+}
+
+const GITHUB_TOKEN: &str = "ghp_canary0123456789";
+const GIT_TOKEN: &str = "git-canary-0123456789";
+const GIT_PASSWORD: &str = "p%40ss-canary";
+
+/// The daemon's server state as `serve` builds it, with every kind of secret in it; nothing runs
+/// in the background. Needs a tokio runtime (the GitHub client starts on it).
+fn server_state() -> Arc<ServerState> {
+    let cluster = FakeCluster::new(std::env::temp_dir().join("storesync-no-releases"));
+    let notifier = GitHubNotifier::new(
+        "acme-platform",
+        "stores",
+        GITHUB_TOKEN.into(),
+        Some("http://127.0.0.1:9"),
+    )
+    .expect("notifier");
+    let ctx = Arc::new(Context {
+        applier: Applier {
+            client: cluster.client(),
+            helm: Helm {
+                binary: "helm".into(),
+                charts_dir: "charts".into(),
+                timeout: Duration::from_secs(60),
+            },
+            concurrency: 1,
+            dry_run: true,
+            on_helm: None,
+        },
+        metrics: Arc::new(Metrics::default()),
+        statuses: Some(StatusReporter::spawn(Arc::new(notifier), Arc::new(|_| {}))),
+        state: DaemonState::default(),
+        settings: Settings {
+            tracked: TrackedRepo {
+                location: RepoLocation::Url(format!(
+                    "https://deploy:{GIT_PASSWORD}@github.com/acme/stores.git"
+                )),
+                branch: "main".into(),
+                options: SourceOptions {
+                    credentials: Credentials {
+                        https_token: Some(GIT_TOKEN.into()),
+                        ..Credentials::default()
+                    },
+                    ..SourceOptions::default()
+                },
+            },
+            interval: Duration::from_secs(3600),
+            external_url: None,
+            plan_workers: 1,
+        },
+        syncs: SyncQueue::default(),
+        plans: PlanQueue::new(4),
+    });
+    Arc::new(ServerState {
+        ctx,
+        webhook_secret: Some(Secret::new(String::from_utf8(SECRET.to_vec()).unwrap())),
+        github_repo: Some(REPO.into()),
+        deliveries: Deliveries::new(16),
+    })
+}
+
+#[tokio::test]
+async fn server_state_debug_shows_no_secret() {
+    let state = server_state();
+    let debug = format!("{state:?} {state:#?}");
+    for secret in [
+        GITHUB_TOKEN,
+        GIT_TOKEN,
+        GIT_PASSWORD,
+        std::str::from_utf8(SECRET).unwrap(),
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("webhook_secret: Some(***)"), "{debug}");
+    assert!(debug.contains("https_token: Some(***)"), "{debug}");
+    assert!(debug.contains("https://github.com/acme/stores.git"), "{debug}");
 }

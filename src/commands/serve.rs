@@ -11,20 +11,13 @@ use crate::daemon::{self, Context, DaemonState, PlanQueue, Settings, SyncQueue};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
-use crate::server::{self, ServerState, WebhookSecret, webhook::Deliveries};
+use crate::secret::Secret;
+use crate::server::{self, ServerState, webhook::Deliveries};
 use crate::source::tracked::TrackedRepo;
 
-fn read_secret_file(path: &std::path::Path, what: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        return Err(Error::Usage(format!(
-            "the {what} file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(text)
-}
+/// The environment variables secrets come from (flag values would show in `ps`).
+pub const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
+pub const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
 
 /// Runs until `shutdown` turns true; returns once the in-flight sync and requests are done.
 pub async fn serve(
@@ -36,15 +29,16 @@ pub async fn serve(
     let tracked = TrackedRepo {
         location: source.location(),
         branch: source.branch.clone(),
-        options: source.options(),
+        options: source.options()?,
     };
     let metrics = Arc::new(Metrics::default());
 
-    let github_token = match (&args.github_token, &args.github_token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(read_secret_file(f, "GitHub token")?),
-        (None, None) => None,
-    };
+    let github_token = Secret::from_env_or_file(
+        GITHUB_TOKEN_ENV,
+        std::env::var(GITHUB_TOKEN_ENV).ok(),
+        "--github-token-file",
+        args.github_token_file.as_deref(),
+    )?;
     let statuses = match (&args.github_repo, github_token) {
         (Some(repo), Some(token)) => {
             let (owner, name) = repo
@@ -69,16 +63,15 @@ pub async fn serve(
             None
         }
     };
-    let webhook_secret = match (&args.webhook_secret, &args.webhook_secret_file) {
-        (Some(s), _) => Some(WebhookSecret(s.clone().into_bytes())),
-        (None, Some(f)) => Some(WebhookSecret(read_secret_file(f, "webhook secret")?.into_bytes())),
-        (None, None) => {
-            warn!(
-                "no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch"
-            );
-            None
-        }
-    };
+    let webhook_secret = Secret::from_env_or_file(
+        WEBHOOK_SECRET_ENV,
+        std::env::var(WEBHOOK_SECRET_ENV).ok(),
+        "--webhook-secret-file",
+        args.webhook_secret_file.as_deref(),
+    )?;
+    if webhook_secret.is_none() {
+        warn!("no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch");
+    }
 
     let client = connect().await?;
     let helm_metrics = metrics.clone();

@@ -14,27 +14,33 @@ use axum::routing::{get, post};
 use tracing::{debug, info, warn};
 
 use crate::daemon::{Context, PlanTrigger, Reason, SyncTrigger};
+use crate::secret::Secret;
 use webhook::{Deliveries, WebhookAction};
 
 /// Largest webhook body accepted; GitHub caps payloads at 25 MB, but pushes and pull requests
 /// of a stores repository are far smaller.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
-/// The webhook secret; never printed.
-pub struct WebhookSecret(pub Vec<u8>);
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret(<redacted>)")
-    }
-}
-
 pub struct ServerState {
     pub ctx: Arc<Context>,
-    pub webhook_secret: Option<WebhookSecret>,
+    /// The GitHub webhook secret (HMAC-SHA256 key); `None` refuses every delivery.
+    pub webhook_secret: Option<Secret>,
     /// `owner/name`, to tell pull requests from forks.
     pub github_repo: Option<String>,
     pub deliveries: Deliveries,
+}
+
+/// The daemon's settings and the webhook's; secrets show as `***`.
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("settings", &self.ctx.settings)
+            .field("statuses", &self.ctx.statuses)
+            .field("webhook_secret", &self.webhook_secret)
+            .field("github_repo", &self.github_repo)
+            .field("deliveries", &self.deliveries)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -115,12 +121,17 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         )
             .into_response();
     };
-    if !webhook::verify_signature(&secret.0, &body, header("x-hub-signature-256")) {
+    if !webhook::verify_signature(
+        secret.expose().as_bytes(),
+        &body,
+        header(webhook::SIGNATURE_HEADER),
+    ) {
         metrics.webhook(label, "unauthorized");
-        warn!(event, "webhook with a missing or wrong signature");
+        // Only the bounded label: header values are the sender's, of any length.
+        warn!(event = label, "webhook with a missing or wrong signature");
         return (StatusCode::UNAUTHORIZED, "bad signature\n").into_response();
     }
-    if let Some(id) = header("x-github-delivery")
+    if let Some(id) = header(webhook::DELIVERY_HEADER)
         && !s.deliveries.first_time(id)
     {
         metrics.webhook(label, "duplicate");
@@ -161,7 +172,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
             (StatusCode::ACCEPTED, "plan queued\n").into_response()
         }
         Ok(WebhookAction::Ignore(reason)) => {
-            debug!(event, reason, "webhook ignored");
+            debug!(event = label, reason, "webhook ignored");
             metrics.webhook(label, "ignored");
             StatusCode::NO_CONTENT.into_response()
         }

@@ -85,7 +85,6 @@ pub fn source_args(repo: &Path) -> SourceArgs {
         rev: None,
         branch: "main".into(),
         cache_dir: None,
-        git_token: None,
         git_token_file: None,
         git_ssh_key: None,
         git_ssh_known_hosts: None,
