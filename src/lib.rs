@@ -18,5 +18,6 @@ pub mod secret;
 pub mod server;
 pub mod source;
 pub mod sync;
+pub mod untrusted;
 
 pub use error::Error;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use chromium::{chromium, chromium_args};
-use common::{repo_root, store_yaml};
+use common::{capture_logs, repo_root, store_yaml};
 use running::{Running, catalog_repo, statuses_of};
 use storesync::server;
 use webhooks::{pr_body, push_body, sign};
@@ -594,6 +594,32 @@ async fn a_branch_moved_back_to_an_older_commit_is_not_synced() {
         "nothing pruned by the older commit"
     );
     r.stop().await;
+}
+
+#[tokio::test]
+async fn catalog_text_in_the_daemons_logs_is_escaped() {
+    let (mut repo, _) = catalog_repo();
+    // YAML escapes: the engine's name holds a carriage return and an escape sequence.
+    repo.write(
+        "stores/cafe.yaml",
+        "name: cafe\nengine: \"mag\\r\\e[2Jento\"\nplan: small\nowner: team-c\n",
+    );
+    let bad = repo.commit("Cy", "Add cafe");
+    let (_, logs) = capture_logs(async {
+        let r = Running::start(repo, Duration::from_secs(3600)).await;
+        r.until_synced("the failed startup sync", &bad).await;
+        r.stop().await
+    })
+    .await;
+    let line = logs
+        .lines()
+        .find(|l| l.contains("sync finished"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        line.contains("unknown engine `mag\\u{d}\\u{1b}[2Jento`"),
+        "{line}"
+    );
+    assert!(!logs.contains('\r') && !logs.contains('\x1b'), "{logs:?}");
 }
 
 /// Environment variables are process-wide, so the check runs in a child process of this test

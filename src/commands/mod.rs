@@ -224,24 +224,36 @@ pub fn history(
                 return Ok(EXIT_INVALID);
             }
             for e in &entries {
-                let what = match (&e.change, &e.old_path, &e.new_path) {
-                    (source::history::ChangeKind::Renamed, Some(old), Some(new)) => {
-                        format!("renamed {old} -> {new}")
-                    }
-                    (kind, old, new) => {
-                        format!("{kind:?} {}", new.as_ref().or(old.as_ref()).map_or("", |s| s)).to_lowercase()
-                    }
-                };
-                writeln!(
-                    out,
-                    "commit {}\nAuthor: {} <{}>\nDate:   {}\n\n    {}\n\n{what}\n{}",
-                    e.commit, e.author, e.email, e.date, e.subject, e.diff
-                )
-                .map_err(write_err)?;
+                out.write_all(history_text(e).as_bytes()).map_err(write_err)?;
             }
         }
     }
     Ok(EXIT_OK)
+}
+
+/// One history entry for a terminal: what the repository supplied (names, subject, paths, the
+/// file's lines) has its control characters escaped, so it cannot drive the terminal.
+fn history_text(e: &source::history::HistoryEntry) -> String {
+    use crate::untrusted::{printable, printable_lines};
+    use source::history::ChangeKind;
+    let what = match (&e.change, &e.old_path, &e.new_path) {
+        (ChangeKind::Renamed, Some(old), Some(new)) => {
+            format!("renamed {} -> {}", printable(old), printable(new))
+        }
+        (kind, old, new) => {
+            let path = new.as_ref().or(old.as_ref()).map_or("", |s| s);
+            format!("{} {}", format!("{kind:?}").to_lowercase(), printable(path))
+        }
+    };
+    format!(
+        "commit {}\nAuthor: {} <{}>\nDate:   {}\n\n    {}\n\n{what}\n{}\n",
+        e.commit,
+        printable(&e.author),
+        printable(&e.email),
+        e.date,
+        printable(&e.subject),
+        printable_lines(&e.diff)
+    )
 }
 
 mod cluster;

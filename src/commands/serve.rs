@@ -73,6 +73,11 @@ pub async fn serve(
         warn!("no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch");
     }
 
+    // Bound before the cluster is contacted: an address in use fails at once.
+    let listen = args.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Listen { addr: listen, source })?;
     let client = connect().await?;
     let helm_metrics = metrics.clone();
     let applier = Applier {
@@ -99,9 +104,6 @@ pub async fn serve(
         github_repo: args.github_repo.clone(),
         deliveries: Deliveries::new(4096),
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(Error::io(args.listen.to_string()))?;
     info!(listen = %args.listen, repo = %source.display(), branch = %source.branch, "serving");
 
     let daemon = tokio::spawn(daemon::run(ctx.clone(), shutdown.clone()));
@@ -111,7 +113,51 @@ pub async fn serve(
     });
     let served = server.await;
     let _ = daemon.await;
-    served.map_err(Error::io(args.listen.to_string()))?;
+    served.map_err(|source| Error::Listen { addr: listen, source })?;
     info!("stopped");
     Ok(super::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_address_in_use_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let source = SourceArgs {
+            repo: ".".into(),
+            rev: None,
+            branch: "main".into(),
+            cache_dir: None,
+            git_token_file: None,
+            git_ssh_key: None,
+            git_ssh_known_hosts: None,
+        };
+        let cluster = ClusterOptions {
+            helm: "helm".into(),
+            charts_dir: "charts".into(),
+            helm_timeout: std::time::Duration::from_secs(60),
+            concurrency: 1,
+        };
+        let args = ServeArgs {
+            interval: std::time::Duration::from_secs(60),
+            listen: addr,
+            github_repo: None,
+            github_token_file: None,
+            github_api_url: None,
+            webhook_secret_file: None,
+            external_url: None,
+            plan_workers: 1,
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let err = serve(&source, &cluster, &args, shutdown).await.unwrap_err();
+        assert_eq!(err.metric_label(), "listen");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("cannot listen on {addr}: ")),
+            "{message}"
+        );
+    }
 }

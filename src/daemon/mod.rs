@@ -21,6 +21,7 @@ use crate::report::{CommitStatus, PLAN_CONTEXT, SYNC_CONTEXT, StatusReporter, St
 use crate::source::Snapshot;
 use crate::source::tracked::{TrackedRepo, is_strict_ancestor};
 use crate::sync::{self, SyncOutcome};
+use crate::untrusted::printable;
 
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
 pub use state::{CommitRecord, DaemonState, StoreView, SyncRecord, store_views};
@@ -212,7 +213,7 @@ async fn run_sync(ctx: &Context, trigger: SyncTrigger) {
             return;
         }
         Err(e) => {
-            error!(error = %e, "cannot read the tracked branch");
+            error!(error = %printable(&e.to_string()), "cannot read the tracked branch");
             ctx.metrics
                 .sync_finished("error", started.elapsed().as_secs_f64(), now());
             ctx.state.record_sync(SyncRecord {
@@ -288,7 +289,8 @@ async fn run_sync(ctx: &Context, trigger: SyncTrigger) {
     if !repeat || changed {
         ctx.state.record_commit(record);
     }
-    info!(state = label, %description, seconds, "sync finished");
+    // The description quotes the catalog (file names, validation findings): escaped for logs.
+    info!(state = label, description = %printable(&description), seconds, "sync finished");
 }
 
 fn sync_record(
@@ -366,7 +368,7 @@ async fn run_plan(ctx: &Context, trigger: PlanTrigger) {
     let snapshot = match read {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "cannot read the pull request's commit");
+            warn!(error = %printable(&e.to_string()), "cannot read the pull request's commit");
             let description = format!("storesync could not read the commit: {e}");
             ctx.post(&trigger.sha, PLAN_CONTEXT, StatusState::Error, &description);
             ctx.state

@@ -87,9 +87,11 @@ async fn status_page(State(s): State<Arc<ServerState>>) -> Html<String> {
 }
 
 async fn commit_page(State(s): State<Arc<ServerState>>, Path(sha): Path<String>) -> Response {
-    if sha.len() < 7 || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+    if sha.len() < 7 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return (StatusCode::BAD_REQUEST, "not a commit id\n").into_response();
     }
+    // Commit ids are recorded in lowercase; `/commits/ABC…` names the same commit.
+    let sha = sha.to_ascii_lowercase();
     match s.ctx.state.commit(&sha) {
         Some(record) => Html(pages::commit(&s.ctx, &record)).into_response(),
         None => (StatusCode::NOT_FOUND, Html(pages::unknown_commit(&sha))).into_response(),
@@ -108,11 +110,23 @@ fn event_label(event: &str) -> &'static str {
 async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
     let metrics = &s.ctx.metrics;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(event) = header("x-github-event") else {
+    let Some(event) = header(webhook::EVENT_HEADER) else {
         metrics.webhook("other", "bad_request");
         return (StatusCode::BAD_REQUEST, "missing X-GitHub-Event\n").into_response();
     };
     let label = event_label(event);
+    // Present but not a delivery id (too long, other characters, not even text): refused.
+    let delivery = headers
+        .get(webhook::DELIVERY_HEADER)
+        .map(|v| v.to_str().ok().filter(|id| webhook::is_delivery_id(id)));
+    if let Some(None) = delivery {
+        metrics.webhook(label, "bad_request");
+        return (
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Delivery must be 1 to 64 characters of A-Z, a-z, 0-9 and '-'\n",
+        )
+            .into_response();
+    }
     let Some(secret) = &s.webhook_secret else {
         metrics.webhook(label, "unauthorized");
         return (
@@ -131,7 +145,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         warn!(event = label, "webhook with a missing or wrong signature");
         return (StatusCode::UNAUTHORIZED, "bad signature\n").into_response();
     }
-    if let Some(id) = header(webhook::DELIVERY_HEADER)
+    if let Some(Some(id)) = delivery
         && !s.deliveries.first_time(id)
     {
         metrics.webhook(label, "duplicate");

@@ -115,6 +115,33 @@ impl Outcome {
     }
 }
 
+/// Log lines written while `f` runs (DEBUG and up), as the plain format writes them.
+pub async fn capture_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Only this thread: run `f` on the current-thread runtime of #[tokio::test].
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let output = f.await;
+    let text = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    (output, text)
+}
+
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
