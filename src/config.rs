@@ -101,7 +101,9 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Clone, Args)]
+/// Secrets are never flag values (`ps` shows them to every user): the Git token comes from
+/// `STORESYNC_GIT_TOKEN` or `--git-token-file`, read in [`SourceArgs::options`].
+#[derive(Clone, Args)]
 pub struct SourceArgs {
     /// The stores repository: a local directory (may be a subfolder of a Git repository) or a
     /// Git URL.
@@ -116,11 +118,9 @@ pub struct SourceArgs {
     /// Where Git URLs are cloned (default: $XDG_CACHE_HOME/storesync or ~/.cache/storesync).
     #[arg(long, env = "STORESYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// HTTPS token for Git URLs.
-    #[arg(long, env = "STORESYNC_GIT_TOKEN", hide_env_values = true)]
-    pub git_token: Option<String>,
-    /// File holding the HTTPS token (a mounted Secret), read at start.
-    #[arg(long, env = "STORESYNC_GIT_TOKEN_FILE", conflicts_with = "git_token")]
+    /// File holding the HTTPS token for Git URLs (a mounted Secret), read at start; or set
+    /// STORESYNC_GIT_TOKEN.
+    #[arg(long, env = "STORESYNC_GIT_TOKEN_FILE")]
     pub git_token_file: Option<PathBuf>,
     /// Private key file for SSH Git URLs.
     #[arg(long, env = "STORESYNC_GIT_SSH_KEY_FILE")]
@@ -128,6 +128,21 @@ pub struct SourceArgs {
     /// OpenSSH known_hosts file: SSH remotes must present a host key listed there.
     #[arg(long, env = "STORESYNC_GIT_SSH_KNOWN_HOSTS_FILE")]
     pub git_ssh_known_hosts: Option<PathBuf>,
+}
+
+/// The repository URL may carry a user and password: shown without them.
+impl std::fmt::Debug for SourceArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceArgs")
+            .field("repo", &crate::source::redact(&self.repo))
+            .field("rev", &self.rev)
+            .field("branch", &self.branch)
+            .field("cache_dir", &self.cache_dir)
+            .field("git_token_file", &self.git_token_file)
+            .field("git_ssh_key", &self.git_ssh_key)
+            .field("git_ssh_known_hosts", &self.git_ssh_known_hosts)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -189,6 +204,9 @@ impl ClusterArgs {
     }
 }
 
+/// Secrets are never flag values: the GitHub token comes from `GITHUB_TOKEN` or
+/// `--github-token-file`, the webhook secret from `STORESYNC_WEBHOOK_SECRET` or
+/// `--webhook-secret-file`, read by the `serve` command.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// How often the tracked branch is fetched and synced, webhooks or not.
@@ -200,29 +218,13 @@ pub struct ServeArgs {
     /// The GitHub repository of the catalog, `OWNER/NAME`, for commit statuses.
     #[arg(long, env = "STORESYNC_GITHUB_REPO")]
     pub github_repo: Option<String>,
-    /// GitHub token for commit statuses.
-    #[arg(
-        long,
-        env = "GITHUB_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "github_token_file"
-    )]
-    pub github_token: Option<String>,
-    /// File holding the GitHub token.
+    /// File holding the GitHub token for commit statuses; or set GITHUB_TOKEN.
     #[arg(long, env = "STORESYNC_GITHUB_TOKEN_FILE")]
     pub github_token_file: Option<PathBuf>,
     /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
     #[arg(long, env = "STORESYNC_GITHUB_API_URL")]
     pub github_api_url: Option<String>,
-    /// Webhook secret.
-    #[arg(
-        long,
-        env = "STORESYNC_WEBHOOK_SECRET",
-        hide_env_values = true,
-        conflicts_with = "webhook_secret_file"
-    )]
-    pub webhook_secret: Option<String>,
-    /// File holding the webhook secret.
+    /// File holding the GitHub webhook secret; or set STORESYNC_WEBHOOK_SECRET.
     #[arg(long, env = "STORESYNC_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
     /// Public URL of this daemon; commit statuses link to `<url>/commits/<sha>`.
@@ -231,4 +233,47 @@ pub struct ServeArgs {
     /// Pull-request plans run at once (they never hold up syncs).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16), env = "STORESYNC_PLAN_WORKERS")]
     pub plan_workers: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn secrets_are_not_flags() {
+        for flag in ["--webhook-secret", "--github-token", "--git-token"] {
+            let joined = format!("{flag}=s3cret-value");
+            for args in [vec![flag, "s3cret-value"], vec![joined.as_str()]] {
+                let mut argv = vec!["storesync", "serve", "--repo", "."];
+                argv.extend(args);
+                let err = Cli::try_parse_from(&argv).expect_err(flag);
+                assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument, "{err}");
+                assert_eq!(err.exit_code(), 2, "a usage error");
+                assert!(!err.to_string().contains("s3cret-value"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_of_the_command_line_shows_no_credentials() {
+        let cli = Cli::try_parse_from([
+            "storesync",
+            "serve",
+            "--repo",
+            "https://deploy:p%40ss@github.com/acme/stores.git",
+            "--webhook-secret-file",
+            "/run/secrets/webhook",
+            "--github-token-file",
+            "/run/secrets/github",
+            "--git-token-file",
+            "/run/secrets/git",
+        ])
+        .unwrap();
+        let debug = format!("{cli:?} {cli:#?}");
+        assert!(!debug.contains("p%40ss") && !debug.contains("deploy"), "{debug}");
+        assert!(debug.contains("https://github.com/acme/stores.git"), "{debug}");
+        assert!(debug.contains("/run/secrets/webhook"), "{debug}");
+    }
 }

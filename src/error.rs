@@ -44,6 +44,12 @@ pub enum Error {
     /// An object storesync would write exists and is not storesync's: it is never touched.
     #[error("{0}")]
     NotOwned(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -60,6 +66,7 @@ impl Error {
             Error::Kube { .. } => "kube",
             Error::Connect(_) => "connect",
             Error::NotOwned(_) => "not_owned",
+            Error::Listen { .. } => "listen",
         }
     }
 

@@ -14,8 +14,10 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod secret;
 pub mod server;
 pub mod source;
 pub mod sync;
+pub mod untrusted;
 
 pub use error::Error;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use chromium::{chromium, chromium_args};
-use common::{repo_root, store_yaml};
+use common::{capture_logs, repo_root, store_yaml};
 use running::{Running, catalog_repo, statuses_of};
 use storesync::server;
 use webhooks::{pr_body, push_body, sign};
@@ -703,4 +703,91 @@ async fn after_a_restart_the_same_head_is_not_applied_again() {
     assert!(r.cluster.writes().is_empty(), "{:?}", r.cluster.writes());
     assert_eq!(r.helm.calls().len(), helm_calls, "no helm upgrade");
     r.stop().await;
+}
+
+#[tokio::test]
+async fn catalog_text_in_the_daemons_logs_is_escaped() {
+    let (mut repo, _) = catalog_repo();
+    // YAML escapes: the engine's name holds a carriage return and an escape sequence.
+    repo.write(
+        "stores/cafe.yaml",
+        "name: cafe\nengine: \"mag\\r\\e[2Jento\"\nplan: small\nowner: team-c\n",
+    );
+    let bad = repo.commit("Cy", "Add cafe");
+    let (_, logs) = capture_logs(async {
+        let r = Running::start(repo, Duration::from_secs(3600)).await;
+        r.until_synced("the failed startup sync", &bad).await;
+        r.stop().await
+    })
+    .await;
+    let line = logs
+        .lines()
+        .find(|l| l.contains("sync finished"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(
+        line.contains("unknown engine `mag\\u{d}\\u{1b}[2Jento`"),
+        "{line}"
+    );
+    assert!(!logs.contains('\r') && !logs.contains('\x1b'), "{logs:?}");
+}
+
+/// Environment variables are process-wide, so the check runs in a child process of this test
+/// binary that starts with storesync's secrets in its environment.
+#[test]
+fn helm_never_sees_the_daemons_secrets() {
+    const CHILD: &str = "STORESYNC_TEST_SECRETS_IN_ENV";
+    const SECRETS: [(&str, &str); 3] = [
+        ("GITHUB_TOKEN", "ghp_canary0123456789"),
+        ("STORESYNC_WEBHOOK_SECRET", "webhook-canary-0123456789"),
+        ("STORESYNC_GIT_TOKEN", "git-canary-0123456789"),
+    ];
+    if std::env::var_os(CHILD).is_none() {
+        let name = "helm_never_sees_the_daemons_secrets";
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .envs(SECRETS)
+            .env("KUBECONFIG", "/etc/storesync-test/kubeconfig")
+            .env("HOME", std::env::temp_dir())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}\n{stderr}"
+        );
+        return;
+    }
+    for (name, value) in SECRETS {
+        assert_eq!(
+            std::env::var(name).as_deref(),
+            Ok(value),
+            "the daemon holds {name}"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_, helm) = runtime.block_on(async {
+        let (repo, sha) = catalog_repo();
+        let r = Running::start(repo, Duration::from_secs(3600)).await;
+        r.until_synced("the startup sync", &sha).await;
+        r.stop().await
+    });
+    assert_eq!(helm.calls()[0][0], "upgrade");
+    let env = helm.env(1);
+    for (name, value) in SECRETS {
+        assert!(!env.contains_key(name), "helm got {name}");
+        assert!(
+            !env.values().any(|v| v.contains(value)),
+            "helm got the value of {name}"
+        );
+    }
+    assert_eq!(env["KUBECONFIG"], "/etc/storesync-test/kubeconfig");
+    assert_eq!(env["HOME"], std::env::temp_dir().display().to_string());
+    assert_eq!(Some(env["PATH"].as_str()), std::env::var("PATH").ok().as_deref());
 }

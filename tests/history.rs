@@ -246,3 +246,49 @@ fn a_url_is_cloned_into_the_cache_and_fetched_again() {
         "one cache entry per URL"
     );
 }
+
+#[test]
+fn text_output_escapes_control_characters_and_json_keeps_the_data() {
+    let mut repo = GitRepo::new();
+    let file = format!(
+        "{}# \x1b[2J cleared\n",
+        store_yaml("acme", "medusa", "small", "team-a")
+    );
+    repo.write("stores/acme.yaml", &file);
+    let author = "Ada\x1b]0;pwned\x07\u{202e}";
+    repo.commit(author, "Add acme \x1b[31mred\x1b[0m\rforged");
+
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = commands::history(
+        "acme",
+        &source_args(repo.path()),
+        OutputFormat::Text,
+        &mut out,
+        &mut err,
+    )
+    .unwrap();
+    assert_eq!(code, 0);
+    let text = String::from_utf8(out).unwrap();
+    for raw in ['\x1b', '\x07', '\r', '\u{202e}'] {
+        assert!(!text.contains(raw), "{raw:?} in {text:?}");
+    }
+    assert!(
+        text.contains(
+            "Author: Ada\\u{1b}]0;pwned\\u{7}\\u{202e} <ada\\u{1b}]0;pwned\\u{7}\\u{202e}@example.com>"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    Add acme \\u{1b}[31mred\\u{1b}[0m\\u{d}forged\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+# \\u{1b}[2J cleared\n"),
+        "the diff's lines too: {text}"
+    );
+
+    let (code, json, _) = history(repo.path(), "acme", None);
+    assert_eq!(code, 0);
+    assert_eq!(json[0]["author"], author, "JSON carries the data as it is");
+    assert!(json[0]["diff"].as_str().unwrap().contains("# \x1b[2J cleared"));
+}

@@ -1,5 +1,6 @@
 //! Helm, run as a process: an argument vector (never a shell string), values in a private file
 //! (never `--set` built from user text), a timeout, and stderr captured into the error.
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -169,6 +170,8 @@ impl Helm {
         debug!(helm = %self.binary.display(), ?args, "running helm");
         let mut child = Command::new(&self.binary)
             .args(args)
+            .env_clear()
+            .envs(helm_env(std::env::vars_os()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -230,7 +233,72 @@ impl Helm {
     }
 }
 
+/// The part of storesync's environment helm gets: what it needs to find programs, its own
+/// configuration and the cluster (kubeconfig, in-cluster service, proxies, CA bundles), and
+/// nothing else, so storesync's secrets (GITHUB_TOKEN, STORESYNC_WEBHOOK_SECRET,
+/// STORESYNC_GIT_TOKEN, …) never reach helm, its plugins or the charts' hooks.
+fn helm_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Vec<(OsString, OsString)> {
+    vars.into_iter()
+        .filter(|(name, _)| name.to_str().is_some_and(helm_may_see))
+        .collect()
+}
+
+fn helm_may_see(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "PATH",
+        "HOME",
+        "KUBECONFIG",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        // Paths of CA bundles Go reads for TLS to registries and the API server: not secrets.
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "KUBERNETES_PORT",
+    ];
+    const PREFIXES: &[&str] = &["HELM_", "XDG_", "KUBERNETES_SERVICE_", "KUBERNETES_PORT_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
 fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .ok_or_else(|| Error::Source(format!("{} is not a UTF-8 path", p.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_gets_an_allowlisted_environment() {
+        let given = [
+            "PATH",
+            "HOME",
+            "KUBECONFIG",
+            "HELM_CACHE_HOME",
+            "XDG_CONFIG_HOME",
+            "https_proxy",
+            "NO_PROXY",
+            "KUBERNETES_SERVICE_HOST",
+            "KUBERNETES_SERVICE_PORT",
+            "KUBERNETES_PORT_443_TCP",
+            "GITHUB_TOKEN",
+            "STORESYNC_WEBHOOK_SECRET",
+            "STORESYNC_GIT_TOKEN",
+            "STORESYNC_GIT_TOKEN_FILE",
+            "AWS_SECRET_ACCESS_KEY",
+            "KUBERNETES_PORTAL",
+            "LD_PRELOAD",
+            "path",
+        ];
+        let vars = given.iter().map(|n| (OsString::from(n), OsString::from("v")));
+        let kept: Vec<String> = helm_env(vars)
+            .into_iter()
+            .map(|(n, _)| n.into_string().unwrap())
+            .collect();
+        assert_eq!(kept, given[..10]);
+    }
 }

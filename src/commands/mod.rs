@@ -10,12 +10,16 @@ use crate::desired::{self, Diagnostic};
 use crate::error::{Error, Result};
 use crate::live::LiveState;
 use crate::plan::{self, PlanOptions};
+use crate::secret::Secret;
 use crate::source::{self, Credentials, RepoLocation, Snapshot, SourceOptions};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAILED: u8 = 3;
+
+/// The environment variable holding the HTTPS token for Git URLs.
+pub const GIT_TOKEN_ENV: &str = "STORESYNC_GIT_TOKEN";
 
 fn write_err(e: std::io::Error) -> Error {
     Error::Io {
@@ -29,22 +33,29 @@ impl SourceArgs {
         RepoLocation::parse(&self.repo)
     }
 
-    pub fn options(&self) -> SourceOptions {
-        // A token file that cannot be read shows up as rejected credentials at the remote.
-        let file_token = self
-            .git_token_file
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .map(|t| t.trim().to_string());
-        SourceOptions {
+    /// Where and how to read a Git URL; the HTTPS token from `STORESYNC_GIT_TOKEN` or
+    /// `--git-token-file`.
+    pub fn options(&self) -> Result<SourceOptions> {
+        self.options_with(std::env::var(GIT_TOKEN_ENV).ok())
+    }
+
+    /// [`SourceArgs::options`] with the value of `STORESYNC_GIT_TOKEN` given.
+    pub fn options_with(&self, git_token: Option<String>) -> Result<SourceOptions> {
+        let https_token = Secret::from_env_or_file(
+            GIT_TOKEN_ENV,
+            git_token,
+            "--git-token-file",
+            self.git_token_file.as_deref(),
+        )?;
+        Ok(SourceOptions {
             cache_dir: self.cache_dir.clone(),
             branch: Some(self.branch.clone()),
             credentials: Credentials {
-                https_token: self.git_token.clone().or(file_token),
+                https_token,
                 ssh_key: self.git_ssh_key.clone(),
                 known_hosts: self.git_ssh_known_hosts.clone(),
             },
-        }
+        })
     }
 
     /// How the repository is named in output: never with credentials.
@@ -56,7 +67,7 @@ impl SourceArgs {
     }
 
     fn read(&self) -> Result<Snapshot> {
-        source::read(&self.location(), self.rev.as_deref(), &self.options())
+        source::read(&self.location(), self.rev.as_deref(), &self.options()?)
     }
 }
 
@@ -190,7 +201,7 @@ pub fn history(
         .map_err(write_err)?;
         return Ok(EXIT_USAGE);
     }
-    let (location, options) = (args.location(), args.options());
+    let (location, options) = (args.location(), args.options()?);
     let opened = source::open(&location, &options)?;
     let rev = source::revision(&location, &opened, args.rev.as_deref(), &options);
     let (repo, subdir) = (&opened.repo, &opened.subdir);
@@ -213,27 +224,96 @@ pub fn history(
                 return Ok(EXIT_INVALID);
             }
             for e in &entries {
-                let what = match (&e.change, &e.old_path, &e.new_path) {
-                    (source::history::ChangeKind::Renamed, Some(old), Some(new)) => {
-                        format!("renamed {old} -> {new}")
-                    }
-                    (kind, old, new) => {
-                        format!("{kind:?} {}", new.as_ref().or(old.as_ref()).map_or("", |s| s)).to_lowercase()
-                    }
-                };
-                writeln!(
-                    out,
-                    "commit {}\nAuthor: {} <{}>\nDate:   {}\n\n    {}\n\n{what}\n{}",
-                    e.commit, e.author, e.email, e.date, e.subject, e.diff
-                )
-                .map_err(write_err)?;
+                out.write_all(history_text(e).as_bytes()).map_err(write_err)?;
             }
         }
     }
     Ok(EXIT_OK)
 }
 
+/// One history entry for a terminal: what the repository supplied (names, subject, paths, the
+/// file's lines) has its control characters escaped, so it cannot drive the terminal.
+fn history_text(e: &source::history::HistoryEntry) -> String {
+    use crate::untrusted::{printable, printable_lines};
+    use source::history::ChangeKind;
+    let what = match (&e.change, &e.old_path, &e.new_path) {
+        (ChangeKind::Renamed, Some(old), Some(new)) => {
+            format!("renamed {} -> {}", printable(old), printable(new))
+        }
+        (kind, old, new) => {
+            let path = new.as_ref().or(old.as_ref()).map_or("", |s| s);
+            format!("{} {}", format!("{kind:?}").to_lowercase(), printable(path))
+        }
+    };
+    format!(
+        "commit {}\nAuthor: {} <{}>\nDate:   {}\n\n    {}\n\n{what}\n{}\n",
+        e.commit,
+        printable(&e.author),
+        printable(&e.email),
+        e.date,
+        printable(&e.subject),
+        printable_lines(&e.diff)
+    )
+}
+
 mod cluster;
 mod serve;
 pub use cluster::{ClusterOptions, apply, connect, plan_live, status};
 pub use serve::serve;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SourceArgs {
+        SourceArgs {
+            repo: "https://deploy:p%40ss@github.com/acme/stores.git".into(),
+            rev: None,
+            branch: "main".into(),
+            cache_dir: None,
+            git_token_file: None,
+            git_ssh_key: None,
+            git_ssh_known_hosts: None,
+        }
+    }
+
+    #[test]
+    fn the_git_token_comes_from_the_environment_or_a_file_and_never_shows() {
+        let options = args().options_with(Some("git-canary".into())).unwrap();
+        let token = options.credentials.https_token.as_ref().unwrap();
+        assert_eq!(token.expose(), "git-canary");
+        let debug = format!("{options:?} {:?} {:?}", args(), args().location());
+        assert!(debug.contains("https_token: Some(***)"), "{debug}");
+        for secret in ["git-canary", "p%40ss", "deploy"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert_eq!(args().display(), "https://github.com/acme/stores.git");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let with_file = SourceArgs {
+            git_token_file: Some(file.clone()),
+            ..args()
+        };
+        let options = with_file.options_with(None).unwrap();
+        assert_eq!(options.credentials.https_token.unwrap().expose(), "from-file");
+        let both = with_file
+            .options_with(Some("git-canary".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            both.contains("STORESYNC_GIT_TOKEN") && both.contains("--git-token-file"),
+            "{both}"
+        );
+        let missing = SourceArgs {
+            git_token_file: Some(dir.path().join("missing")),
+            ..args()
+        };
+        let err = missing.options_with(None).unwrap_err().to_string();
+        assert!(
+            err.contains("missing"),
+            "an unreadable token file is an error naming it: {err}"
+        );
+    }
+}

@@ -11,20 +11,13 @@ use crate::daemon::{self, Context, Settings};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
-use crate::server::{self, ServerState, WebhookSecret, webhook::Deliveries};
+use crate::secret::Secret;
+use crate::server::{self, ServerState, webhook::Deliveries};
 use crate::source::tracked::TrackedRepo;
 
-fn read_secret_file(path: &std::path::Path, what: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        return Err(Error::Usage(format!(
-            "the {what} file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(text)
-}
+/// The environment variables secrets come from (flag values would show in `ps`).
+pub const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
+pub const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
 
 /// Runs until `shutdown` turns true; returns once the in-flight sync and requests are done.
 pub async fn serve(
@@ -36,15 +29,16 @@ pub async fn serve(
     let tracked = TrackedRepo {
         location: source.location(),
         branch: source.branch.clone(),
-        options: source.options(),
+        options: source.options()?,
     };
     let metrics = Arc::new(Metrics::default());
 
-    let github_token = match (&args.github_token, &args.github_token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(read_secret_file(f, "GitHub token")?),
-        (None, None) => None,
-    };
+    let github_token = Secret::from_env_or_file(
+        GITHUB_TOKEN_ENV,
+        std::env::var(GITHUB_TOKEN_ENV).ok(),
+        "--github-token-file",
+        args.github_token_file.as_deref(),
+    )?;
     let statuses = match (&args.github_repo, github_token) {
         (Some(repo), Some(token)) => {
             let (owner, name) = repo
@@ -69,17 +63,21 @@ pub async fn serve(
             None
         }
     };
-    let webhook_secret = match (&args.webhook_secret, &args.webhook_secret_file) {
-        (Some(s), _) => Some(WebhookSecret(s.clone().into_bytes())),
-        (None, Some(f)) => Some(WebhookSecret(read_secret_file(f, "webhook secret")?.into_bytes())),
-        (None, None) => {
-            warn!(
-                "no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch"
-            );
-            None
-        }
-    };
+    let webhook_secret = Secret::from_env_or_file(
+        WEBHOOK_SECRET_ENV,
+        std::env::var(WEBHOOK_SECRET_ENV).ok(),
+        "--webhook-secret-file",
+        args.webhook_secret_file.as_deref(),
+    )?;
+    if webhook_secret.is_none() {
+        warn!("no webhook secret: POST /webhooks/github answers 401; syncs come from polling and file watch");
+    }
 
+    // Bound before the cluster is contacted: an address in use fails at once.
+    let listen = args.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| Error::Listen { addr: listen, source })?;
     let client = connect().await?;
     let helm_metrics = metrics.clone();
     let applier = Applier {
@@ -103,9 +101,6 @@ pub async fn serve(
         github_repo: args.github_repo.clone(),
         deliveries: Deliveries::new(4096),
     });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(Error::io(args.listen.to_string()))?;
     info!(listen = %args.listen, repo = %source.display(), branch = %source.branch, "serving");
 
     let daemon = tokio::spawn(daemon::run(ctx.clone(), shutdown.clone()));
@@ -115,7 +110,54 @@ pub async fn serve(
     });
     let served = server.await;
     let _ = daemon.await;
-    served.map_err(Error::io(args.listen.to_string()))?;
+    served.map_err(|source| Error::Listen { addr: listen, source })?;
     info!("stopped");
     Ok(super::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_address_in_use_is_named_in_the_error() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let source = SourceArgs {
+            repo: ".".into(),
+            rev: None,
+            branch: "main".into(),
+            cache_dir: None,
+            git_token_file: None,
+            git_ssh_key: None,
+            git_ssh_known_hosts: None,
+        };
+        let cluster = ClusterOptions {
+            helm: "helm".into(),
+            charts_dir: "charts".into(),
+            helm_timeout: std::time::Duration::from_secs(60),
+            concurrency: 1,
+            allow_prune_all: false,
+            allowed_chart_prefixes: Vec::new(),
+            namespace: None,
+        };
+        let args = ServeArgs {
+            interval: std::time::Duration::from_secs(60),
+            listen: addr,
+            github_repo: None,
+            github_token_file: None,
+            github_api_url: None,
+            webhook_secret_file: None,
+            external_url: None,
+            plan_workers: 1,
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let err = serve(&source, &cluster, &args, shutdown).await.unwrap_err();
+        assert_eq!(err.metric_label(), "listen");
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("cannot listen on {addr}: ")),
+            "{message}"
+        );
+    }
 }

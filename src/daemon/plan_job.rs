@@ -7,6 +7,7 @@ use super::{CommitRecord, Context, PlanTrigger, blocking, now, sync_job::first_e
 use crate::plan::{self, PlanOptions};
 use crate::report::{PLAN_CONTEXT, StatusState};
 use crate::sync;
+use crate::untrusted::printable;
 
 pub(super) async fn worker(ctx: Arc<Context>) {
     while let Some(trigger) = ctx.plans.next().await {
@@ -42,7 +43,7 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
     let snapshot = match read {
         Ok(s) => s,
         Err(e) => {
-            warn!(error = %e, "cannot read the pull request's commit");
+            warn!(error = %printable(&e.to_string()), "cannot read the pull request's commit");
             let description = format!("storesync could not read the commit: {e}");
             return finish(
                 StatusState::Error,

@@ -16,6 +16,7 @@ use crate::report::{SYNC_CONTEXT, StatusState};
 use crate::source::Snapshot;
 use crate::source::tracked::is_strict_ancestor;
 use crate::sync::{self, SyncOutcome};
+use crate::untrusted::printable;
 
 /// Commits announced by pushes and not answered yet.
 #[derive(Default)]
@@ -241,7 +242,8 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     if let Ok(mut p) = ctx.pushes.lock() {
         p.running = None;
     }
-    info!(state = v.label, description = %v.description, seconds, "sync finished");
+    // The description quotes the catalog (file names, validation findings): escaped for logs.
+    info!(state = v.label, description = %printable(&v.description), seconds, "sync finished");
     v.status == StatusState::Error
 }
 
@@ -255,7 +257,7 @@ fn cannot_read(
     started: Instant,
     started_at: u64,
 ) {
-    error!(error = %e, "cannot read the tracked branch");
+    error!(error = %printable(&e.to_string()), "cannot read the tracked branch");
     let description = truncate(&format!("storesync could not read the tracked branch: {e}"), 300);
     for sha in waiting {
         ctx.post(sha, SYNC_CONTEXT, StatusState::Error, &description);

@@ -7,6 +7,7 @@ use octocrab::Octocrab;
 use octocrab::service::middleware::retry::RetryConfig;
 
 use super::{CommitStatus, Notifier, NotifyError, StatusState};
+use crate::secret::Secret;
 
 /// The public API, when no `--github-api-url` is given.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -29,7 +30,7 @@ impl std::fmt::Debug for GitHubNotifier {
             .field("owner", &self.owner)
             .field("repo", &self.repo)
             .field("api_url", &self.api_url)
-            .field("token", &"<redacted>")
+            .field("token", &"***")
             .finish()
     }
 }
@@ -37,7 +38,7 @@ impl std::fmt::Debug for GitHubNotifier {
 impl GitHubNotifier {
     /// `api_url` is the API root: `None` for github.com, `https://HOST/api/v3` for GitHub
     /// Enterprise Server, a local fake in tests. Must be called inside a tokio runtime.
-    pub fn new(owner: &str, repo: &str, token: String, api_url: Option<&str>) -> Result<Self, NotifyError> {
+    pub fn new(owner: &str, repo: &str, token: Secret, api_url: Option<&str>) -> Result<Self, NotifyError> {
         for (what, name) in [("owner", owner), ("repository", repo)] {
             if !is_github_name(name) {
                 return Err(NotifyError::Config(format!(
@@ -45,7 +46,7 @@ impl GitHubNotifier {
                 )));
             }
         }
-        let token = token.trim();
+        let token = token.expose().trim();
         // Never quote the token; a line break in it would also make an invalid header.
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(NotifyError::Config(
@@ -239,7 +240,7 @@ mod tests {
             GitHubNotifier::new("acme/platform", "stores", token.into(), None),
             GitHubNotifier::new("acme", "", token.into(), None),
             GitHubNotifier::new("acme", "stores", "  ".into(), None),
-            GitHubNotifier::new("acme", "stores", format!("{token}\nX-Evil: 1"), None),
+            GitHubNotifier::new("acme", "stores", format!("{token}\nX-Evil: 1").into(), None),
             GitHubNotifier::new("acme", "stores", token.into(), Some("not a url")),
             GitHubNotifier::new("acme", "stores", token.into(), Some("ftp://example.com")),
         ];
@@ -249,7 +250,7 @@ mod tests {
             assert!(!err.to_string().contains("ghp_"), "{err}");
             assert!(!format!("{err:?}").contains("ghp_"), "{err:?}");
         }
-        let notifier = GitHubNotifier::new("acme", "stores", format!(" {token}\n"), None).unwrap();
+        let notifier = GitHubNotifier::new("acme", "stores", format!(" {token}\n").into(), None).unwrap();
         let debug = format!("{notifier:?}");
         assert!(!debug.contains("ghp_"), "{debug}");
         assert!(debug.contains("https://api.github.com"), "{debug}");

@@ -14,27 +14,33 @@ use axum::routing::{get, post};
 use tracing::{debug, info, warn};
 
 use crate::daemon::{Context, PlanTrigger};
+use crate::secret::Secret;
 use webhook::{Deliveries, WebhookAction};
 
 /// Largest webhook body accepted; GitHub caps payloads at 25 MB, but pushes and pull requests
 /// of a stores repository are far smaller.
 pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
-/// The webhook secret; never printed.
-pub struct WebhookSecret(pub Vec<u8>);
-
-impl std::fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("WebhookSecret(<redacted>)")
-    }
-}
-
 pub struct ServerState {
     pub ctx: Arc<Context>,
-    pub webhook_secret: Option<WebhookSecret>,
+    /// The GitHub webhook secret (HMAC-SHA256 key); `None` refuses every delivery.
+    pub webhook_secret: Option<Secret>,
     /// `owner/name`, to tell pull requests from forks.
     pub github_repo: Option<String>,
     pub deliveries: Deliveries,
+}
+
+/// The daemon's settings and the webhook's; secrets show as `***`.
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("settings", &self.ctx.settings)
+            .field("statuses", &self.ctx.statuses)
+            .field("webhook_secret", &self.webhook_secret)
+            .field("github_repo", &self.github_repo)
+            .field("deliveries", &self.deliveries)
+            .finish_non_exhaustive()
+    }
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -81,9 +87,11 @@ async fn status_page(State(s): State<Arc<ServerState>>) -> Html<String> {
 }
 
 async fn commit_page(State(s): State<Arc<ServerState>>, Path(sha): Path<String>) -> Response {
-    if sha.len() < 7 || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+    if sha.len() < 7 || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return (StatusCode::BAD_REQUEST, "not a commit id\n").into_response();
     }
+    // Commit ids are recorded in lowercase; `/commits/ABC…` names the same commit.
+    let sha = sha.to_ascii_lowercase();
     match s.ctx.state.commit(&sha) {
         Some(record) => Html(pages::commit(&s.ctx, &record)).into_response(),
         None => (StatusCode::NOT_FOUND, Html(pages::unknown_commit(&sha))).into_response(),
@@ -102,11 +110,23 @@ fn event_label(event: &str) -> &'static str {
 async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
     let metrics = &s.ctx.metrics;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(event) = header("x-github-event") else {
+    let Some(event) = header(webhook::EVENT_HEADER) else {
         metrics.webhook("other", "bad_request");
         return (StatusCode::BAD_REQUEST, "missing X-GitHub-Event\n").into_response();
     };
     let label = event_label(event);
+    // Present but not a delivery id (too long, other characters, not even text): refused.
+    let delivery = headers
+        .get(webhook::DELIVERY_HEADER)
+        .map(|v| v.to_str().ok().filter(|id| webhook::is_delivery_id(id)));
+    if let Some(None) = delivery {
+        metrics.webhook(label, "bad_request");
+        return (
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Delivery must be 1 to 64 characters of A-Z, a-z, 0-9 and '-'\n",
+        )
+            .into_response();
+    }
     let Some(secret) = &s.webhook_secret else {
         metrics.webhook(label, "unauthorized");
         return (
@@ -115,12 +135,17 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         )
             .into_response();
     };
-    if !webhook::verify_signature(&secret.0, &body, header("x-hub-signature-256")) {
+    if !webhook::verify_signature(
+        secret.expose().as_bytes(),
+        &body,
+        header(webhook::SIGNATURE_HEADER),
+    ) {
         metrics.webhook(label, "unauthorized");
-        warn!(event, "webhook with a missing or wrong signature");
+        // Only the bounded label: header values are the sender's, of any length.
+        warn!(event = label, "webhook with a missing or wrong signature");
         return (StatusCode::UNAUTHORIZED, "bad signature\n").into_response();
     }
-    if let Some(id) = header("x-github-delivery")
+    if let Some(Some(id)) = delivery
         && !s.deliveries.first_time(id)
     {
         metrics.webhook(label, "duplicate");
@@ -158,7 +183,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
             (StatusCode::ACCEPTED, "plan queued\n").into_response()
         }
         Ok(WebhookAction::Ignore(reason)) => {
-            debug!(event, reason, "webhook ignored");
+            debug!(event = label, reason, "webhook ignored");
             metrics.webhook(label, "ignored");
             StatusCode::NO_CONTENT.into_response()
         }

@@ -49,16 +49,23 @@ fn state_class(state: &str) -> &'static str {
     }
 }
 
+/// A commit id as a link to its page. The id may come from a namespace annotation anyone with
+/// access to the cluster can edit: anything but a full hex id is shown as text, at most 40
+/// characters of it.
 fn commit_link(sha: Option<&str>) -> String {
     match sha {
-        Some(sha) if sha.len() >= 12 => {
+        Some(sha) if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
             format!(
                 "<a href=\"/commits/{0}\"><code>{1}</code></a>",
-                esc(sha),
+                esc(&sha.to_ascii_lowercase()),
                 esc(&sha[..12])
             )
         }
-        Some(sha) => format!("<code>{}</code>", esc(sha)),
+        Some(sha) => {
+            let shown: String = sha.chars().take(40).collect();
+            let more = if shown.len() < sha.len() { "…" } else { "" };
+            format!("<code>{}{more}</code>", esc(&shown))
+        }
         None => "<span class=\"muted\">–</span>".into(),
     }
 }

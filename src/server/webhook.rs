@@ -257,6 +257,16 @@ fn is_commit_id(sha: &str) -> bool {
     matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Longest `X-GitHub-Delivery` accepted; GitHub's are GUIDs (36 characters).
+pub const MAX_DELIVERY_ID_LEN: usize = 64;
+
+/// Whether `id` can be a GitHub delivery id: 1 to 64 characters of `A-Za-z0-9-`. Anything
+/// else is refused before it is remembered, so [`Deliveries`] stays small.
+pub fn is_delivery_id(id: &str) -> bool {
+    (1..=MAX_DELIVERY_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Remembers recent `X-GitHub-Delivery` ids (bounded: the oldest is forgotten first) so a
 /// replayed delivery does nothing. Record an id only after its signature was verified, or a
 /// stranger could use up the memory.

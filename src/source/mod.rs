@@ -15,11 +15,21 @@ pub use commit::read_commit;
 pub use remote::{Credentials, RemoteCache, redact};
 
 /// Where the stores repository is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum RepoLocation {
     Local(PathBuf),
     /// An `https://`, `ssh://`, `file://` or `user@host:path` address.
     Url(String),
+}
+
+/// A URL is shown without the user and password it may carry.
+impl std::fmt::Debug for RepoLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepoLocation::Local(p) => f.debug_tuple("Local").field(p).finish(),
+            RepoLocation::Url(u) => f.debug_tuple("Url").field(&redact(u)).finish(),
+        }
+    }
 }
 
 impl RepoLocation {

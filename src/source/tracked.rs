@@ -55,10 +55,10 @@ impl TrackedRepo {
             return Ok(());
         }
         match &self.location {
-            RepoLocation::Url(_) => {
+            RepoLocation::Url(url) => {
                 let cache =
                     RemoteCache::new(self.options.cache_dir.clone(), self.options.credentials.clone());
-                cache.fetch_ref(&opened.repo, &format!("refs/pull/{number}/head"))
+                cache.fetch_ref(&opened.repo, url, &format!("refs/pull/{number}/head"))
             }
             RepoLocation::Local(_) => Err(Error::Source(format!(
                 "commit {sha} of pull request #{number} is not in the local repository"

@@ -38,6 +38,8 @@ exec 9>"$here/lock"
 flock 9
 n=$(( $(wc -l < "$here/calls.log" 2>/dev/null || echo 0) + 1 ))
 ( IFS=$'\x1f'; printf '%s\n' "$*" ) >> "$here/calls.log"
+mkdir -p "$here/env"
+env -0 > "$here/env/$n"
 cmd="$1"; shift
 positional=(); ns=""; values=""; labels=""
 while [ $# -gt 0 ]; do
@@ -116,6 +118,16 @@ impl FakeHelm {
             .unwrap_or_default()
             .lines()
             .map(|l| l.split('\x1f').map(String::from).collect())
+            .collect()
+    }
+
+    /// The environment the n-th invocation (1-based) ran with.
+    pub fn env(&self, n: usize) -> std::collections::BTreeMap<String, String> {
+        let raw = std::fs::read(self.dir.path().join(format!("env/{n}"))).expect("environment file");
+        String::from_utf8_lossy(&raw)
+            .split('\0')
+            .filter_map(|entry| entry.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     }
 

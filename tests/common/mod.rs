@@ -85,7 +85,6 @@ pub fn source_args(repo: &Path) -> SourceArgs {
         rev: None,
         branch: "main".into(),
         cache_dir: None,
-        git_token: None,
         git_token_file: None,
         git_ssh_key: None,
         git_ssh_known_hosts: None,
@@ -114,6 +113,33 @@ impl Outcome {
             .filter(|l| !l.starts_with("  hint:") && !l.starts_with("invalid:"))
             .collect()
     }
+}
+
+/// Log lines written while `f` runs (DEBUG and up), as the plain format writes them.
+pub async fn capture_logs<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Only this thread: run `f` on the current-thread runtime of #[tokio::test].
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let output = f.await;
+    let text = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
+    (output, text)
 }
 
 /// The repository root (where Cargo.toml is).

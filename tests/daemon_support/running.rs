@@ -11,8 +11,9 @@ use storesync::daemon::{self, Context, Settings};
 use storesync::metrics::Metrics;
 use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
+use storesync::secret::Secret;
 use storesync::server::webhook::Deliveries;
-use storesync::server::{self, ServerState, WebhookSecret};
+use storesync::server::{self, ServerState};
 use storesync::source::tracked::TrackedRepo;
 use storesync::source::{RepoLocation, SourceOptions};
 use tokio::sync::watch;
@@ -104,7 +105,7 @@ impl Running {
         let ctx = Arc::new(Context::new(applier, metrics, Some(statuses), settings));
         let state = Arc::new(ServerState {
             ctx: ctx.clone(),
-            webhook_secret: Some(WebhookSecret(SECRET.as_bytes().to_vec())),
+            webhook_secret: Some(Secret::from(SECRET)),
             github_repo: Some("acme-platform/stores".into()),
             deliveries: Deliveries::new(64),
         });
