@@ -13,6 +13,8 @@ mod fake_helm;
 mod chromium;
 #[path = "daemon_support/faults.rs"]
 mod faults;
+#[path = "daemon_support/http.rs"]
+mod http;
 #[path = "daemon_support/running.rs"]
 mod running;
 #[path = "daemon_support/webhooks.rs"]

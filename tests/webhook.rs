@@ -23,7 +23,7 @@ use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
 use storesync::secret::Secret;
 use storesync::server::webhook::{Deliveries, WebhookAction, parse, verify_signature};
-use storesync::server::{self, ServerState};
+use storesync::server::{self, HttpLimits, ServerState};
 use storesync::source::tracked::TrackedRepo;
 use storesync::source::{Credentials, RepoLocation, SourceOptions};
 use tower::ServiceExt;
@@ -228,12 +228,12 @@ fn server_state() -> Arc<ServerState> {
         statuses,
         settings,
     ));
-    Arc::new(ServerState {
+    Arc::new(ServerState::new(
         ctx,
-        webhook_secret: Some(Secret::new(String::from_utf8(SECRET.to_vec()).unwrap())),
-        github_repo: Some(REPO.into()),
-        deliveries: Deliveries::new(16),
-    })
+        Some(Secret::new(String::from_utf8(SECRET.to_vec()).unwrap())),
+        Some(REPO.into()),
+        HttpLimits::default(),
+    ))
 }
 
 async fn send(state: &Arc<ServerState>, request: Request<Body>) -> (StatusCode, String) {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
 use crate::secret::Secret;
-use crate::server::{self, ServerState, webhook::Deliveries};
+use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
 
 /// The environment variables secrets come from (flag values would show in `ps`).
@@ -95,20 +95,17 @@ pub async fn serve(
             plan_workers: usize::from(args.plan_workers),
         },
     ));
-    let state = Arc::new(ServerState {
-        ctx: ctx.clone(),
+    let state = Arc::new(ServerState::new(
+        ctx.clone(),
         webhook_secret,
-        github_repo: args.github_repo.clone(),
-        deliveries: Deliveries::new(4096),
-    });
+        args.github_repo.clone(),
+        HttpLimits::default(),
+    ));
     info!(listen = %args.listen, repo = %source.display(), branch = %source.branch, "serving");
 
     let daemon = tokio::spawn(daemon::run(ctx.clone(), shutdown.clone()));
-    let mut stop = shutdown.clone();
-    let server = axum::serve(listener, server::router(state)).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    });
-    let served = server.await;
+    let limits = state.limits;
+    let served = server::serve(listener, server::router(state), limits, shutdown.clone()).await;
     let _ = daemon.await;
     served.map_err(|source| Error::Listen { addr: listen, source })?;
     info!("stopped");

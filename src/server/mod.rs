@@ -1,17 +1,20 @@
 //! The daemon's HTTP surface: the GitHub webhook, health, metrics, the stores API and pages for
 //! people. Handlers do no work themselves: the webhook verifies, filters, enqueues and answers.
+mod listen;
 mod pages;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::{debug, info, warn};
+
+pub use listen::{HttpLimits, serve};
 
 use crate::daemon::{Context, PlanTrigger};
 use crate::secret::Secret;
@@ -28,6 +31,30 @@ pub struct ServerState {
     /// `owner/name`, to tell pull requests from forks.
     pub github_repo: Option<String>,
     pub deliveries: Deliveries,
+    pub limits: HttpLimits,
+    /// Webhook requests in flight, bounded by `limits.max_webhooks`.
+    webhooks: tokio::sync::Semaphore,
+}
+
+/// Delivery ids remembered to drop replays.
+const DELIVERIES: usize = 4096;
+
+impl ServerState {
+    pub fn new(
+        ctx: Arc<Context>,
+        webhook_secret: Option<Secret>,
+        github_repo: Option<String>,
+        limits: HttpLimits,
+    ) -> ServerState {
+        ServerState {
+            ctx,
+            webhook_secret,
+            github_repo,
+            deliveries: Deliveries::new(DELIVERIES),
+            webhooks: tokio::sync::Semaphore::new(limits.max_webhooks),
+            limits,
+        }
+    }
 }
 
 /// The daemon's settings and the webhook's; secrets show as `***`.
@@ -39,16 +66,14 @@ impl std::fmt::Debug for ServerState {
             .field("webhook_secret", &self.webhook_secret)
             .field("github_repo", &self.github_repo)
             .field("deliveries", &self.deliveries)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
-        .route(
-            "/webhooks/github",
-            post(github_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
-        )
+        .route("/webhooks/github", post(github_webhook))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -107,7 +132,9 @@ fn event_label(event: &str) -> &'static str {
     }
 }
 
-async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Checks what the headers alone can tell — event, delivery id, a well-formed signature, a
+/// free slot — before reading a byte of the body, then reads it with a size cap and a timeout.
+async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, body: Body) -> Response {
     let metrics = &s.ctx.metrics;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(event) = header(webhook::EVENT_HEADER) else {
@@ -135,11 +162,47 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         )
             .into_response();
     };
-    if !webhook::verify_signature(
-        secret.expose().as_bytes(),
-        &body,
-        header(webhook::SIGNATURE_HEADER),
-    ) {
+    let signature = header(webhook::SIGNATURE_HEADER);
+    if !signature.is_some_and(webhook::is_signature_header) {
+        metrics.webhook(label, "unauthorized");
+        warn!(
+            event = label,
+            "webhook with a missing or wrong signature: refused before its body"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or malformed X-Hub-Signature-256\n",
+        )
+            .into_response();
+    }
+    let Ok(_slot) = s.webhooks.try_acquire() else {
+        metrics.webhook(label, "busy");
+        return (
+            [(header::RETRY_AFTER, "5")],
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many webhook requests at once; retry\n",
+            ),
+        )
+            .into_response();
+    };
+    let read = tokio::time::timeout(s.limits.body_read, axum::body::to_bytes(body, MAX_WEBHOOK_BYTES));
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            metrics.webhook(label, "too_large");
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over {MAX_WEBHOOK_BYTES} bytes, or was cut off\n"),
+            )
+                .into_response();
+        }
+        Err(_) => {
+            metrics.webhook(label, "timeout");
+            return (StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time\n").into_response();
+        }
+    };
+    if !webhook::verify_signature(secret.expose().as_bytes(), &body, signature) {
         metrics.webhook(label, "unauthorized");
         // Only the bounded label: header values are the sender's, of any length.
         warn!(event = label, "webhook with a missing or wrong signature");

@@ -22,6 +22,14 @@ pub const DEFAULT_DELIVERY_MEMORY: usize = 4096;
 /// HMAC-SHA256 of `body` with `secret`, compared in constant time with the `X-Hub-Signature-256`
 /// header value (`sha256=<hex>`). A missing or malformed header is false, and so is an empty
 /// secret: anyone could sign with it.
+/// Whether `value` has the shape of a signature header, `sha256=` and 64 hex digits: checked
+/// before the body is read, so an unsigned request costs nothing.
+pub fn is_signature_header(value: &str) -> bool {
+    value
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     if secret.is_empty() {
         return false;

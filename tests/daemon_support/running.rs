@@ -12,8 +12,7 @@ use storesync::metrics::Metrics;
 use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
 use storesync::secret::Secret;
-use storesync::server::webhook::Deliveries;
-use storesync::server::{self, ServerState};
+use storesync::server::{self, HttpLimits, ServerState};
 use storesync::source::tracked::TrackedRepo;
 use storesync::source::{RepoLocation, SourceOptions};
 use tokio::sync::watch;
@@ -103,12 +102,12 @@ impl Running {
             plan_workers: 2,
         };
         let ctx = Arc::new(Context::new(applier, metrics, Some(statuses), settings));
-        let state = Arc::new(ServerState {
-            ctx: ctx.clone(),
-            webhook_secret: Some(Secret::from(SECRET)),
-            github_repo: Some("acme-platform/stores".into()),
-            deliveries: Deliveries::new(64),
-        });
+        let state = Arc::new(ServerState::new(
+            ctx.clone(),
+            Some(Secret::from(SECRET)),
+            Some("acme-platform/stores".into()),
+            HttpLimits::default(),
+        ));
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(daemon::run(ctx.clone(), rx));
         Running {
