@@ -14,6 +14,18 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
 
+/// Every `result` of `storesync_webhook_deliveries_total`.
+pub const WEBHOOK_RESULTS: [&str; 8] = [
+    "accepted",
+    "ignored",
+    "duplicate",
+    "unauthorized",
+    "bad_request",
+    "busy",
+    "too_large",
+    "timeout",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
@@ -109,6 +121,24 @@ impl Default for Metrics {
             "Git caches found unusable and cloned again",
             git_cache_reclones.clone(),
         );
+        // Every known series exists from the start at 0, so `increase()` sees its first event.
+        for result in ["success", "failure", "error"] {
+            syncs.get_or_create(&ResultLabel { result });
+            plans.get_or_create(&ResultLabel { result });
+        }
+        for operation in ["upgrade", "rollback", "uninstall"] {
+            for result in ["success", "failure"] {
+                helm.get_or_create(&HelmLabels { operation, result });
+            }
+        }
+        for event in ["push", "pull_request", "ping", "other"] {
+            for result in WEBHOOK_RESULTS {
+                webhooks.get_or_create(&WebhookLabels { event, result });
+            }
+        }
+        for result in crate::report::STATUS_POST_RESULTS {
+            status_posts.get_or_create(&ResultLabel { result });
+        }
         Metrics {
             registry,
             syncs,
