@@ -123,21 +123,21 @@ impl Default for Metrics {
         );
         // Every known series exists from the start at 0, so `increase()` sees its first event.
         for result in ["success", "failure", "error"] {
-            syncs.get_or_create(&ResultLabel { result });
-            plans.get_or_create(&ResultLabel { result });
+            let _ = syncs.get_or_create(&ResultLabel { result });
+            let _ = plans.get_or_create(&ResultLabel { result });
         }
         for operation in ["upgrade", "rollback", "uninstall"] {
             for result in ["success", "failure"] {
-                helm.get_or_create(&HelmLabels { operation, result });
+                let _ = helm.get_or_create(&HelmLabels { operation, result });
             }
         }
         for event in ["push", "pull_request", "ping", "other"] {
             for result in WEBHOOK_RESULTS {
-                webhooks.get_or_create(&WebhookLabels { event, result });
+                let _ = webhooks.get_or_create(&WebhookLabels { event, result });
             }
         }
         for result in crate::report::STATUS_POST_RESULTS {
-            status_posts.get_or_create(&ResultLabel { result });
+            let _ = status_posts.get_or_create(&ResultLabel { result });
         }
         Metrics {
             registry,

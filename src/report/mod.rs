@@ -15,7 +15,12 @@ pub use reporter::{
 };
 
 /// Every `result` of `storesync_status_posts_total`.
-pub const STATUS_POST_RESULTS: [&str; 4] = [RESULT_SUCCESS, RESULT_RETRIED_SUCCESS, RESULT_FAILED, RESULT_DROPPED];
+pub const STATUS_POST_RESULTS: [&str; 4] = [
+    RESULT_SUCCESS,
+    RESULT_RETRIED_SUCCESS,
+    RESULT_FAILED,
+    RESULT_DROPPED,
+];
 
 /// The `storesync/sync` status: commits of the tracked branch.
 pub const SYNC_CONTEXT: &str = "storesync/sync";
