@@ -1,4 +1,4 @@
-//! The library's error type. `anyhow` lives only in `main.rs`.
+//! The library's error type: a variant per failure site, its cause kept as the source.
 use std::path::PathBuf;
 
 use crate::desired::Diagnostic;

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod report;
 pub mod secret;
 pub mod server;
+pub mod shutdown;
 pub mod source;
 pub mod sync;
 pub mod untrusted;

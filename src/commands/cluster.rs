@@ -97,18 +97,41 @@ fn render_report(report: &SyncReport) -> String {
     text
 }
 
+/// What one `apply` is asked to do besides the source and the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyRequest {
+    /// Leave stores whose files are gone in place.
+    pub no_prune: bool,
+    /// Server-side dry run of every object write; no helm.
+    pub dry_run: bool,
+    pub output: OutputFormat,
+}
+
+impl Default for ApplyRequest {
+    /// A real sync, pruning, with text output: what `storesync apply` does without flags.
+    fn default() -> Self {
+        ApplyRequest {
+            no_prune: false,
+            dry_run: false,
+            output: OutputFormat::Text,
+        }
+    }
+}
+
 /// `apply`: one sync of the catalog into the cluster.
-#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     client: Client,
     args: &SourceArgs,
     cluster: &ClusterOptions,
-    no_prune: bool,
-    dry_run: bool,
-    output: OutputFormat,
+    request: ApplyRequest,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
+    let ApplyRequest {
+        no_prune,
+        dry_run,
+        output,
+    } = request;
     let snapshot = args.read()?;
     let applier = cluster.applier(client, dry_run);
     let options = PlanOptions {

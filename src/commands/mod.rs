@@ -257,8 +257,10 @@ fn history_text(e: &source::history::HistoryEntry) -> String {
 }
 
 mod cluster;
+mod run;
 mod serve;
-pub use cluster::{ClusterOptions, apply, connect, plan_live, status};
+pub use cluster::{ApplyRequest, ClusterOptions, apply, connect, plan_live, status};
+pub use run::{EXIT_ABORTED, run};
 pub use serve::serve;
 
 #[cfg(test)]

@@ -81,9 +81,10 @@ pub async fn apply_cli(w: &World, output: storesync::config::OutputFormat) -> (u
         w.cluster.client(),
         &w.catalog.args(),
         &cluster_options(w),
-        false,
-        false,
-        output,
+        storesync::commands::ApplyRequest {
+            output,
+            ..Default::default()
+        },
         &mut out,
         &mut err,
     )

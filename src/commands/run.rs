@@ -1,0 +1,80 @@
+//! One parsed command line, run: the dispatch `main` calls, writing to the given streams.
+use std::io::Write;
+
+use super::connect;
+use crate::config::{Cli, Command};
+use crate::error::Result;
+use crate::shutdown;
+
+/// Exit code of a run cut short by a second signal (128 + SIGINT, as shells report it).
+pub const EXIT_ABORTED: u8 = 130;
+
+/// Runs the command `cli` names; the exit code, or the error that stopped it.
+pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
+    let code = match cli.command {
+        Command::Validate { source, output } => super::validate(&source, output, out, err)?,
+        Command::Plan {
+            source,
+            offline: true,
+            output,
+            diff,
+            ..
+        } => super::plan_offline(&source, output, diff, out, err)?,
+        Command::Plan {
+            source,
+            cluster,
+            offline: false,
+            output,
+            diff,
+        } => {
+            super::plan_live(
+                connect().await?,
+                &source,
+                &cluster.options(),
+                output,
+                diff,
+                out,
+                err,
+            )
+            .await?
+        }
+        Command::Apply {
+            source,
+            cluster,
+            no_prune,
+            dry_run,
+            output,
+        } => {
+            let request = super::ApplyRequest {
+                no_prune,
+                dry_run,
+                output,
+            };
+            super::apply(connect().await?, &source, &cluster.options(), request, out, err).await?
+        }
+        Command::Serve {
+            source,
+            cluster,
+            serve,
+        } => {
+            let (draining, aborted) = shutdown::on_signals();
+            let options = cluster.options();
+            let serving = super::serve(&source, &options, &serve, draining);
+            match shutdown::drain_or_abort(serving, aborted).await {
+                Ok(code) => code?,
+                Err(e) => {
+                    writeln!(err, "storesync: {e}").map_err(super::write_err)?;
+                    EXIT_ABORTED
+                }
+            }
+        }
+        Command::Status { output } => super::status(connect().await?, output, out).await?,
+        Command::History {
+            store,
+            source,
+            output,
+        } => super::history(&store, &source, output, out, err)?,
+    };
+    out.flush().map_err(super::write_err)?;
+    Ok(code)
+}
