@@ -11,13 +11,14 @@ use tracing::warn;
 use super::cache_lock::{self, CacheLock};
 use super::url::{UrlLogin, redact, split_login};
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::secret::RotatingSecret;
 
 /// How to authenticate to the remote. Its `Debug` shows no secret.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    /// An HTTPS token (GitHub: a fine-grained or installation token).
-    pub https_token: Option<Secret>,
+    /// An HTTPS token (GitHub: a fine-grained or installation token); one from a file is read
+    /// again each time the remote asks for credentials.
+    pub https_token: Option<RotatingSecret>,
     /// A private key file for SSH remotes.
     pub ssh_key: Option<PathBuf>,
     /// An OpenSSH `known_hosts` file: SSH remotes must present a key listed there.
@@ -300,7 +301,7 @@ fn callbacks(credentials: &Credentials, login: Option<UrlLogin>) -> RemoteCallba
                 return Cred::userpass_plaintext(&login.user, login.password.expose());
             }
             if let Some(token) = &credentials.https_token {
-                return Cred::userpass_plaintext("x-access-token", token.expose());
+                return Cred::userpass_plaintext("x-access-token", token.current().expose());
             }
         }
         if allowed.contains(CredentialType::SSH_KEY) {
@@ -539,6 +540,37 @@ mod tests {
             auth.recv_timeout(timeout).unwrap(),
             basic("x-access-token", "ghp_token")
         );
+    }
+
+    #[test]
+    fn a_rotated_token_file_is_sent_at_the_next_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("git-token");
+        std::fs::write(&file, "ghs_first\n").unwrap();
+        let https_token =
+            RotatingSecret::from_env_or_file("STORESYNC_GIT_TOKEN", None, "--git-token-file", Some(&file))
+                .unwrap();
+        let credentials = Credentials {
+            https_token,
+            ..Credentials::default()
+        };
+        let remote = RemoteCache::new(Some(dir.path().join("cache")), credentials);
+        let timeout = std::time::Duration::from_secs(20);
+        let (port, auth) = basic_auth_server();
+        let url = format!("http://127.0.0.1:{port}/x.git");
+
+        assert!(remote.fetch(&url, "main").is_err());
+        assert_eq!(
+            auth.recv_timeout(timeout).unwrap(),
+            basic("x-access-token", "ghs_first")
+        );
+        std::fs::write(&file, "ghs_second\n").unwrap();
+        let err = remote.fetch(&url, "main").err().expect("the server answers 404");
+        assert_eq!(
+            auth.recv_timeout(timeout).unwrap(),
+            basic("x-access-token", "ghs_second")
+        );
+        assert!(!format!("{err} {err:?}").contains("ghs_"), "{err}");
     }
 
     #[test]
