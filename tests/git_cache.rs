@@ -1,12 +1,20 @@
 //! The cache of a repository given by URL, against a local bare repository served as a
 //! `file://` URL: it heals from stale locks and corrupt objects (re-cloned and swapped in, and
-//! said so), never re-clones because the remote is down, and serialises concurrent fetches.
+//! said so, and counted by the daemon), never re-clones because the remote is down, and
+//! serialises concurrent fetches.
 mod common;
+
+#[path = "common/fake_cluster.rs"]
+mod fake_cluster;
+#[path = "common/fake_github.rs"]
+mod fake_github;
+#[path = "common/fake_helm.rs"]
+mod fake_helm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::store_yaml;
+use common::{repo_root, store_yaml};
 use git2::Repository;
 use storesync::source::tracked::TrackedRepo;
 use storesync::source::{RepoLocation, SourceOptions};
@@ -358,4 +366,108 @@ fn concurrent_fetches_of_one_cache_all_succeed_while_the_remote_moves() {
     }
     let tracked = tracked(&url, cache.path());
     assert_eq!(read(&tracked).unwrap().0, remote.head());
+}
+
+/// The daemon tracking a `file://` URL: a cache it had to clone again is counted in
+/// `storesync_git_cache_reclones_total`, and the sync goes on.
+#[tokio::test]
+async fn the_daemon_counts_a_re_clone_and_syncs_on() {
+    use std::time::Duration;
+    use storesync::apply::{Applier, Helm};
+    use storesync::daemon::{self, Context, Settings};
+    use storesync::metrics::Metrics;
+    use storesync::report::StatusReporter;
+    use storesync::report::github::GitHubNotifier;
+
+    let mut repo = common::GitRepo::new();
+    repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "small", "team-acme"),
+    );
+    let first = repo.commit("Ada", "Add acme");
+    let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let helm = fake_helm::FakeHelm::new();
+    let cluster = fake_cluster::FakeCluster::new(helm.releases_dir());
+    let github = fake_github::FakeGitHub::start().await;
+    let metrics = Arc::new(Metrics::default());
+    let notifier = GitHubNotifier::new(
+        "acme-platform",
+        "stores",
+        "test-token".into(),
+        Some(&github.url()),
+    )
+    .unwrap();
+    let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(|_| {}));
+    let applier = Applier::new(
+        cluster.client(),
+        Helm {
+            binary: helm.binary(),
+            charts_dir: repo_root().join("charts"),
+            timeout: Duration::from_secs(60),
+            allowed_chart_prefixes: Vec::new(),
+        },
+    );
+    let mut tracked = tracked(&format!("file://{}", repo.path().display()), cache.path());
+    tracked.branch = branch.clone();
+    tracked.options.branch = Some(branch);
+    let settings = Settings {
+        tracked,
+        interval: Duration::from_millis(500),
+        external_url: None,
+        plan_workers: 1,
+    };
+    let ctx = Arc::new(Context::new(applier, metrics.clone(), Some(statuses), settings));
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(daemon::run(ctx, shutdown));
+
+    let synced = |sha: &str| {
+        github
+            .statuses()
+            .iter()
+            .any(|s| s.sha == sha && s.state == "success")
+    };
+    let wait = |what: &'static str, sha: String| {
+        let synced = &synced;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !synced(&sha) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {what}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait("the first sync", first).await;
+    let reclones = || {
+        metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("storesync_git_cache_reclones_total "))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        reclones().as_deref(),
+        Some("storesync_git_cache_reclones_total 0")
+    );
+
+    std::fs::remove_file(cache_repo(cache.path()).join("HEAD")).unwrap();
+    repo.write(
+        "stores/acme.yaml",
+        &store_yaml("acme", "woocommerce", "medium", "team-acme"),
+    );
+    let second = repo.commit("Ben", "Grow acme");
+    wait("the sync after the re-clone", second).await;
+    assert_eq!(
+        reclones().as_deref(),
+        Some("storesync_git_cache_reclones_total 1")
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("daemon stops")
+        .unwrap();
 }
