@@ -118,8 +118,8 @@ pub struct SourceArgs {
     /// Where Git URLs are cloned (default: $XDG_CACHE_HOME/storesync or ~/.cache/storesync).
     #[arg(long, env = "STORESYNC_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// File holding the HTTPS token for Git URLs (a mounted Secret), read at start; or set
-    /// STORESYNC_GIT_TOKEN.
+    /// File holding the HTTPS token for Git URLs (a mounted Secret), read again at each fetch;
+    /// or set STORESYNC_GIT_TOKEN.
     #[arg(long, env = "STORESYNC_GIT_TOKEN_FILE")]
     pub git_token_file: Option<PathBuf>,
     /// Private key file for SSH Git URLs.
@@ -218,7 +218,8 @@ pub struct ServeArgs {
     /// The GitHub repository of the catalog, `OWNER/NAME`, for commit statuses.
     #[arg(long, env = "STORESYNC_GITHUB_REPO")]
     pub github_repo: Option<String>,
-    /// File holding the GitHub token for commit statuses; or set GITHUB_TOKEN.
+    /// File holding the GitHub token for commit statuses, read again before each post; or set
+    /// GITHUB_TOKEN.
     #[arg(long, env = "STORESYNC_GITHUB_TOKEN_FILE")]
     pub github_token_file: Option<PathBuf>,
     /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).

@@ -11,6 +11,7 @@ use storesync::report::{
     CommitStatus, GitHubNotifier, Notifier, PLAN_CONTEXT, ReporterOptions, SYNC_CONTEXT, StatusReporter,
     StatusState,
 };
+use storesync::secret::RotatingSecret;
 
 const OWNER: &str = "acme-platform";
 const REPO: &str = "stores";
@@ -338,4 +339,37 @@ async fn an_unreachable_github_is_retried_then_given_up() {
     reporter.send(status(SHA, SYNC_CONTEXT, StatusState::Pending, "syncing"));
     assert!(reporter.flush(WAIT).await);
     assert_eq!(*labels.lock().unwrap(), ["failed"]);
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_sent_with_the_next_status() {
+    let github = FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("github-token");
+    std::fs::write(&file, "ghs_installation0token0first\n").unwrap();
+    let token = RotatingSecret::from_env_or_file("GITHUB_TOKEN", None, "--github-token-file", Some(&file))
+        .unwrap()
+        .unwrap();
+    let notifier = Arc::new(
+        GitHubNotifier::with_rotating_token(OWNER, REPO, token, Some(&github.url())).expect("notifier"),
+    );
+    let (reporter, labels) = reporter(notifier.clone());
+
+    reporter.send(status(SHA, SYNC_CONTEXT, StatusState::Pending, "syncing"));
+    assert!(reporter.flush(WAIT).await);
+    // An installation token refreshed as it expires, the way a token file is rotated.
+    std::fs::write(&file, "ghs_installation0token0second\n").unwrap();
+    reporter.send(status(SHA, SYNC_CONTEXT, StatusState::Success, "applied 1"));
+    assert!(reporter.flush(WAIT).await);
+
+    let sent: Vec<Option<String>> = github.statuses().into_iter().map(|s| s.authorization).collect();
+    assert_eq!(
+        sent,
+        [
+            Some("Bearer ghs_installation0token0first".to_string()),
+            Some("Bearer ghs_installation0token0second".to_string()),
+        ]
+    );
+    assert_eq!(*labels.lock().unwrap(), ["success", "success"]);
+    assert!(!format!("{notifier:?}").contains("ghs_"), "{notifier:?}");
 }

@@ -10,7 +10,7 @@ use crate::desired::{self, Diagnostic};
 use crate::error::{Error, Result};
 use crate::live::LiveState;
 use crate::plan::{self, PlanOptions};
-use crate::secret::Secret;
+use crate::secret::RotatingSecret;
 use crate::source::{self, Credentials, RepoLocation, Snapshot, SourceOptions};
 
 pub const EXIT_OK: u8 = 0;
@@ -33,15 +33,15 @@ impl SourceArgs {
         RepoLocation::parse(&self.repo)
     }
 
-    /// Where and how to read a Git URL; the HTTPS token from `STORESYNC_GIT_TOKEN` or
-    /// `--git-token-file`.
+    /// Where and how to read a Git URL; the HTTPS token from `STORESYNC_GIT_TOKEN` (fixed for
+    /// the process) or `--git-token-file` (read again at each fetch, so it may be rotated).
     pub fn options(&self) -> Result<SourceOptions> {
         self.options_with(std::env::var(GIT_TOKEN_ENV).ok())
     }
 
     /// [`SourceArgs::options`] with the value of `STORESYNC_GIT_TOKEN` given.
     pub fn options_with(&self, git_token: Option<String>) -> Result<SourceOptions> {
-        let https_token = Secret::from_env_or_file(
+        let https_token = RotatingSecret::from_env_or_file(
             GIT_TOKEN_ENV,
             git_token,
             "--git-token-file",
@@ -283,7 +283,7 @@ mod tests {
     fn the_git_token_comes_from_the_environment_or_a_file_and_never_shows() {
         let options = args().options_with(Some("git-canary".into())).unwrap();
         let token = options.credentials.https_token.as_ref().unwrap();
-        assert_eq!(token.expose(), "git-canary");
+        assert_eq!(token.current().expose(), "git-canary");
         let debug = format!("{options:?} {:?} {:?}", args(), args().location());
         assert!(debug.contains("https_token: Some(***)"), "{debug}");
         for secret in ["git-canary", "p%40ss", "deploy"] {
@@ -299,7 +299,10 @@ mod tests {
             ..args()
         };
         let options = with_file.options_with(None).unwrap();
-        assert_eq!(options.credentials.https_token.unwrap().expose(), "from-file");
+        let token = options.credentials.https_token.unwrap();
+        assert_eq!(token.current().expose(), "from-file");
+        std::fs::write(&file, "rotated\n").unwrap();
+        assert_eq!(token.current().expose(), "rotated", "the file is read again");
         let both = with_file
             .options_with(Some("git-canary".into()))
             .unwrap_err()

@@ -11,7 +11,7 @@ use crate::daemon::{self, Context, Settings};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
-use crate::secret::Secret;
+use crate::secret::{RotatingSecret, Secret};
 use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
 
@@ -33,7 +33,8 @@ pub async fn serve(
     };
     let metrics = Arc::new(Metrics::default());
 
-    let github_token = Secret::from_env_or_file(
+    // A token file is read again before each post (GitHub App installation tokens last an hour).
+    let github_token = RotatingSecret::from_env_or_file(
         GITHUB_TOKEN_ENV,
         std::env::var(GITHUB_TOKEN_ENV).ok(),
         "--github-token-file",
@@ -45,8 +46,9 @@ pub async fn serve(
                 .split_once('/')
                 .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
                 .ok_or_else(|| Error::Usage(format!("--github-repo must be OWNER/NAME, not `{repo}`")))?;
-            let notifier = GitHubNotifier::new(owner, name, token, args.github_api_url.as_deref())
-                .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let notifier =
+                GitHubNotifier::with_rotating_token(owner, name, token, args.github_api_url.as_deref())
+                    .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
             let counter = metrics.clone();
             Some(StatusReporter::spawn(
                 Arc::new(notifier),

@@ -19,8 +19,12 @@ pub(super) async fn worker(ctx: Arc<Context>) {
 async fn run(ctx: &Context, trigger: PlanTrigger) {
     let tracked = ctx.settings.tracked.clone();
     let (number, sha) = (trigger.number, trigger.sha.clone());
+    let metrics = ctx.metrics.clone();
     let read = blocking(move || {
         let opened = tracked.open()?;
+        if opened.recloned.is_some() {
+            metrics.git_cache_recloned();
+        }
         tracked.fetch_pull(&opened, number, &sha)?;
         tracked.snapshot(&opened, &sha)
     })

@@ -123,8 +123,12 @@ struct Resolved {
 
 async fn resolve(ctx: &Context, previous: Option<String>) -> Result<Resolved> {
     let tracked = ctx.settings.tracked.clone();
+    let metrics = ctx.metrics.clone();
     blocking(move || {
         let opened = tracked.open()?;
+        if opened.recloned.is_some() {
+            metrics.git_cache_recloned();
+        }
         let head = tracked.head(&opened)?;
         let non_fast_forward = previous.filter(|p| *p != head && !is_strict_ancestor(&opened.repo, p, &head));
         let snapshot = tracked.snapshot(&opened, &head)?;

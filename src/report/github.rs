@@ -1,13 +1,14 @@
 //! Commit statuses on GitHub (or GitHub Enterprise): `POST /repos/{owner}/{repo}/statuses/{sha}`.
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use octocrab::Octocrab;
 use octocrab::service::middleware::retry::RetryConfig;
 
 use super::{CommitStatus, Notifier, NotifyError, StatusState};
-use crate::secret::Secret;
+use crate::secret::{RotatingSecret, Secret};
 
 /// The public API, when no `--github-api-url` is given.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
@@ -15,10 +16,13 @@ pub const DEFAULT_API_URL: &str = "https://api.github.com";
 const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Posts commit statuses with a token (a fine-grained token or a GitHub App installation token
-/// with "Commit statuses: write"). Retries are the [`super::StatusReporter`]'s job, so
+/// with "Commit statuses: write"). A token from a file is read again before each post, and the
+/// client is rebuilt when it changed. Retries are the [`super::StatusReporter`]'s job, so
 /// octocrab's own are off.
 pub struct GitHubNotifier {
-    crab: Octocrab,
+    token: RotatingSecret,
+    /// The client and the token it was built with.
+    client: Mutex<(Secret, Octocrab)>,
     owner: String,
     repo: String,
     api_url: String,
@@ -39,6 +43,16 @@ impl GitHubNotifier {
     /// `api_url` is the API root: `None` for github.com, `https://HOST/api/v3` for GitHub
     /// Enterprise Server, a local fake in tests. Must be called inside a tokio runtime.
     pub fn new(owner: &str, repo: &str, token: Secret, api_url: Option<&str>) -> Result<Self, NotifyError> {
+        Self::with_rotating_token(owner, repo, RotatingSecret::fixed(token), api_url)
+    }
+
+    /// Like [`GitHubNotifier::new`], with a token that may change (read from a file).
+    pub fn with_rotating_token(
+        owner: &str,
+        repo: &str,
+        token: RotatingSecret,
+        api_url: Option<&str>,
+    ) -> Result<Self, NotifyError> {
         for (what, name) in [("owner", owner), ("repository", repo)] {
             if !is_github_name(name) {
                 return Err(NotifyError::Config(format!(
@@ -46,43 +60,37 @@ impl GitHubNotifier {
                 )));
             }
         }
-        let token = token.expose().trim();
-        // Never quote the token; a line break in it would also make an invalid header.
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(NotifyError::Config(
-                "the GitHub token is empty or has characters a token cannot have".into(),
-            ));
-        }
-        // octocrab starts its client on the current runtime and would panic without one.
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(NotifyError::Config(
-                "the GitHub client must be created inside a tokio runtime".into(),
-            ));
-        }
         let api_url = api_url
             .unwrap_or(DEFAULT_API_URL)
             .trim_end_matches('/')
             .to_owned();
-        let invalid_url = || NotifyError::Config(format!("the GitHub API URL {api_url:?} is not valid"));
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(invalid_url());
+            return Err(invalid_url(&api_url));
         }
-        let crab = Octocrab::builder()
-            .base_uri(api_url.as_str())
-            .map_err(|_| invalid_url())?
-            .personal_token(token.to_owned())
-            .add_retry_config(RetryConfig::None)
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(|e| NotifyError::Config(format!("cannot build the GitHub client: {e}")))?;
+        let first = token.current();
+        let crab = build_client(&api_url, &first)?;
         Ok(GitHubNotifier {
-            crab,
+            token,
+            client: Mutex::new((first, crab)),
             owner: owner.to_owned(),
             repo: repo.to_owned(),
             api_url,
         })
+    }
+
+    /// The client for the token as it is now: rebuilt when the token changed since the last post.
+    fn client(&self) -> Result<Octocrab, NotifyError> {
+        let token = self.token.current();
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if client.0.expose() != token.expose() {
+            let crab = build_client(&self.api_url, &token)?;
+            *client = (token, crab);
+            tracing::info!("the GitHub token changed: using the new one");
+        }
+        Ok(client.1.clone())
     }
 
     async fn create_status(&self, status: &CommitStatus) -> Result<(), NotifyError> {
@@ -98,7 +106,8 @@ impl GitHubNotifier {
             StatusState::Failure => octocrab::models::StatusState::Failure,
             StatusState::Error => octocrab::models::StatusState::Error,
         };
-        let repos = self.crab.repos(&self.owner, &self.repo);
+        let crab = self.client()?;
+        let repos = crab.repos(&self.owner, &self.repo);
         let mut request = repos
             .create_status(status.sha.clone(), state)
             .context(status.context.to_owned())
@@ -118,6 +127,37 @@ impl Notifier for GitHubNotifier {
         let status = status.clone();
         Box::pin(async move { self.create_status(&status).await })
     }
+}
+
+/// A client sending `token`. Must be called inside a tokio runtime.
+fn build_client(api_url: &str, token: &Secret) -> Result<Octocrab, NotifyError> {
+    let token = token.expose().trim();
+    // Never quote the token; a line break in it would also make an invalid header.
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(NotifyError::Config(
+            "the GitHub token is empty or has characters a token cannot have".into(),
+        ));
+    }
+    // octocrab starts its client on the current runtime and would panic without one.
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(NotifyError::Config(
+            "the GitHub client must be created inside a tokio runtime".into(),
+        ));
+    }
+    Octocrab::builder()
+        .base_uri(api_url)
+        .map_err(|_| invalid_url(api_url))?
+        .personal_token(token.to_owned())
+        .add_retry_config(RetryConfig::None)
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .build()
+        .map_err(|e| NotifyError::Config(format!("cannot build the GitHub client: {e}")))
+}
+
+fn invalid_url(api_url: &str) -> NotifyError {
+    NotifyError::Config(format!("the GitHub API URL {api_url:?} is not valid"))
 }
 
 /// Owner and repository names: letters, digits, `-`, `_`, `.`; they go into the URL path.

@@ -1,9 +1,11 @@
 //! Reading a catalog: from a work tree as it is on disk, or from a commit of a local or remote
 //! Git repository (libgit2; never the `git` program).
+mod cache_lock;
 mod commit;
 pub mod history;
 mod remote;
 pub mod tracked;
+mod url;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -11,8 +13,10 @@ use std::path::{Path, PathBuf};
 use crate::desired::RawCatalog;
 use crate::error::{Error, Result};
 
+pub use cache_lock::CacheLock;
 pub use commit::read_commit;
-pub use remote::{Credentials, RemoteCache, redact};
+pub use remote::{Credentials, Fetched, RemoteCache};
+pub use url::redact;
 
 /// Where the stores repository is.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,10 +89,15 @@ pub fn read(location: &RepoLocation, rev: Option<&str>, options: &SourceOptions)
 pub struct Opened {
     pub repo: git2::Repository,
     pub subdir: PathBuf,
+    /// Why the cache of a URL was found unusable and cloned again by this open, when it was.
+    pub recloned: Option<String>,
+    /// A URL's cache stays locked while it is read: no fetch or re-clone changes it meanwhile.
+    pub cache_lock: Option<CacheLock>,
 }
 
 /// Opens the repository at `location`: the one around a local directory, or the cache of a
-/// URL, fetched now.
+/// URL, fetched now (healed first when it was unusable: see [`RemoteCache::fetch`]). Drop the
+/// result before opening the same URL again on this thread: it holds the cache's lock.
 pub fn open(location: &RepoLocation, options: &SourceOptions) -> Result<Opened> {
     match location {
         RepoLocation::Local(dir) => {
@@ -97,13 +106,21 @@ pub fn open(location: &RepoLocation, options: &SourceOptions) -> Result<Opened> 
                 dir.display()
             )))?;
             let subdir = subdir_of(&repo, dir)?;
-            Ok(Opened { repo, subdir })
+            Ok(Opened {
+                repo,
+                subdir,
+                recloned: None,
+                cache_lock: None,
+            })
         }
         RepoLocation::Url(url) => {
             let cache = RemoteCache::new(options.cache_dir.clone(), options.credentials.clone());
+            let fetched = cache.fetch(url, options.branch.as_deref().unwrap_or("main"))?;
             Ok(Opened {
-                repo: cache.fetch(url)?,
+                repo: fetched.repo,
                 subdir: PathBuf::new(),
+                recloned: fetched.recloned,
+                cache_lock: Some(fetched.lock),
             })
         }
     }

@@ -1,32 +1,56 @@
 //! Repositories given by URL: cloned once into a cache directory, then fetched incrementally.
+//! One fetch at a time per cache; a cache found unusable is cloned again and swapped in.
 use std::path::{Path, PathBuf};
 
-use git2::{Cred, CredentialType, FetchOptions, RemoteCallbacks, Repository};
+use git2::{
+    Cred, CredentialType, Direction, ErrorClass, ErrorCode, FetchOptions, RemoteCallbacks, Repository,
+};
 use sha2::{Digest, Sha256};
+use tracing::warn;
 
+use super::cache_lock::{self, CacheLock};
+use super::url::{UrlLogin, redact, split_login};
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::secret::RotatingSecret;
 
 /// How to authenticate to the remote. Its `Debug` shows no secret.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
-    /// An HTTPS token (GitHub: a fine-grained or installation token).
-    pub https_token: Option<Secret>,
+    /// An HTTPS token (GitHub: a fine-grained or installation token); one from a file is read
+    /// again each time the remote asks for credentials.
+    pub https_token: Option<RotatingSecret>,
     /// A private key file for SSH remotes.
     pub ssh_key: Option<PathBuf>,
     /// An OpenSSH `known_hosts` file: SSH remotes must present a key listed there.
     pub known_hosts: Option<PathBuf>,
 }
 
-/// A user and password taken out of a URL, percent-decoded.
-struct UrlLogin {
-    user: String,
-    password: Secret,
-}
-
 pub struct RemoteCache {
     dir: PathBuf,
     credentials: Credentials,
+}
+
+/// A cache just fetched. It holds the cache's lock until dropped: no other fetch (of this
+/// process or another) runs, and no re-clone swaps the repository, while it is read.
+pub struct Fetched {
+    pub repo: Repository,
+    /// Why the cache was found unusable and cloned again, when it was.
+    pub recloned: Option<String>,
+    pub lock: CacheLock,
+}
+
+/// Why a fetch failed: the remote (never worth a new clone) or the cache itself.
+enum Failure {
+    Remote(Error),
+    Local(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Remote(e) | Failure::Local(e) => e,
+        }
+    }
 }
 
 impl RemoteCache {
@@ -38,42 +62,122 @@ impl RemoteCache {
     /// The bare repository caching `url`, fetched now: branches under `refs/remotes/origin/`,
     /// tags as they are, pruned so that deleted branches disappear. A user and password in
     /// `url` are used to authenticate and never written to the cache's Git config.
-    pub fn fetch(&self, url: &str) -> Result<Repository> {
-        let (clean, login) = split_login(url);
-        let path = self.dir.join(cache_name(url));
-        let repo = match Repository::open_bare(&path) {
-            Ok(repo) => repo,
-            Err(_) => {
-                create_private_dir(&path)?;
-                let repo = Repository::init_bare(&path)
-                    .map_err(Error::git(format!("cannot create cache {}", path.display())))?;
-                repo.remote("origin", &clean)
-                    .map_err(Error::git("cannot configure the remote"))?;
-                repo
+    ///
+    /// Waits for any other fetch of the same cache. Lock files an interrupted fetch left are
+    /// removed first. A cache that still cannot be opened or fetched for a reason that is not
+    /// the remote's, or whose `branch` head cannot be read after the fetch, is cloned again next
+    /// to it and swapped in; [`Fetched::recloned`] says why.
+    pub fn fetch(&self, url: &str, branch: &str) -> Result<Fetched> {
+        create_private_dir(&self.dir)?;
+        let dir = self.dir.canonicalize().map_err(Error::io(&self.dir))?;
+        let path = dir.join(cache_name(url));
+        let lock = CacheLock::acquire(&path)?;
+        // What an interrupted re-clone left behind.
+        for leftover in [
+            cache_lock::sibling(&path, "new"),
+            cache_lock::sibling(&path, "old"),
+        ] {
+            remove_all(&leftover)?;
+        }
+        for file in cache_lock::remove_stale_locks(&path) {
+            warn!(file = %file.display(), "removed a lock file left by an interrupted fetch");
+        }
+        let existed = path.exists();
+        let reason = match self.fetch_into(&path, url, branch, !existed) {
+            Ok(repo) => {
+                return Ok(Fetched {
+                    repo,
+                    recloned: None,
+                    lock,
+                });
             }
+            Err(Failure::Local(e)) if existed => e.to_string(),
+            Err(failure) => return Err(failure.into_error()),
+        };
+        warn!(cache = %path.display(), %reason, "the Git cache is unusable: cloning it again");
+        let fresh = cache_lock::sibling(&path, "new");
+        let cloned = self.fetch_into(&fresh, url, branch, true).map(drop);
+        if let Err(failure) = cloned {
+            let _ = remove_all(&fresh);
+            return Err(Error::Source(format!(
+                "the Git cache {} is unusable ({reason}) and cloning it again failed: {}",
+                path.display(),
+                failure.into_error()
+            )));
+        }
+        swap(&fresh, &path)?;
+        let repo = Repository::open_bare(&path)
+            .map_err(Error::git(format!("cannot open the cache {}", path.display())))?;
+        Ok(Fetched {
+            repo,
+            recloned: Some(reason),
+            lock,
+        })
+    }
+
+    /// Opens (or, with `create`, creates) the cache at `path`, fetches `url` into it and checks
+    /// that the head of `branch` can be read.
+    fn fetch_into(&self, path: &Path, url: &str, branch: &str, create: bool) -> Result<Repository, Failure> {
+        let (clean, login) = split_login(url);
+        let local = |context: String| move |e| Failure::Local(Error::Git { context, source: e });
+        let repo = if create {
+            create_private_dir(path).map_err(Failure::Local)?;
+            let repo = Repository::init_bare(path)
+                .map_err(local(format!("cannot create cache {}", path.display())))?;
+            repo.remote("origin", &clean)
+                .map_err(local("cannot configure the remote".into()))?;
+            repo
+        } else {
+            Repository::open_bare(path).map_err(local(format!("cannot open the cache {}", path.display())))?
         };
         // The remote's host may have changed, and a cache written by an older storesync may
         // still hold credentials in its URL: keep it current and clean.
         repo.remote_set_url("origin", &clean)
-            .map_err(Error::git("cannot configure the remote"))?;
+            .map_err(local("cannot configure the remote".into()))?;
         let mut remote = repo
             .find_remote("origin")
-            .map_err(Error::git("cannot configure the remote"))?;
+            .map_err(local("cannot configure the remote".into()))?;
+        let context = format!("cannot fetch {}", redact(url));
+        // Connected first, so that a remote that is down or refuses is told from a broken cache.
+        let mut connection = remote
+            .connect_auth(
+                Direction::Fetch,
+                Some(callbacks(&self.credentials, login.clone())),
+                None,
+            )
+            .map_err(|source| {
+                Failure::Remote(Error::Git {
+                    context: context.clone(),
+                    source,
+                })
+            })?;
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks(&self.credentials, login));
         options.prune(git2::FetchPrune::On);
         options.download_tags(git2::AutotagOption::All);
-        remote
+        connection
+            .remote()
             .fetch(&["+refs/heads/*:refs/remotes/origin/*"], Some(&mut options), None)
-            .map_err(Error::git(format!("cannot fetch {}", redact(url))))?;
+            .map_err(|source| {
+                let remote_side = is_transport_error(&source);
+                let error = Error::Git { context, source };
+                if remote_side {
+                    Failure::Remote(error)
+                } else {
+                    Failure::Local(error)
+                }
+            })?;
+        drop(connection);
         drop(remote);
+        check_head(&repo, branch).map_err(Failure::Local)?;
         Ok(repo)
     }
 
-    /// Fetches one extra ref (such as `refs/pull/7/head`) of `url` into its cache.
-    pub fn fetch_ref(&self, repo: &Repository, url: &str, reference: &str) -> Result<()> {
+    /// Fetches one extra ref (such as `refs/pull/7/head`) of `url` into its cache, which
+    /// `fetched` holds locked.
+    pub fn fetch_ref(&self, fetched: &Repository, url: &str, reference: &str) -> Result<()> {
         let (_, login) = split_login(url);
-        let mut remote = repo
+        let mut remote = fetched
             .find_remote("origin")
             .map_err(Error::git("cannot find the remote"))?;
         let mut options = FetchOptions::new();
@@ -85,6 +189,73 @@ impl RemoteCache {
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(Error::git(format!("cannot fetch {reference}")))
+    }
+}
+
+/// Errors of the transport once the remote answered: the network, HTTP, SSH, TLS, and
+/// credentials. Anything else during a fetch (locking refs, reading or writing objects)
+/// happened in the cache.
+fn is_transport_error(e: &git2::Error) -> bool {
+    matches!(
+        e.class(),
+        ErrorClass::Net | ErrorClass::Http | ErrorClass::Ssh | ErrorClass::Ssl | ErrorClass::Callback
+    ) || matches!(e.code(), ErrorCode::Auth | ErrorCode::Certificate)
+}
+
+/// Corrupt objects often show only when read: the head commit of `branch` (when the remote has
+/// that branch) and every tree and blob of it must be readable.
+fn check_head(repo: &Repository, branch: &str) -> Result<()> {
+    let name = format!("refs/remotes/origin/{branch}");
+    let fail = |source| Error::Git {
+        context: format!("cannot read the head of `{branch}` in the cache"),
+        source,
+    };
+    let reference = match repo.find_reference(&name) {
+        Ok(r) => r,
+        // The remote has no such branch: reading it says so later, in its own words.
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(()),
+        Err(e) => return Err(fail(e)),
+    };
+    let tree = reference.peel_to_commit().and_then(|c| c.tree()).map_err(fail)?;
+    let mut unreadable = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        let read = match entry.kind() {
+            Some(git2::ObjectType::Blob) => repo.find_blob(entry.id()).map(drop),
+            Some(git2::ObjectType::Tree) => repo.find_tree(entry.id()).map(drop),
+            _ => Ok(()),
+        };
+        match read {
+            Ok(()) => git2::TreeWalkResult::Ok,
+            Err(e) => {
+                unreadable = Some(e);
+                git2::TreeWalkResult::Abort
+            }
+        }
+    })
+    .map_err(fail)
+    .and(unreadable.map_or(Ok(()), |e| Err(fail(e))))
+}
+
+/// Puts the freshly cloned repository `fresh` in the place of `path`; the old one is removed.
+/// Two renames on one file system, under the cache's lock: no reader sees a half of either.
+fn swap(fresh: &Path, path: &Path) -> Result<()> {
+    let old = cache_lock::sibling(path, "old");
+    if path.exists() {
+        std::fs::rename(path, &old).map_err(Error::io(path))?;
+    }
+    std::fs::rename(fresh, path).map_err(Error::io(fresh))?;
+    if let Err(e) = remove_all(&old) {
+        warn!(error = %e, "cannot remove the replaced Git cache; it goes at the next fetch");
+    }
+    Ok(())
+}
+
+/// Removes `path`, a directory or not, if it exists.
+fn remove_all(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(Error::io(path)),
+        Ok(_) => std::fs::remove_file(path).map_err(Error::io(path)),
+        Err(_) => Ok(()),
     }
 }
 
@@ -130,7 +301,7 @@ fn callbacks(credentials: &Credentials, login: Option<UrlLogin>) -> RemoteCallba
                 return Cred::userpass_plaintext(&login.user, login.password.expose());
             }
             if let Some(token) = &credentials.https_token {
-                return Cred::userpass_plaintext("x-access-token", token.expose());
+                return Cred::userpass_plaintext("x-access-token", token.current().expose());
             }
         }
         if allowed.contains(CredentialType::SSH_KEY) {
@@ -203,72 +374,6 @@ fn default_cache_dir() -> PathBuf {
     std::env::temp_dir().join("storesync-cache")
 }
 
-/// `scheme`, userinfo and the rest (host, port, path) of `scheme://[userinfo@]host/path`.
-/// The userinfo ends at the last `@` of the authority (a password may hold an unencoded `@`);
-/// the authority ends at the first `/`, `?` or `#`. `None` for an scp-like `git@host:path`.
-fn split_url(url: &str) -> Option<(&str, Option<&str>, &str)> {
-    let (scheme, after) = url.split_once("://")?;
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    Some(match after[..authority_end].rfind('@') {
-        Some(at) => (scheme, Some(&after[..at]), &after[at + 1..]),
-        None => (scheme, None, after),
-    })
-}
-
-/// The URL to store in the cache's Git config, and the login it carried. An SSH user name
-/// (`ssh://git@host/…`) stays: SSH needs it and it is not a secret. Over HTTPS the whole
-/// userinfo goes, since a lone user name is often a token (`https://<token>@github.com/…`).
-fn split_login(url: &str) -> (String, Option<UrlLogin>) {
-    let Some((scheme, Some(userinfo), rest)) = split_url(url) else {
-        return (url.to_string(), None);
-    };
-    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let login = UrlLogin {
-        user: percent_decode(user),
-        password: Secret::new(percent_decode(password)),
-    };
-    let keep_user = scheme.eq_ignore_ascii_case("ssh") || scheme.eq_ignore_ascii_case("git+ssh");
-    let clean = if keep_user && !user.is_empty() {
-        format!("{scheme}://{user}@{rest}")
-    } else {
-        format!("{scheme}://{rest}")
-    };
-    (clean, Some(login))
-}
-
-/// `%XX` escapes decoded; anything malformed is kept as it is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A URL without any user or password it carries, for output and logs. An scp-like
-/// `git@host:path` is shown as it is: its user is not a secret.
-pub fn redact(url: &str) -> String {
-    match split_url(url) {
-        Some((scheme, Some(_), rest)) => format!("{scheme}://{rest}"),
-        _ => url.to_string(),
-    }
-}
-
 /// A readable, collision-free directory name for a URL.
 fn cache_name(url: &str) -> String {
     let clean = redact(url);
@@ -313,70 +418,6 @@ mod tests {
         assert!(known_host_key(&bracketed, "git.example.com", key));
     }
 
-    #[test]
-    fn redacts_userinfo() {
-        let cases = [
-            (
-                "https://user:secret@github.com/a/b.git",
-                "https://github.com/a/b.git",
-            ),
-            ("https://github.com/a/b.git", "https://github.com/a/b.git"),
-            ("git@github.com:a/b.git", "git@github.com:a/b.git"),
-            // A password with an unencoded `@`: the userinfo ends at the last one.
-            (
-                "https://user:p@ss@github.com/a/b.git",
-                "https://github.com/a/b.git",
-            ),
-            (
-                "https://user:p@ss@w@rd@host:8443/x.git",
-                "https://host:8443/x.git",
-            ),
-            (
-                "https://user:p%40ss@127.0.0.1:9/x.git",
-                "https://127.0.0.1:9/x.git",
-            ),
-            (
-                "https://ghp_token@github.com/a/b.git",
-                "https://github.com/a/b.git",
-            ),
-            ("ssh://git:pw@host/a/b.git", "ssh://host/a/b.git"),
-            ("ssh://git@host:2222/a/b.git", "ssh://host:2222/a/b.git"),
-            // An `@` in the path is not userinfo.
-            ("https://host/~user@x/b.git", "https://host/~user@x/b.git"),
-            ("https://host?q=a@b", "https://host?q=a@b"),
-            ("file:///srv/stores", "file:///srv/stores"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(redact(url), shown, "{url}");
-        }
-    }
-
-    #[test]
-    fn the_login_leaves_the_url_decoded() {
-        let (clean, login) = split_login("https://user:p%40ss@github.com/a/b.git");
-        let login = login.unwrap();
-        assert_eq!(clean, "https://github.com/a/b.git");
-        assert_eq!((login.user.as_str(), login.password.expose()), ("user", "p@ss"));
-        let (clean, login) = split_login("https://us%65r:p@ss:w%3Ard@host/x.git");
-        let login = login.unwrap();
-        assert_eq!(clean, "https://host/x.git");
-        assert_eq!(
-            (login.user.as_str(), login.password.expose()),
-            ("user", "p@ss:w:rd")
-        );
-        // A lone user name over HTTPS (often a token) goes too; over SSH the user stays.
-        let (clean, login) = split_login("https://ghp_abc@github.com/a/b.git");
-        assert_eq!(clean, "https://github.com/a/b.git");
-        assert_eq!(login.unwrap().user, "ghp_abc");
-        assert_eq!(split_login("ssh://git:pw@host/a.git").0, "ssh://git@host/a.git");
-        assert_eq!(split_login("ssh://git@host/a.git").0, "ssh://git@host/a.git");
-        assert!(split_login("git@github.com:a/b.git").1.is_none());
-        assert!(split_login("https://github.com/a/b.git").1.is_none());
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%+1"), "%+1");
-    }
-
     fn cache_config(cache: &Path) -> (PathBuf, String) {
         let entry = std::fs::read_dir(cache).unwrap().next().unwrap().unwrap().path();
         let config = std::fs::read_to_string(entry.join("config")).unwrap();
@@ -387,13 +428,13 @@ mod tests {
     fn credentials_never_reach_the_cache_config() {
         let cache = tempfile::tempdir().unwrap();
         let credentials = Credentials {
-            https_token: Some(Secret::from("ghp_tokentokentoken")),
+            https_token: Some("ghp_tokentokentoken".into()),
             ..Credentials::default()
         };
         let remote = RemoteCache::new(Some(cache.path().join("storesync")), credentials);
         // Nothing listens on port 9: the fetch fails after the cache is set up.
         let err = remote
-            .fetch("https://user:p%40ss@127.0.0.1:9/x.git")
+            .fetch("https://user:p%40ss@127.0.0.1:9/x.git", "main")
             .err()
             .expect("nothing listens on port 9");
         let message = format!("{err} {err:?}");
@@ -426,7 +467,7 @@ mod tests {
             .remote("origin", url)
             .unwrap();
         let remote = RemoteCache::new(Some(cache.path().to_path_buf()), Credentials::default());
-        assert!(remote.fetch(url).is_err());
+        assert!(remote.fetch(url, "main").is_err());
         let (_, config) = cache_config(cache.path());
         assert!(!config.contains("s3cret"), "{config}");
     }
@@ -475,7 +516,7 @@ mod tests {
     fn the_url_login_and_the_token_are_sent_as_credentials() {
         let cache = tempfile::tempdir().unwrap();
         let token = Credentials {
-            https_token: Some(Secret::from("ghp_token")),
+            https_token: Some("ghp_token".into()),
             ..Credentials::default()
         };
         let timeout = std::time::Duration::from_secs(20);
@@ -484,17 +525,52 @@ mod tests {
         let remote = RemoteCache::new(Some(cache.path().to_path_buf()), token.clone());
         assert!(
             remote
-                .fetch(&format!("http://user:p%40ss@127.0.0.1:{port}/x.git"))
+                .fetch(&format!("http://user:p%40ss@127.0.0.1:{port}/x.git"), "main")
                 .is_err()
         );
         assert_eq!(auth.recv_timeout(timeout).unwrap(), basic("user", "p@ss"));
 
         let (port, auth) = basic_auth_server();
-        assert!(remote.fetch(&format!("http://127.0.0.1:{port}/x.git")).is_err());
+        assert!(
+            remote
+                .fetch(&format!("http://127.0.0.1:{port}/x.git"), "main")
+                .is_err()
+        );
         assert_eq!(
             auth.recv_timeout(timeout).unwrap(),
             basic("x-access-token", "ghp_token")
         );
+    }
+
+    #[test]
+    fn a_rotated_token_file_is_sent_at_the_next_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("git-token");
+        std::fs::write(&file, "ghs_first\n").unwrap();
+        let https_token =
+            RotatingSecret::from_env_or_file("STORESYNC_GIT_TOKEN", None, "--git-token-file", Some(&file))
+                .unwrap();
+        let credentials = Credentials {
+            https_token,
+            ..Credentials::default()
+        };
+        let remote = RemoteCache::new(Some(dir.path().join("cache")), credentials);
+        let timeout = std::time::Duration::from_secs(20);
+        let (port, auth) = basic_auth_server();
+        let url = format!("http://127.0.0.1:{port}/x.git");
+
+        assert!(remote.fetch(&url, "main").is_err());
+        assert_eq!(
+            auth.recv_timeout(timeout).unwrap(),
+            basic("x-access-token", "ghs_first")
+        );
+        std::fs::write(&file, "ghs_second\n").unwrap();
+        let err = remote.fetch(&url, "main").err().expect("the server answers 404");
+        assert_eq!(
+            auth.recv_timeout(timeout).unwrap(),
+            basic("x-access-token", "ghs_second")
+        );
+        assert!(!format!("{err} {err:?}").contains("ghs_"), "{err}");
     }
 
     #[test]

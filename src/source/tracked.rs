@@ -17,7 +17,8 @@ pub struct TrackedRepo {
 }
 
 impl TrackedRepo {
-    /// Opens the repository, fetching first when it is remote.
+    /// Opens the repository, fetching first when it is remote; [`Opened::recloned`] says
+    /// whether its cache had to be cloned again.
     pub fn open(&self) -> Result<Opened> {
         super::open(&self.location, &self.options)
     }
