@@ -544,12 +544,18 @@ fn storesync_deployment_is_a_single_hardened_reconciler() {
             .as_deref(),
         Some("/charts")
     );
-    for secret in ["GITHUB_TOKEN", "STORESYNC_WEBHOOK_SECRET"] {
-        assert!(
-            env(secret).is_some_and(|e| get(&e, "valueFrom.secretKeyRef").is_some()),
-            "{secret} from a Secret"
-        );
-    }
+    assert!(
+        env("STORESYNC_WEBHOOK_SECRET").is_some_and(|e| get(&e, "valueFrom.secretKeyRef").is_some()),
+        "the webhook secret from a Secret"
+    );
+    // The GitHub token is a mounted file, re-read at each use, so a rotated token is picked up.
+    assert!(env("GITHUB_TOKEN").is_none(), "never a fixed environment variable");
+    assert_eq!(
+        env("STORESYNC_GITHUB_TOKEN_FILE")
+            .map(|e| str_at(&e, "value").to_string())
+            .as_deref(),
+        Some("/etc/storesync/github-token/token")
+    );
     let mounts: Vec<&str> = seq(c, "volumeMounts")
         .iter()
         .map(|m| str_at(m, "mountPath"))
