@@ -549,7 +549,10 @@ fn storesync_deployment_is_a_single_hardened_reconciler() {
         "the webhook secret from a Secret"
     );
     // The GitHub token is a mounted file, re-read at each use, so a rotated token is picked up.
-    assert!(env("GITHUB_TOKEN").is_none(), "never a fixed environment variable");
+    assert!(
+        env("GITHUB_TOKEN").is_none(),
+        "never a fixed environment variable"
+    );
     assert_eq!(
         env("STORESYNC_GITHUB_TOKEN_FILE")
             .map(|e| str_at(&e, "value").to_string())
