@@ -161,7 +161,17 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
     assert!(acme_call[10] == "--labels" && acme_call[11].starts_with("storesync.dev/release-hash="));
     assert_eq!(
         &acme_call[12..],
-        ["--wait", "--timeout", "60s", "--history-max", "10"]
+        [
+            "--wait",
+            "--timeout",
+            "60s",
+            "--history-max",
+            "10",
+            // Fields someone took with kubectl go back to the chart instead of failing the upgrade.
+            "--server-side",
+            "true",
+            "--force-conflicts"
+        ]
     );
     assert!(
         !acme_call.iter().any(|a| a.starts_with("--set")),
