@@ -7,6 +7,10 @@ mod fake_cluster;
 #[path = "common/fake_helm.rs"]
 mod fake_helm;
 
+#[path = "sync_support/drift.rs"]
+mod drift;
+#[path = "sync_support/drift_cost.rs"]
+mod drift_cost;
 #[path = "sync_support/events.rs"]
 mod events;
 #[path = "sync_support/world.rs"]

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ListParams, ObjectList};
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -217,18 +218,22 @@ impl DriftCheck {
                 .find(|(_, k, _)| k == kind)
                 .copied()
                 .unwrap_or_default();
-            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-            let resource =
-                ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            // A raw LIST: the objects are compared as JSON, so they are decoded once, as JSON.
+            let path = match api_version.split_once('/') {
+                Some((group, version)) => format!("/apis/{group}/{version}/{plural}"),
+                None => format!("/api/{api_version}/{plural}"),
+            };
             let mut seen: HashSet<&(String, String)> = HashSet::new();
             let what = format!("{plural} for the drift check");
-            let mut compare = |page: Vec<DynamicObject>| {
+            let mut compare = |page: Vec<Value>| {
                 for live in page {
-                    let at = (
-                        live.metadata.namespace.clone().unwrap_or_default(),
-                        live.metadata.name.clone().unwrap_or_default(),
-                    );
+                    let text = |p: &str| {
+                        live.pointer(p)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    let at = (text("/metadata/namespace"), text("/metadata/name"));
                     let Some((key, (store, rendered))) = wanted.get_key_value(&at) else {
                         continue;
                     };
@@ -240,7 +245,6 @@ impl DriftCheck {
                             continue;
                         }
                     };
-                    let live = serde_json::to_value(&live).unwrap_or_default();
                     for field in drifted_fields(&rendered, &live) {
                         drift.entry(store.to_string()).or_default().push(DriftedField {
                             kind: kind.to_string(),
@@ -250,16 +254,15 @@ impl DriftCheck {
                     }
                 }
             };
-            each_page(
-                &what,
-                HELM_MANAGED_SELECTOR,
-                |p| {
-                    let api = api.clone();
-                    async move { api.list(&p).await }
-                },
-                &mut compare,
-            )
-            .await?;
+            let list = |params: ListParams| {
+                let request = kube::core::Request::new(path.clone()).list(&params);
+                let client = client.clone();
+                async move {
+                    let request = request.map_err(kube::Error::BuildRequest)?;
+                    client.request::<ObjectList<Value>>(request).await
+                }
+            };
+            each_page(&what, HELM_MANAGED_SELECTOR, list, &mut compare).await?;
             for (key, (store, _)) in wanted {
                 if !seen.contains(key) {
                     drift.entry(store.to_string()).or_default().push(DriftedField {
@@ -348,8 +351,19 @@ impl DriftCheck {
         if let Some(e) = unreachable {
             return Err(e);
         }
+        // A revision superseded by one just checked is gone for good; anything else unused for
+        // two checks (a store pruned, suspended, or upgraded meanwhile) is dropped too.
+        let latest: HashMap<(&str, &str), u32> = releases
+            .iter()
+            .map(|r| ((r.namespace.as_str(), r.name.as_str()), r.revision))
+            .collect();
         if let Ok(mut cache) = self.manifests.lock() {
-            cache.retain(|_, e| e.used + 1 >= generation);
+            cache.retain(|(ns, name, revision), e| {
+                let superseded = latest
+                    .get(&(ns.as_str(), name.as_str()))
+                    .is_some_and(|newest| newest > revision);
+                !superseded && e.used + 1 >= generation
+            });
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
