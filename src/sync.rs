@@ -71,7 +71,15 @@ async fn plan_live(
     options.allow_prune_all = applier.policy.allow_prune_all;
     let mut plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
     let sync_due = !always_check_drift && applier.drift.is_due();
-    if (always_check_drift || sync_due) && check_drift(applier, &plan, &mut live, sync_due).await? {
+    if drift(
+        applier,
+        &plan,
+        &mut live,
+        always_check_drift || sync_due,
+        sync_due,
+    )
+    .await?
+    {
         plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
     }
     Ok(Ok((catalog, plan, live)))
@@ -100,34 +108,47 @@ fn drift_candidates(plan: &Plan, live: &live::LiveState) -> Vec<live::ReleaseRef
         .collect()
 }
 
-/// Records the drift found on `live` (and, for a sync, when it was checked); true when some
-/// store drifted. A check that fails for any reason but an unreachable API server is logged
-/// and tried again at the next sync.
-async fn check_drift(applier: &Applier, plan: &Plan, live: &mut live::LiveState, sync: bool) -> Result<bool> {
+/// Records the drift of chart-rendered objects on `live`: checked now, or between checks what
+/// the last check found at the same revisions. True when some store drifted. `sync`: a sync's
+/// check, which restarts the interval. A check that fails for any reason but an unreachable
+/// API server is logged and tried again at the next sync.
+async fn drift(
+    applier: &Applier,
+    plan: &Plan,
+    live: &mut live::LiveState,
+    check_now: bool,
+    sync: bool,
+) -> Result<bool> {
     let candidates = drift_candidates(plan, live);
-    let checked = match candidates.is_empty() {
-        true => Ok(Default::default()),
-        false => applier.drift.check(&applier.client, &candidates).await,
-    };
-    match checked {
-        Ok(found) => {
-            if sync {
-                applier.drift.checked();
+    let found = if !check_now {
+        applier.drift.last_found(&candidates)
+    } else if candidates.is_empty() {
+        Default::default()
+    } else {
+        match applier.drift.check(&applier.client, &candidates).await {
+            Ok(found) => found,
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "drift of chart-rendered objects not checked; trying again at the next sync");
+                return Ok(record(live, applier.drift.last_found(&candidates)));
             }
-            let drifted = !found.is_empty();
-            for (store, drift) in found {
-                if let Some(release) = live.stores.get_mut(&store).and_then(|s| s.release.as_mut()) {
-                    release.drift = drift;
-                }
-            }
-            Ok(drifted)
         }
-        Err(e) if e.is_unreachable() => Err(e),
-        Err(e) => {
-            warn!(error = %e, "drift of chart-rendered objects not checked; trying again at the next sync");
-            Ok(false)
+    };
+    if sync {
+        applier.drift.checked();
+    }
+    Ok(record(live, found))
+}
+
+/// Puts each store's drift on its live release; true when some store drifted.
+fn record(live: &mut live::LiveState, found: std::collections::BTreeMap<String, live::Drift>) -> bool {
+    let drifted = !found.is_empty();
+    for (store, drift) in found {
+        if let Some(release) = live.stores.get_mut(&store).and_then(|s| s.release.as_mut()) {
+            release.drift = drift;
         }
     }
+    drifted
 }
 
 #[instrument(skip_all, fields(revision = %snapshot.revision.label))]

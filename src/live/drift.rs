@@ -128,6 +128,9 @@ pub struct DriftCheck {
     last: Mutex<Option<Instant>>,
     manifests: Mutex<HashMap<ReleaseKey, Cached>>,
     generation: Mutex<u64>,
+    /// What the last check found per release revision: it stands until the next check, so a
+    /// sync between checks still repairs (or reports) it instead of calling the store in sync.
+    found: Mutex<HashMap<ReleaseKey, Drift>>,
 }
 
 impl std::fmt::Debug for DriftCheck {
@@ -151,6 +154,7 @@ impl DriftCheck {
             last: Mutex::new(None),
             manifests: Mutex::new(HashMap::new()),
             generation: Mutex::new(0),
+            found: Mutex::new(HashMap::new()),
         }
     }
 
@@ -288,7 +292,50 @@ impl DriftCheck {
             drifted = found.len(),
             "drift check"
         );
+        self.remember(releases, manifests.iter().map(|(r, _)| r), &found);
         Ok(found)
+    }
+
+    /// Keeps what a check found for the releases it compared; forgets superseded revisions.
+    fn remember<'a>(
+        &self,
+        releases: &[ReleaseRef],
+        compared: impl Iterator<Item = &'a ReleaseRef>,
+        found: &BTreeMap<String, Drift>,
+    ) {
+        let Ok(mut remembered) = self.found.lock() else {
+            return;
+        };
+        let current: HashMap<(&str, &str), u32> = releases
+            .iter()
+            .map(|r| ((r.namespace.as_str(), r.name.as_str()), r.revision))
+            .collect();
+        remembered.retain(|(ns, name, revision), _| {
+            current
+                .get(&(ns.as_str(), name.as_str()))
+                .is_none_or(|r| r == revision)
+        });
+        for r in compared {
+            let key = (r.namespace.clone(), r.name.clone(), r.revision);
+            match found.get(&r.store) {
+                Some(drift) => remembered.insert(key, drift.clone()),
+                None => remembered.remove(&key),
+            };
+        }
+    }
+
+    /// What the last check found for `releases` at their current revisions, between checks.
+    pub fn last_found(&self, releases: &[ReleaseRef]) -> BTreeMap<String, Drift> {
+        let Ok(remembered) = self.found.lock() else {
+            return BTreeMap::new();
+        };
+        releases
+            .iter()
+            .filter_map(|r| {
+                let drift = remembered.get(&(r.namespace.clone(), r.name.clone(), r.revision))?;
+                Some((r.store.clone(), drift.clone()))
+            })
+            .collect()
     }
 
     /// The rendered objects of each release: from the cache, or read once from its Secret.

@@ -399,3 +399,29 @@ async fn a_manifest_is_read_once_per_revision() {
     );
     assert_eq!(applier.drift.cached().0, 2, "the superseded revision is dropped");
 }
+
+#[tokio::test]
+async fn what_a_check_found_stands_until_the_next_check() {
+    let w = World::with_two_stores();
+    w.catalog.platform("driftPolicy: report\n");
+    let applier = w.applier(); // checks every 10 minutes
+    w.sync_by(&applier).await;
+    kubectl_scale(&w, 0);
+    // A plan compares at once (and restarts no clock); the syncs before the next check keep
+    // reporting what it found instead of calling the store in sync.
+    let snapshot = storesync::source::read(&w.catalog.args().location(), None, &Default::default()).unwrap();
+    storesync::sync::plan_against_cluster(&applier, &snapshot, Default::default())
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..2 {
+        w.cluster.clear_requests();
+        let synced = w.sync_by(&applier).await;
+        let acme = store(&synced.plan, "acme");
+        assert_eq!(acme.action, Action::Skip, "{acme:#?}");
+        assert!(
+            !w.cluster.requests().iter().any(|r| r.uri.contains("deployments")),
+            "not compared again before the interval"
+        );
+    }
+}
