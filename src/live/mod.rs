@@ -1,5 +1,6 @@
 //! Live state: what storesync owns in the cluster, found by label. This module holds the plain
-//! data the planner compares against; [`observe`] fills it in.
+//! data the planner compares against; [`observe`] fills it in, and [`DriftCheck`] adds what
+//! changed in the cluster under each store's Helm release.
 mod applied;
 mod compare;
 mod drift;

@@ -1,6 +1,7 @@
 //! Observing the cluster: one label-selected, cluster-wide, paginated LIST per kind, never one
 //! call per store. Helm releases are read from the metadata of Helm's release Secrets (labels
-//! only: the release payloads are large and never fetched), Secret data is never read.
+//! only: the release payloads are large; the drift check reads one per revision, see
+//! [`super::drift`]), and no other Secret's data is read.
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
