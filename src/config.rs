@@ -212,6 +212,10 @@ pub struct ServeArgs {
     /// How often the tracked branch is fetched and synced, webhooks or not.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "STORESYNC_INTERVAL")]
     pub interval: std::time::Duration,
+    /// How often a sync compares the objects the engine charts rendered with the cluster (and
+    /// repairs or reports drift, per `driftPolicy`); checked by the first sync after it elapses.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration, env = "STORESYNC_DRIFT_INTERVAL")]
+    pub drift_interval: std::time::Duration,
     /// Address of the HTTP server (webhook, health, metrics, status pages).
     #[arg(long, default_value = "0.0.0.0:8080", env = "STORESYNC_LISTEN")]
     pub listen: std::net::SocketAddr,

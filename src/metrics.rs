@@ -60,6 +60,7 @@ pub struct Metrics {
     last_success: Gauge<i64>,
     non_fast_forward: Counter,
     git_cache_reclones: Counter,
+    drift_repairs: Counter,
 }
 
 impl Default for Metrics {
@@ -121,6 +122,12 @@ impl Default for Metrics {
             "Git caches found unusable and cloned again",
             git_cache_reclones.clone(),
         );
+        let drift_repairs = Counter::default();
+        registry.register(
+            "storesync_drift_repairs",
+            "Stores whose chart-rendered objects drifted and were put back by helm upgrade",
+            drift_repairs.clone(),
+        );
         // Every known series exists from the start at 0, so `increase()` sees its first event.
         for result in ["success", "failure", "error"] {
             let _ = syncs.get_or_create(&ResultLabel { result });
@@ -151,6 +158,7 @@ impl Default for Metrics {
             last_success,
             non_fast_forward,
             git_cache_reclones,
+            drift_repairs,
         }
     }
 }
@@ -173,6 +181,11 @@ impl Metrics {
     /// A Git cache that was found unusable and cloned again.
     pub fn git_cache_recloned(&self) {
         self.git_cache_reclones.inc();
+    }
+
+    /// A store's drifted chart-rendered objects put back by `helm upgrade`.
+    pub fn drift_repaired(&self) {
+        self.drift_repairs.inc();
     }
 
     pub fn plan_finished(&self, result: &'static str) {
@@ -251,6 +264,8 @@ mod tests {
         m.status_post("success");
         m.non_fast_forward_sync();
         m.git_cache_recloned();
+        m.drift_repaired();
+        m.drift_repaired();
         let s = parsed(&m);
         assert_eq!(
             value(&s, "storesync_syncs_total", &[("result", "success")]),
@@ -299,6 +314,7 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(value(&s, "storesync_git_cache_reclones_total", &[]), Some(1.0));
+        assert_eq!(value(&s, "storesync_drift_repairs_total", &[]), Some(2.0));
         let histogram = s
             .samples
             .iter()

@@ -1,12 +1,12 @@
 //! One sync of one commit: load and validate the catalog, observe the cluster, plan, apply,
 //! prune last. The CLI's `apply` and the daemon both run exactly this.
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use crate::apply::{self, Applier, SyncReport};
 use crate::desired::{self, Catalog, Diagnostic};
 use crate::error::Result;
 use crate::live;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Action, ObjectKind, Plan, PlanOptions};
 use crate::source::Snapshot;
 
 /// What a sync came to.
@@ -29,12 +29,26 @@ pub struct Synced {
 
 /// Plans `snapshot` against the live cluster without writing: the catalog must be valid and
 /// within the operator's policy; the prune breaker also holds to the limit recorded at the last
-/// successfully applied commit.
+/// successfully applied commit. Chart-rendered objects are always compared with the cluster.
 pub async fn plan_against_cluster(
     applier: &Applier,
     snapshot: &Snapshot,
-    mut options: PlanOptions,
+    options: PlanOptions,
 ) -> Result<std::result::Result<(Catalog, Plan, live::LiveState), Vec<Diagnostic>>> {
+    plan_live(applier, snapshot, options, true).await
+}
+
+type Planned = std::result::Result<(Catalog, Plan, live::LiveState), Vec<Diagnostic>>;
+
+/// Plans against the cluster. Chart-rendered objects are compared with the cluster always (a
+/// plan on demand), or for a sync only when its last comparison is older than the drift
+/// interval; only syncs set that clock, so plans of pull requests never delay a repair.
+async fn plan_live(
+    applier: &Applier,
+    snapshot: &Snapshot,
+    mut options: PlanOptions,
+    always_check_drift: bool,
+) -> Result<Planned> {
     let catalog = match desired::load(&snapshot.raw) {
         Ok(c) => c,
         Err(findings) => return Ok(Err(findings)),
@@ -55,13 +69,91 @@ pub async fn plan_against_cluster(
     let (mut live, applied) = (live?, applied?);
     live.applied = applied;
     options.allow_prune_all = applier.policy.allow_prune_all;
-    let plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
+    let mut plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
+    let sync_due = !always_check_drift && applier.drift.is_due();
+    if drift(
+        applier,
+        &plan,
+        &mut live,
+        always_check_drift || sync_due,
+        sync_due,
+    )
+    .await?
+    {
+        plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
+    }
     Ok(Ok((catalog, plan, live)))
+}
+
+/// The releases whose chart-rendered objects are worth comparing: deployed, and not about to
+/// be upgraded (or left alone) anyway.
+fn drift_candidates(plan: &Plan, live: &live::LiveState) -> Vec<live::ReleaseRef> {
+    plan.stores
+        .iter()
+        .filter(|s| matches!(s.action, Action::Unchanged | Action::Update))
+        .filter(|s| {
+            s.changes
+                .iter()
+                .any(|c| c.kind == ObjectKind::HelmRelease && c.action == Action::Unchanged)
+        })
+        .filter_map(|s| {
+            let release = live.stores.get(&s.store)?.release.as_ref()?;
+            (release.status == "deployed").then(|| live::ReleaseRef {
+                store: s.store.clone(),
+                namespace: desired::namespace_of(&s.store),
+                name: s.store.clone(),
+                revision: release.revision,
+            })
+        })
+        .collect()
+}
+
+/// Records the drift of chart-rendered objects on `live`: checked now, or between checks what
+/// the last check found at the same revisions. True when some store drifted. `sync`: a sync's
+/// check, which restarts the interval. A check that fails for any reason but an unreachable
+/// API server is logged and tried again at the next sync.
+async fn drift(
+    applier: &Applier,
+    plan: &Plan,
+    live: &mut live::LiveState,
+    check_now: bool,
+    sync: bool,
+) -> Result<bool> {
+    let candidates = drift_candidates(plan, live);
+    let found = if !check_now {
+        applier.drift.last_found(&candidates)
+    } else if candidates.is_empty() {
+        Default::default()
+    } else {
+        match applier.drift.check(&applier.client, &candidates).await {
+            Ok(found) => found,
+            Err(e) if e.is_unreachable() => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "drift of chart-rendered objects not checked; trying again at the next sync");
+                return Ok(record(live, applier.drift.last_found(&candidates)));
+            }
+        }
+    };
+    if sync {
+        applier.drift.checked();
+    }
+    Ok(record(live, found))
+}
+
+/// Puts each store's drift on its live release; true when some store drifted.
+fn record(live: &mut live::LiveState, found: std::collections::BTreeMap<String, live::Drift>) -> bool {
+    let drifted = !found.is_empty();
+    for (store, drift) in found {
+        if let Some(release) = live.stores.get_mut(&store).and_then(|s| s.release.as_mut()) {
+            release.drift = drift;
+        }
+    }
+    drifted
 }
 
 #[instrument(skip_all, fields(revision = %snapshot.revision.label))]
 pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) -> Result<SyncOutcome> {
-    let (catalog, plan, live) = match plan_against_cluster(applier, snapshot, options).await? {
+    let (catalog, plan, live) = match plan_live(applier, snapshot, options, false).await? {
         Ok(planned) => planned,
         Err(findings) => return Ok(SyncOutcome::Invalid(findings)),
     };

@@ -7,6 +7,10 @@ mod fake_cluster;
 #[path = "common/fake_helm.rs"]
 mod fake_helm;
 
+#[path = "sync_support/drift.rs"]
+mod drift;
+#[path = "sync_support/drift_cost.rs"]
+mod drift_cost;
 #[path = "sync_support/events.rs"]
 mod events;
 #[path = "sync_support/world.rs"]
@@ -161,7 +165,17 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
     assert!(acme_call[10] == "--labels" && acme_call[11].starts_with("storesync.dev/release-hash="));
     assert_eq!(
         &acme_call[12..],
-        ["--wait", "--timeout", "60s", "--history-max", "10"]
+        [
+            "--wait",
+            "--timeout",
+            "60s",
+            "--history-max",
+            "10",
+            // Fields someone took with kubectl go back to the chart instead of failing the upgrade.
+            "--server-side",
+            "true",
+            "--force-conflicts"
+        ]
     );
     assert!(
         !acme_call.iter().any(|a| a.starts_with("--set")),

@@ -22,6 +22,8 @@ pub enum StoreEvent {
     HelmInstalled,
     HelmUpgraded,
     HelmFailed,
+    /// `helm upgrade` took back chart-rendered objects changed in the cluster.
+    DriftRepaired,
     ReleaseRemediated,
     SyncFailed,
     PruneBlocked,
@@ -38,6 +40,7 @@ impl StoreEvent {
             StoreEvent::HelmInstalled => (Normal, "HelmInstalled", "HelmUpgrade"),
             StoreEvent::HelmUpgraded => (Normal, "HelmUpgraded", "HelmUpgrade"),
             StoreEvent::HelmFailed => (Warning, "HelmFailed", "HelmUpgrade"),
+            StoreEvent::DriftRepaired => (Normal, "DriftRepaired", "HelmUpgrade"),
             StoreEvent::ReleaseRemediated => (Warning, "ReleaseRemediated", "Remediate"),
             StoreEvent::SyncFailed => (Warning, "SyncFailed", "Sync"),
             StoreEvent::PruneBlocked => (Warning, "PruneBlocked", "Prune"),

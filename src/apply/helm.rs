@@ -98,7 +98,11 @@ impl Helm {
     }
 
     /// `helm upgrade --install` of a release, values from a private temporary file, the release
-    /// hash recorded as a release label.
+    /// hash recorded as a release label. Server-side apply with `--force-conflicts`: fields of
+    /// chart-rendered objects someone took with kubectl (`kubectl set image`, `kubectl edit`) go
+    /// back to the chart and to Helm, instead of failing the upgrade on a field conflict. Helm 4
+    /// refuses `--force-conflicts` with client-side apply, so server-side is asked for, not left
+    /// to `auto` (which keeps client-side for a release first installed by Helm 3).
     pub async fn upgrade_install(&self, release: &ReleaseSpec, release_hash: &str) -> Result<()> {
         let chart = self.resolve_chart(&release.chart, &release.version)?;
         let values = tempfile::Builder::new()
@@ -131,6 +135,9 @@ impl Helm {
             &timeout,
             "--history-max",
             "10",
+            "--server-side",
+            "true",
+            "--force-conflicts",
         ];
         self.run(HelmOp::Upgrade, &args).await.map(drop)
     }

@@ -15,7 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::desired::{self, Catalog, DesiredStore};
 use crate::error::{Error, Result};
-use crate::live::{LiveState, LiveStore};
+use crate::live::{DriftCheck, LiveState, LiveStore};
 use crate::plan::{Action, ObjectKind, Plan, StorePlan};
 use crate::source::Revision;
 
@@ -37,6 +37,11 @@ pub struct Applier {
     pub policy: Policy,
     /// Kubernetes Events on the stores' namespaces; none in a dry run.
     pub events: Option<Events>,
+    /// Drift checks of chart-rendered objects: their interval, clock and manifest cache,
+    /// shared by every sync of this process.
+    pub drift: Arc<DriftCheck>,
+    /// Observer of drift repaired by `helm upgrade` (metrics).
+    pub on_drift_repair: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// What the operator allows a catalog to do, whatever a commit says.
@@ -59,6 +64,8 @@ impl Applier {
             dry_run: false,
             on_helm: None,
             policy: Policy::default(),
+            drift: Arc::new(DriftCheck::default()),
+            on_drift_repair: None,
         }
     }
 
@@ -210,7 +217,12 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                     async move {
                         let _permit = limit.acquire_owned().await;
                         let outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
-                        finish_store(&applier, &sp.store, live.as_ref(), outcome).await
+                        let (mut r, unreachable) =
+                            finish_store(&applier, &sp.store, live.as_ref(), outcome).await;
+                        if r.outcome == Outcome::Applied {
+                            r.detail = reported_drift(&sp);
+                        }
+                        (r, unreachable)
                     }
                     .instrument(span),
                 );
@@ -330,10 +342,19 @@ async fn finish_store(
     }
 }
 
+/// Changes of `kind` to carry out (drift held back by `driftPolicy: report` is not one).
 fn changed(sp: &StorePlan, kind: ObjectKind) -> impl Iterator<Item = &crate::plan::Change> {
     sp.changes
         .iter()
-        .filter(move |c| c.kind == kind && c.action != Action::Unchanged)
+        .filter(move |c| c.kind == kind && !matches!(c.action, Action::Unchanged | Action::Skip))
+}
+
+/// Drift of chart-rendered objects that policy says only to report, as the store's result says it.
+fn reported_drift(sp: &StorePlan) -> Option<String> {
+    sp.changes
+        .iter()
+        .find(|c| c.kind == ObjectKind::HelmRelease && c.action == Action::Skip && c.drift.is_some())
+        .and_then(|c| c.reason.clone())
 }
 
 async fn apply_store(
@@ -427,7 +448,7 @@ async fn apply_store(
     if changed(sp, ObjectKind::Secret).next().is_some() {
         objects::create_credentials(client, &d.store.name, false).await?;
     }
-    if changed(sp, ObjectKind::HelmRelease).next().is_some() {
+    if let Some(release_change) = changed(sp, ObjectKind::HelmRelease).next() {
         let installed = live.and_then(|l| l.release.as_ref());
         if let Some(release) = installed.filter(|r| r.is_pending()) {
             remediate(applier, d, release).await?;
@@ -441,16 +462,28 @@ async fn apply_store(
         }
         let ok = applier.helm.upgrade_install(&d.release, &d.release_hash).await;
         observe_helm(applier, HelmOp::Upgrade, ok.is_ok());
-        let (event, note) = match &ok {
-            Ok(()) if installed.is_none() => (
+        let (event, note) = match (&ok, &release_change.drift) {
+            (Ok(()), Some(drift)) => {
+                if let Some(f) = &applier.on_drift_repair {
+                    f();
+                }
+                (
+                    StoreEvent::DriftRepaired,
+                    format!(
+                        "helm upgrade took back what was changed in the cluster: {}",
+                        drift.summary()
+                    ),
+                )
+            }
+            (Ok(()), None) if installed.is_none() => (
                 StoreEvent::HelmInstalled,
                 format!("{} {} installed from {at}", d.release.chart, d.release.version),
             ),
-            Ok(()) => (
+            (Ok(()), None) => (
                 StoreEvent::HelmUpgraded,
                 format!("{} {} upgraded from {at}", d.release.chart, d.release.version),
             ),
-            Err(e) => (StoreEvent::HelmFailed, e.to_string()),
+            (Err(e), _) => (StoreEvent::HelmFailed, e.to_string()),
         };
         applier.event(&d.store.name, event, note).await;
         ok?;

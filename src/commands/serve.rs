@@ -9,6 +9,7 @@ use crate::apply::Applier;
 use crate::config::{ServeArgs, SourceArgs};
 use crate::daemon::{self, Context, Settings};
 use crate::error::{Error, Result};
+use crate::live::DriftCheck;
 use crate::metrics::Metrics;
 use crate::report::{StatusReporter, github::GitHubNotifier};
 use crate::secret::{RotatingSecret, Secret};
@@ -81,9 +82,11 @@ pub async fn serve(
         .await
         .map_err(|source| Error::Listen { addr: listen, source })?;
     let client = connect().await?;
-    let helm_metrics = metrics.clone();
+    let (helm_metrics, drift_metrics) = (metrics.clone(), metrics.clone());
     let applier = Applier {
         on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
+        on_drift_repair: Some(Arc::new(move || drift_metrics.drift_repaired())),
+        drift: Arc::new(DriftCheck::new(args.drift_interval)),
         ..cluster.applier(client, false)
     };
     let ctx = Arc::new(Context::new(
@@ -142,6 +145,7 @@ mod tests {
         };
         let args = ServeArgs {
             interval: std::time::Duration::from_secs(60),
+            drift_interval: std::time::Duration::from_secs(600),
             listen: addr,
             github_repo: None,
             github_token_file: None,

@@ -18,6 +18,7 @@ impl Default for PlatformConfig {
             plans: default_plans(),
             engines: default_engines(),
             limits: Limits::default(),
+            drift_policy: Default::default(),
         }
     }
 }

@@ -248,6 +248,8 @@ fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnost
             "add the field; see stores.example/README.md for the file format"
         } else if message.contains("invalid type") || message.contains("invalid value") {
             "give the field a value of the expected type (quote text that looks like a number or a boolean)"
+        } else if message.contains("unknown variant") {
+            "use one of the values the message lists"
         } else if message.contains("more than one document") {
             "keep exactly one YAML document per file"
         } else {

@@ -45,6 +45,18 @@ pub struct PlatformConfig {
     pub plans: BTreeMap<String, PlanSpec>,
     pub engines: BTreeMap<String, EngineSpec>,
     pub limits: Limits,
+    /// What a sync does when objects the engine chart rendered were changed in the cluster.
+    pub drift_policy: DriftPolicy,
+}
+
+/// `driftPolicy`: `repair` (the default) runs `helm upgrade` to put hand edits back; `report`
+/// only shows them in plans and sync results. Any other value is an error at its position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    #[default]
+    Repair,
+    Report,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -116,4 +128,37 @@ pub struct Limits {
     /// More prunes than this in one sync blocks the whole prune (a circuit breaker against a
     /// bad merge deleting the platform).
     pub max_prunes_per_sync: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DriftPolicy;
+    use crate::desired::{RawCatalog, RawContent, load};
+
+    fn platform(text: &str) -> Result<DriftPolicy, Vec<String>> {
+        let raw = RawCatalog {
+            platform: Some(RawContent::File(text.as_bytes().to_vec())),
+            stores_dir: "stores".into(),
+            entries: Some(Vec::new()),
+        };
+        load(&raw)
+            .map(|c| c.platform.drift_policy)
+            .map_err(|findings| findings.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn drift_policy_defaults_to_repair_and_rejects_other_values_where_they_are() {
+        assert_eq!(
+            platform("baseDomain: shop.example.com\n"),
+            Ok(DriftPolicy::Repair)
+        );
+        assert_eq!(platform("driftPolicy: report\n"), Ok(DriftPolicy::Report));
+        assert_eq!(
+            platform("baseDomain: shop.example.com\ndriftPolicy: sometimes\n"),
+            Err(vec![
+                "storesync.yaml:2:14: error: driftPolicy: unknown variant `sometimes`, expected `repair` or `report`\n  hint: use one of the values the message lists"
+                    .to_string()
+            ])
+        );
+    }
 }

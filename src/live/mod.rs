@@ -1,11 +1,18 @@
 //! Live state: what storesync owns in the cluster, found by label. This module holds the plain
-//! data the planner compares against; [`observe`] fills it in.
+//! data the planner compares against; [`observe`] fills it in, and [`DriftCheck`] adds what
+//! changed in the cluster under each store's Helm release.
 mod applied;
+mod compare;
+mod drift;
 mod observe;
+mod release;
 
 pub use applied::{APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, read_applied};
 
+pub use compare::{drifted_fields, quantity_nanos};
+pub use drift::{DEFAULT_DRIFT_INTERVAL, Drift, DriftCheck, DriftedField, ReleaseRef};
 pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector, readiness};
+pub use release::{HELM_MANAGED_SELECTOR, manifest_of, objects_of, secret_name};
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
@@ -41,6 +48,8 @@ pub struct LiveRelease {
     pub release_hash: Option<String>,
     /// Every revision Helm keeps, oldest first, with its status.
     pub history: Vec<(u32, String)>,
+    /// What changed in the cluster under the latest revision, when a drift check ran.
+    pub drift: Drift,
 }
 
 impl LiveRelease {

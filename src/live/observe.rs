@@ -1,6 +1,7 @@
 //! Observing the cluster: one label-selected, cluster-wide, paginated LIST per kind, never one
 //! call per store. Helm releases are read from the metadata of Helm's release Secrets (labels
-//! only: the release payloads are large and never fetched), Secret data is never read.
+//! only: the release payloads are large; the drift check reads one per revision, see
+//! [`super::drift`]), and no other Secret's data is read.
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
@@ -26,13 +27,30 @@ pub fn owned_selector() -> String {
 pub const HELM_RELEASE_SELECTOR: &str = "owner=helm";
 const PAGE: u32 = 500;
 
-async fn pages<T, F, Fut>(what: &str, selector: &str, mut list: F) -> Result<Vec<T>>
+/// Every object of a label-selected, paginated LIST, collected.
+pub(super) async fn pages<T, F, Fut>(what: &str, selector: &str, list: F) -> Result<Vec<T>>
 where
     T: Clone + DeserializeOwned + Debug,
     F: FnMut(ListParams) -> Fut,
     Fut: std::future::Future<Output = kube::Result<ObjectList<T>>>,
 {
     let mut items = Vec::new();
+    each_page(what, selector, list, |page| items.extend(page)).await?;
+    Ok(items)
+}
+
+/// A label-selected LIST, page by page, so a caller can look at each page and drop it.
+pub(super) async fn each_page<T, F, Fut>(
+    what: &str,
+    selector: &str,
+    mut list: F,
+    mut each: impl FnMut(Vec<T>),
+) -> Result<()>
+where
+    T: Clone + DeserializeOwned + Debug,
+    F: FnMut(ListParams) -> Fut,
+    Fut: std::future::Future<Output = kube::Result<ObjectList<T>>>,
+{
     let mut token: Option<String> = None;
     loop {
         let mut params = ListParams::default().labels(selector).limit(PAGE);
@@ -42,10 +60,10 @@ where
         let page = list(params)
             .await
             .map_err(Error::kube(format!("cannot list {what}")))?;
-        items.extend(page.items);
+        each(page.items);
         match page.metadata.continue_ {
             Some(t) if !t.is_empty() => token = Some(t),
-            _ => return Ok(items),
+            _ => return Ok(()),
         }
     }
 }
@@ -203,6 +221,7 @@ pub fn assemble(
             revision,
             release_hash,
             history: history.into_iter().map(|(v, st, _)| (v, st)).collect(),
+            drift: Default::default(),
         });
     }
     for s in stores.values_mut() {

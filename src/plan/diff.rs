@@ -4,8 +4,10 @@ use serde_json::{Value, json};
 use similar::TextDiff;
 
 use super::{Action, Change, ObjectKind, change};
+use crate::desired::model::DriftPolicy;
 use crate::desired::{self, COMMIT_ANNOTATION, CREDENTIALS_SECRET, DesiredStore};
 use crate::live::LiveStore;
+pub use crate::live::quantity_nanos;
 
 /// Metadata the API server owns; never part of a comparison.
 const SERVER_FIELDS: &[&str] = &[
@@ -54,56 +56,6 @@ pub fn project(live: &Value, desired: &Value) -> Value {
         }
         (l, _) => l.clone(),
     }
-}
-
-/// Value of a Kubernetes quantity in billionths of a unit (`500m` = 500_000_000).
-pub fn quantity_nanos(s: &str) -> Option<i128> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || fraction.len() > 9 {
-        return None;
-    }
-    let digits: i128 = format!("{whole}{fraction}").parse().ok()?;
-    let scale = 10i128.pow(fraction.len() as u32);
-    let pow = |base: i128, exp: u32| base.checked_pow(exp);
-    // The suffix as a fraction: numerator, denominator.
-    let (num, den): (i128, i128) = match suffix {
-        "" => (1, 1),
-        "n" => (1, 1_000_000_000),
-        "u" => (1, 1_000_000),
-        "m" => (1, 1_000),
-        "k" => (1_000, 1),
-        "M" => (pow(10, 6)?, 1),
-        "G" => (pow(10, 9)?, 1),
-        "T" => (pow(10, 12)?, 1),
-        "P" => (pow(10, 15)?, 1),
-        "E" => (pow(10, 18)?, 1),
-        "Ki" => (pow(2, 10)?, 1),
-        "Mi" => (pow(2, 20)?, 1),
-        "Gi" => (pow(2, 30)?, 1),
-        "Ti" => (pow(2, 40)?, 1),
-        "Pi" => (pow(2, 50)?, 1),
-        "Ei" => (pow(2, 60)?, 1),
-        e => {
-            let exp: i32 = e.strip_prefix(['e', 'E'])?.parse().ok()?;
-            if !(-9..=18).contains(&exp) {
-                return None;
-            }
-            if exp >= 0 {
-                (pow(10, exp as u32)?, 1)
-            } else {
-                (1, pow(10, (-exp) as u32)?)
-            }
-        }
-    };
-    digits
-        .checked_mul(num)?
-        .checked_mul(1_000_000_000)?
-        .checked_div(scale)?
-        .checked_div(den)
 }
 
 /// Every string under `spec` that is a quantity, replaced by its value.
@@ -171,7 +123,12 @@ fn compare(
 }
 
 /// Every object change of one store that exists in the desired catalog, in apply order.
-pub(super) fn object_changes(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool) -> Vec<Change> {
+pub(super) fn object_changes(
+    d: &DesiredStore,
+    live: Option<&LiveStore>,
+    create_diffs: bool,
+    drift_policy: DriftPolicy,
+) -> Vec<Change> {
     let ns = d.release.namespace.as_str();
     let mut changes = vec![
         compare(
@@ -260,11 +217,19 @@ pub(super) fn object_changes(d: &DesiredStore, live: Option<&LiveStore>, create_
     };
     changes.push(secret);
 
-    changes.push(release_change(d, live, create_diffs));
+    changes.push(release_change(d, live, create_diffs, drift_policy));
     changes
 }
 
-fn release_change(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool) -> Change {
+/// Reason of a HelmRelease change that repairs drift; the apply step tells repairs by it.
+pub const DRIFT_REASON: &str = "drift";
+
+fn release_change(
+    d: &DesiredStore,
+    live: Option<&LiveStore>,
+    create_diffs: bool,
+    drift_policy: DriftPolicy,
+) -> Change {
     let r = &d.release;
     // Only a release that changes is shown; keys come out sorted (serde_json's map is ordered).
     let shown = || {
@@ -293,6 +258,22 @@ fn release_change(d: &DesiredStore, live: Option<&LiveStore>, create_diffs: bool
             c.action = Action::Update;
             c.reason = Some("chart, version or values changed since the last upgrade".into());
             c.diff = Some(shown());
+        }
+        // Objects the chart rendered were changed in the cluster: `helm upgrade` puts them back.
+        Some(rel) if !rel.drift.is_empty() => {
+            let (action, reason) = match drift_policy {
+                DriftPolicy::Repair => (Action::Update, format!("{DRIFT_REASON}: {}", rel.drift.summary())),
+                DriftPolicy::Report => (
+                    Action::Skip,
+                    format!(
+                        "{DRIFT_REASON}, reported only (driftPolicy: report): {}",
+                        rel.drift.summary()
+                    ),
+                ),
+            };
+            c.action = action;
+            c.reason = Some(reason);
+            c.drift = Some(rel.drift.clone());
         }
         Some(_) => {}
     }

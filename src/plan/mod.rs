@@ -8,11 +8,12 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::desired::{self, Catalog, DesiredStore, Limits};
-use crate::live::{LiveState, LiveStore};
+use crate::desired::model::DriftPolicy;
+use crate::desired::{self, Catalog, DesiredStore, Limits, PlatformConfig};
+use crate::live::{Drift, LiveState, LiveStore};
 use crate::source::Revision;
 
-pub use diff::{normalize, project, to_yaml};
+pub use diff::{DRIFT_REASON, normalize, project, to_yaml};
 pub use output::{render_json, render_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -51,6 +52,9 @@ pub struct Change {
     pub diff: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Which fields of which chart-rendered objects were changed in the cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
 }
 
 impl Change {
@@ -191,21 +195,21 @@ fn prune_breaker(prunable: usize, live: &LiveState, limits: &Limits, options: Pl
     reasons
 }
 
-/// Plans a sync of `desired` (a valid catalog, rendered) against `live`.
+/// Plans a sync of `desired` (a valid catalog, rendered with `platform`) against `live`.
 pub fn plan(
     revision: Revision,
     desired: &[DesiredStore],
     live: &LiveState,
-    limits: &Limits,
+    platform: &PlatformConfig,
     options: PlanOptions,
     offline: bool,
 ) -> Plan {
     let stores = desired
         .iter()
-        .map(|d| plan_store(d, live.stores.get(&d.store.name), options))
+        .map(|d| plan_store(d, live.stores.get(&d.store.name), options, platform.drift_policy))
         .collect();
     let wanted = desired.iter().map(|d| d.store.name.as_str()).collect();
-    finish(revision, stores, wanted, live, limits, options, offline)
+    finish(revision, stores, wanted, live, &platform.limits, options, offline)
 }
 
 /// Plans a whole valid catalog, rendering one store at a time so that the rendered objects of
@@ -223,7 +227,12 @@ pub fn plan_catalog(
         .par_iter()
         .map(|s| {
             let d = desired::render_store(s, &catalog.platform, commit.as_deref());
-            plan_store(&d, live.stores.get(&s.name), options)
+            plan_store(
+                &d,
+                live.stores.get(&s.name),
+                options,
+                catalog.platform.drift_policy,
+            )
         })
         .collect();
     let wanted = catalog.stores.iter().map(|s| s.name.as_str()).collect();
@@ -341,10 +350,16 @@ fn change(
         action,
         diff,
         reason: None,
+        drift: None,
     }
 }
 
-fn plan_store(d: &DesiredStore, live: Option<&LiveStore>, options: PlanOptions) -> StorePlan {
+fn plan_store(
+    d: &DesiredStore,
+    live: Option<&LiveStore>,
+    options: PlanOptions,
+    drift_policy: DriftPolicy,
+) -> StorePlan {
     let s = &d.store;
     let mut plan = StorePlan {
         store: s.name.clone(),
@@ -370,7 +385,7 @@ fn plan_store(d: &DesiredStore, live: Option<&LiveStore>, options: PlanOptions) 
             Some("namespace is terminating: the store is re-created once its deletion completes".into());
         return plan;
     }
-    plan.changes = diff::object_changes(d, live, options.create_diffs);
+    plan.changes = diff::object_changes(d, live, options.create_diffs, drift_policy);
     if let Some(blocked) = plan.changes.iter().find(|c| c.action == Action::Blocked) {
         plan.action = Action::Blocked;
         plan.reason = blocked.reason.clone();
@@ -378,8 +393,16 @@ fn plan_store(d: &DesiredStore, live: Option<&LiveStore>, options: PlanOptions) 
     }
     plan.action = if live.is_none() {
         Action::Create
-    } else if plan.changes.iter().any(|c| c.action != Action::Unchanged) {
+    } else if plan
+        .changes
+        .iter()
+        .any(|c| !matches!(c.action, Action::Unchanged | Action::Skip))
+    {
         Action::Update
+    } else if let Some(held) = plan.changes.iter().find(|c| c.action == Action::Skip) {
+        // Only drift that policy says to report: the store is left alone on purpose.
+        plan.reason = held.reason.clone();
+        Action::Skip
     } else {
         Action::Unchanged
     };

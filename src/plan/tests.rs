@@ -62,6 +62,7 @@ fn applied(d: &DesiredStore) -> LiveStore {
             revision: 1,
             release_hash: Some(d.release_hash.clone()),
             history: vec![(1, "deployed".into())],
+            drift: Default::default(),
         }),
     }
 }
@@ -91,7 +92,7 @@ fn run(desired: &[DesiredStore], live: &LiveState, options: PlanOptions) -> Plan
         revision,
         desired,
         live,
-        &PlatformConfig::default().limits,
+        &PlatformConfig::default(),
         options,
         false,
     )
@@ -455,4 +456,125 @@ fn the_recorded_limit_holds_when_it_is_the_lower() {
     live.applied.as_mut().unwrap().max_prunes_per_sync = 100;
     let p = run(&d[..1], &live, PlanOptions::default());
     assert_eq!(p.summary.prune, 2, "5 at this commit, 100 recorded: 2 may go");
+}
+
+/// A release whose chart-rendered objects changed in the cluster.
+fn drifted(d: &DesiredStore) -> LiveStore {
+    use crate::live::{Drift, DriftedField};
+    let mut live = applied(d);
+    live.release.as_mut().unwrap().drift = Drift {
+        fields: vec![
+            DriftedField {
+                kind: "ConfigMap".into(),
+                name: "acme-apache".into(),
+                field: Some(r#"data["php.ini"]"#.into()),
+            },
+            DriftedField {
+                kind: "Deployment".into(),
+                name: "acme-wordpress".into(),
+                field: Some("spec.replicas".into()),
+            },
+        ],
+        more: 0,
+    };
+    live
+}
+
+fn plan_with(d: &[DesiredStore], live: &LiveState, policy: crate::desired::model::DriftPolicy) -> Plan {
+    let platform = PlatformConfig {
+        drift_policy: policy,
+        ..PlatformConfig::default()
+    };
+    let revision = Revision {
+        commit: None,
+        label: "test".into(),
+    };
+    plan(revision, d, live, &platform, PlanOptions::default(), false)
+}
+
+#[test]
+fn drift_of_chart_rendered_objects_upgrades_the_release_and_says_where() {
+    use crate::desired::model::DriftPolicy;
+    let d = catalog(&[("acme", "")]);
+    let p = plan_with(&d, &live_of(&[("acme", drifted(&d[0]))]), DriftPolicy::Repair);
+    assert_eq!(p.stores[0].action, Action::Update);
+    let changed: Vec<&Change> = p.stores[0]
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(
+        (changed[0].kind, changed[0].action),
+        (ObjectKind::HelmRelease, Action::Update)
+    );
+    assert_eq!(
+        changed[0].reason.as_deref(),
+        Some(r#"drift: ConfigMap acme-apache data["php.ini"]; Deployment acme-wordpress spec.replicas"#)
+    );
+    let text = render_text(&p, "stores");
+    assert!(
+        text.contains("~ acme update (woocommerce, small, owner team-a, acme.shop.example.com)\n    ~ HelmRelease store-acme/acme (drift: ConfigMap acme-apache data[\"php.ini\"]; Deployment acme-wordpress spec.replicas)\n"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&render_json(&p).unwrap()).unwrap();
+    let release = &json["stores"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(release["kind"], "HelmRelease");
+    assert_eq!(
+        release["drift"]["fields"][1],
+        serde_json::json!({"kind": "Deployment", "name": "acme-wordpress", "field": "spec.replicas"})
+    );
+}
+
+#[test]
+fn drift_under_report_policy_is_shown_and_left_alone() {
+    use crate::desired::model::DriftPolicy;
+    let d = catalog(&[("acme", "")]);
+    let p = plan_with(&d, &live_of(&[("acme", drifted(&d[0]))]), DriftPolicy::Report);
+    let s = &p.stores[0];
+    assert_eq!(s.action, Action::Skip);
+    let reason = s.reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("drift, reported only (driftPolicy: report): ConfigMap acme-apache"),
+        "{reason}"
+    );
+    assert_eq!(p.summary.skip, 1);
+    let release = s.changes.last().unwrap();
+    assert_eq!(
+        (release.kind, release.action),
+        (ObjectKind::HelmRelease, Action::Skip)
+    );
+    assert!(
+        render_text(&p, "stores").contains("# acme skip"),
+        "shown in the plan"
+    );
+
+    // With a guardrail to update too, the store is updated and the release still left alone.
+    let mut live = drifted(&d[0]);
+    quota_hard(&mut live).insert("pods".into(), Quantity("99".into()));
+    let p = plan_with(&d, &live_of(&[("acme", live)]), DriftPolicy::Report);
+    assert_eq!(p.stores[0].action, Action::Update);
+    assert_eq!(p.stores[0].changes.last().unwrap().action, Action::Skip);
+}
+
+#[test]
+fn drift_is_not_looked_at_when_the_release_changes_anyway() {
+    let d = catalog(&[("acme", "values:\n  storeTitle: New\n")]);
+    let before = catalog(&[("acme", "")]);
+    let p = run(
+        &d,
+        &live_of(&[("acme", drifted(&before[0]))]),
+        PlanOptions::default(),
+    );
+    let release = p.stores[0].changes.last().unwrap();
+    assert_eq!(
+        release.reason.as_deref(),
+        Some("chart, version or values changed since the last upgrade")
+    );
+    assert!(release.drift.is_none());
 }

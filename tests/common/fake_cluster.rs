@@ -4,8 +4,14 @@
 //! tests assert the exact calls (method, URI with query, body).
 //!
 //! Helm releases come from the fake helm (`FakeHelm`): it writes one file per release, and a
-//! metadata LIST of Helm's release Secrets (`owner=helm`) reads them back.
+//! metadata LIST of Helm's release Secrets (`owner=helm`) reads them back; a GET of one release
+//! Secret carries the revision's manifest encoded as Helm encodes it. What each upgrade rendered
+//! is applied, before the next request is answered, as Helm would: objects replaced with the
+//! server's defaults and `managedFields` of manager `helm`, objects gone from the chart deleted.
 #![allow(dead_code)]
+
+#[path = "fake_release.rs"]
+mod release;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -56,6 +62,10 @@ struct State {
     revision: u64,
     /// Namespaces deleted go Terminating instead of disappearing.
     slow_namespace_deletion: bool,
+    /// Bytes of the fake helm's journal already applied.
+    journal_read: usize,
+    /// Objects each release applied last: (namespace, name) -> keys.
+    release_objects: BTreeMap<(String, String), Vec<Key>>,
 }
 
 #[derive(Clone)]
@@ -74,6 +84,9 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "deployments" => ("apps/v1", "Deployment"),
         "statefulsets" => ("apps/v1", "StatefulSet"),
         "configmaps" => ("v1", "ConfigMap"),
+        "services" => ("v1", "Service"),
+        "persistentvolumeclaims" => ("v1", "PersistentVolumeClaim"),
+        "ingresses" => ("networking.k8s.io/v1", "Ingress"),
         "events" => ("events.k8s.io/v1", "Event"),
         _ => ("v1", "Unknown"),
     }
@@ -272,6 +285,7 @@ impl FakeCluster {
     }
 
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.apply_helm_journal();
         self.state
             .lock()
             .unwrap()
@@ -282,6 +296,7 @@ impl FakeCluster {
 
     /// Changes a stored object in place (drift made by hand).
     pub fn edit(&self, plural: &str, namespace: &str, name: &str, f: impl FnOnce(&mut Value)) {
+        self.apply_helm_journal();
         let mut s = self.state.lock().unwrap();
         if let Some(obj) = s.objects.get_mut(&(plural.into(), namespace.into(), name.into())) {
             f(obj);
@@ -316,7 +331,94 @@ impl FakeCluster {
         items
     }
 
+    /// The fake helm's directory: releases, manifests and the journal.
+    fn helm_dir(&self) -> PathBuf {
+        self.releases.parent().map(PathBuf::from).unwrap_or_default()
+    }
+
+    fn manifest(&self, namespace: &str, name: &str, revision: &str) -> Option<String> {
+        let path = self
+            .helm_dir()
+            .join(format!("manifests/{namespace}__{name}__{revision}.yaml"));
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|m| release::manifest_without_hooks(&m))
+    }
+
+    /// Applies the release changes the fake helm journaled since the last request.
+    fn apply_helm_journal(&self) {
+        let path = self.helm_dir().join("journal");
+        let size = std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
+        if size <= self.state.lock().unwrap().journal_read {
+            return;
+        }
+        let journal = std::fs::read_to_string(&path).unwrap_or_default();
+        let new: Vec<String> = {
+            let mut s = self.state.lock().unwrap();
+            let start = s.journal_read.min(journal.len());
+            s.journal_read = journal.len();
+            journal[start..].lines().map(String::from).collect()
+        };
+        for line in new {
+            let parts: Vec<&str> = line.split(' ').collect();
+            let [op, ns, name, revision] = parts[..] else {
+                continue;
+            };
+            let objects = match op {
+                "apply" => self
+                    .manifest(ns, name, revision)
+                    .map(|m| release::objects_as_applied(&m, ns))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let mut s = self.state.lock().unwrap();
+            let mut keys = Vec::new();
+            for (plural, obj_ns, mut obj) in objects {
+                let key: Key = (
+                    plural,
+                    obj_ns,
+                    obj["metadata"]["name"].as_str().unwrap_or_default().into(),
+                );
+                s.revision += 1;
+                let uid = s.objects.get(&key).map_or_else(
+                    || json!(format!("uid-{}", s.revision)),
+                    |o| o["metadata"]["uid"].clone(),
+                );
+                obj["metadata"]["uid"] = uid;
+                obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+                s.objects.insert(key.clone(), obj);
+                keys.push(key);
+            }
+            let before = s
+                .release_objects
+                .insert((ns.to_string(), name.to_string()), keys.clone())
+                .unwrap_or_default();
+            for gone in before.iter().filter(|k| !keys.contains(k)) {
+                s.objects.remove(gone);
+            }
+        }
+    }
+
+    fn release_secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        let rest = name.strip_prefix("sh.helm.release.v1.")?;
+        let (release, revision) = rest.rsplit_once(".v")?;
+        let history = std::fs::read_to_string(self.releases.join(format!("{namespace}__{release}"))).ok()?;
+        let status = history.lines().find_map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next() == Some(revision)).then(|| parts.next().unwrap_or_default().to_string())
+        })?;
+        let manifest = self.manifest(namespace, release, revision).unwrap_or_default();
+        Some(release::release_secret(
+            namespace,
+            release,
+            revision.parse().ok()?,
+            &status,
+            &manifest,
+        ))
+    }
+
     fn handle(&self, method: &str, uri: &str, accept: &str, body: Option<Value>) -> (u16, Value) {
+        self.apply_helm_journal();
         self.state.lock().unwrap().requests.push(Recorded {
             method: method.into(),
             uri: uri.into(),
@@ -342,6 +444,12 @@ impl FakeCluster {
         let dry_run = query_param(query, "dryRun").is_some();
         match (method, name) {
             ("GET", None) => self.list(plural, ns, query, accept),
+            ("GET", Some(name)) if plural == "secrets" && name.starts_with("sh.helm.release.v1.") => {
+                match self.release_secret(ns, name) {
+                    Some(o) => (200, o),
+                    None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+                }
+            }
             ("GET", Some(name)) => match self.get(plural, ns, name) {
                 Some(o) => (200, o),
                 None => status(404, "NotFound", &format!("{plural} \"{name}\" not found")),

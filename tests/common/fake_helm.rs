@@ -1,6 +1,9 @@
 //! A recording `helm`: every invocation is logged with its argument vector and values file,
 //! `upgrade` renders the chart with the real helm (`helm template`, same chart, same values),
-//! and release state is kept in files the fake API server serves as Helm's release Secrets.
+//! and release state is kept in files the fake API server serves as Helm's release Secrets:
+//! `releases/<namespace>__<name>` (a line per revision), `manifests/<namespace>__<name>__<rev>.yaml`
+//! (what the revision rendered), and `journal`, a line per release change, from which the fake
+//! API server applies the rendered objects as Helm would.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -32,7 +35,7 @@ const SCRIPT: &str = r#"#!/usr/bin/env bash
 # "<revision> <status> <release-hash>".
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
-mkdir -p "$here/releases" "$here/values"
+mkdir -p "$here/releases" "$here/values" "$here/manifests"
 # storesync runs helm for several stores at once; keep the log and numbering consistent.
 exec 9>"$here/lock"
 flock 9
@@ -47,7 +50,7 @@ while [ $# -gt 0 ]; do
     --namespace) ns="$2"; shift 2 ;;
     --values) values="$2"; shift 2 ;;
     --labels) labels="$2"; shift 2 ;;
-    --version|--timeout|--history-max) shift 2 ;;
+    --version|--timeout|--history-max|--server-side) shift 2 ;;
     --*) shift ;;
     *) positional+=("$1"); shift ;;
   esac
@@ -72,15 +75,22 @@ case "$cmd" in
     hash="${labels#storesync.dev/release-hash=}"
     [ -e "$rel" ] && sed -i 's/ deployed / superseded /' "$rel"
     echo "$((last + 1)) deployed $hash" >> "$rel"
+    cp "$here/values/$n-$name.rendered.yaml" "$here/manifests/${ns}__${name}__$((last + 1)).yaml"
+    echo "apply $ns $name $((last + 1))" >> "$here/journal"
     ;;
   rollback)
     target="${positional[1]}"
     hash=$(awk -v r="$target" '$1 == r { print $3 }' "$rel")
     sed -i -E 's/ (pending-[a-z]+|deployed) / superseded /' "$rel"
     echo "$((last + 1)) deployed ${hash:--}" >> "$rel"
+    if [ -e "$here/manifests/${ns}__${name}__${target}.yaml" ]; then
+      cp "$here/manifests/${ns}__${name}__${target}.yaml" "$here/manifests/${ns}__${name}__$((last + 1)).yaml"
+      echo "apply $ns $name $((last + 1))" >> "$here/journal"
+    fi
     ;;
   uninstall)
     rm -f "$rel"
+    echo "delete $ns $name 0" >> "$here/journal"
     ;;
   *)
     echo "fake helm: unexpected command $cmd" >&2
@@ -110,6 +120,26 @@ impl FakeHelm {
 
     pub fn releases_dir(&self) -> PathBuf {
         self.dir.path().join("releases")
+    }
+
+    /// A release installed without running helm (for catalogs too large to install one by
+    /// one): revision 1, deployed, with `manifest` as what it rendered.
+    pub fn seed_release(&self, namespace: &str, name: &str, hash: &str, manifest: &str) {
+        let dir = self.dir.path();
+        std::fs::create_dir_all(dir.join("manifests")).expect("manifests dir");
+        std::fs::write(
+            dir.join(format!("manifests/{namespace}__{name}__1.yaml")),
+            manifest,
+        )
+        .expect("manifest");
+        self.set_release(namespace, name, &[(1, "deployed", hash)]);
+        use std::io::Write;
+        let mut journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("journal"))
+            .expect("journal");
+        writeln!(journal, "apply {namespace} {name} 1").expect("journal line");
     }
 
     /// Every invocation so far, as argument vectors.

@@ -55,6 +55,20 @@ impl World {
             .expect("sync runs")
     }
 
+    /// One sync with `applier` (the daemon keeps one for all its syncs): its plan and result.
+    #[allow(dead_code)] // prune.rs shares this file and does not use it
+    pub async fn sync_by(&self, applier: &Applier) -> sync::Synced {
+        let snapshot =
+            storesync::source::read(&self.catalog.args().location(), None, &Default::default()).unwrap();
+        match sync::sync(applier, &snapshot, PlanOptions::default())
+            .await
+            .expect("sync runs")
+        {
+            SyncOutcome::Done(synced) => *synced,
+            SyncOutcome::Invalid(findings) => panic!("invalid catalog: {findings:?}"),
+        }
+    }
+
     pub async fn sync(&self) -> storesync::apply::SyncReport {
         match self.sync_with(PlanOptions::default()).await {
             SyncOutcome::Done(synced) => synced.report,
@@ -63,7 +77,7 @@ impl World {
     }
 }
 
-fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
+pub fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
     storesync::commands::ClusterOptions {
         helm: w.helm.binary(),
         charts_dir: repo_root().join("charts"),

@@ -1,0 +1,441 @@
+//! Drift of the objects a store's chart rendered: each release's manifest, as Helm stored it,
+//! compared with the live objects on the fields the chart sets.
+//!
+//! Cost of a check: one label-selected (`app.kubernetes.io/managed-by=Helm`), cluster-wide,
+//! paginated LIST per kind the manifests hold, never a write. A release's manifest is fetched
+//! (one GET of its release Secret) once per revision and kept in memory, compressed, so a check
+//! of unchanged stores fetches none. Live objects are compared page by page and dropped.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
+use kube::api::{Api, ListParams, ObjectList};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::compare::drifted_fields;
+use super::observe::each_page;
+use super::release::{HELM_MANAGED_SELECTOR, RenderedObject, manifest_of, objects_of, secret_name};
+use crate::error::{Error, Result};
+
+/// How often a sync compares chart-rendered objects with the cluster, unless told otherwise.
+pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(600);
+/// Fields listed per release; the rest are counted.
+const MAX_FIELDS: usize = 20;
+/// Release Secrets fetched at once on a cold cache (after a restart).
+const FETCHES_AT_ONCE: usize = 8;
+
+/// Kinds whose objects are compared, as `(apiVersion, kind, plural)`. Secrets never are: their
+/// data is never read. Objects of other kinds are left out (and logged).
+const KINDS: &[(&str, &str, &str)] = &[
+    ("apps/v1", "Deployment", "deployments"),
+    ("apps/v1", "StatefulSet", "statefulsets"),
+    ("apps/v1", "DaemonSet", "daemonsets"),
+    ("v1", "Service", "services"),
+    ("v1", "ConfigMap", "configmaps"),
+    ("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    ("v1", "ServiceAccount", "serviceaccounts"),
+    ("networking.k8s.io/v1", "Ingress", "ingresses"),
+    ("batch/v1", "CronJob", "cronjobs"),
+    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+];
+
+/// The release of a store to check: its latest revision, deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseRef {
+    pub store: String,
+    pub namespace: String,
+    pub name: String,
+    pub revision: u32,
+}
+
+/// A field of a chart-rendered object that differs in the cluster; `field` is `None` when the
+/// object itself is gone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DriftedField {
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for DriftedField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{} {} {field}", self.kind, self.name),
+            None => write!(f, "{} {} is missing", self.kind, self.name),
+        }
+    }
+}
+
+/// What changed in the cluster under one release.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// The first fields found, in object order.
+    pub fields: Vec<DriftedField>,
+    /// Fields found beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `Deployment acme-wordpress spec.replicas; ConfigMap acme-apache data.x (and 2 more)`.
+    pub fn summary(&self) -> String {
+        let listed: Vec<String> = self.fields.iter().map(ToString::to_string).collect();
+        let mut text = listed.join("; ");
+        if self.more > 0 {
+            text.push_str(&format!(" (and {} more)", self.more));
+        }
+        text
+    }
+
+    fn push(&mut self, field: DriftedField) {
+        if self.fields.len() < MAX_FIELDS {
+            self.fields.push(field);
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+type ReleaseKey = (String, String, u32);
+/// The rendered objects of one kind by (namespace, name), with the store they belong to.
+type Wanted<'a> = HashMap<(String, String), (&'a str, &'a RenderedObject)>;
+
+struct Cached {
+    objects: Arc<[RenderedObject]>,
+    /// The check that last used it: entries two checks old belong to superseded revisions or
+    /// stores that are gone.
+    used: u64,
+}
+
+/// Drift checks of one process: how often, when last, and the manifests read so far.
+pub struct DriftCheck {
+    interval: Duration,
+    last: Mutex<Option<Instant>>,
+    manifests: Mutex<HashMap<ReleaseKey, Cached>>,
+    generation: Mutex<u64>,
+    /// What the last check found per release revision: it stands until the next check, so a
+    /// sync between checks still repairs (or reports) it instead of calling the store in sync.
+    found: Mutex<HashMap<ReleaseKey, Drift>>,
+}
+
+impl std::fmt::Debug for DriftCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriftCheck")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DriftCheck {
+    fn default() -> Self {
+        DriftCheck::new(DEFAULT_DRIFT_INTERVAL)
+    }
+}
+
+impl DriftCheck {
+    pub fn new(interval: Duration) -> DriftCheck {
+        DriftCheck {
+            interval,
+            last: Mutex::new(None),
+            manifests: Mutex::new(HashMap::new()),
+            generation: Mutex::new(0),
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the last successful check is older than the interval (or there was none).
+    pub fn is_due(&self) -> bool {
+        self.last
+            .lock()
+            .map(|last| last.is_none_or(|at| at.elapsed() >= self.interval))
+            .unwrap_or(true)
+    }
+
+    /// Records a sync's check: the next is due an interval from now.
+    pub fn checked(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Instant::now());
+        }
+    }
+
+    /// Manifests held now: releases and bytes.
+    pub fn cached(&self) -> (usize, usize) {
+        let cache = self.manifests.lock().map(|c| {
+            let bytes = c
+                .values()
+                .flat_map(|e| e.objects.iter())
+                .map(RenderedObject::held_bytes)
+                .sum();
+            (c.len(), bytes)
+        });
+        cache.unwrap_or_default()
+    }
+
+    /// Compares the objects of `releases` with the cluster: the drift of each store that has
+    /// some. A release whose Secret cannot be read or decoded is left out with a warning; an
+    /// API server that does not answer, or a LIST it refuses, fails the check.
+    pub async fn check(&self, client: &Client, releases: &[ReleaseRef]) -> Result<BTreeMap<String, Drift>> {
+        let generation = {
+            let mut g = self.generation.lock().map_err(|_| poisoned())?;
+            *g += 1;
+            *g
+        };
+        let manifests = self.manifests(client, releases, generation).await?;
+        // kind -> (namespace, name) -> (store, rendered object)
+        let mut index: BTreeMap<&str, Wanted> = BTreeMap::new();
+        for (release, objects) in &manifests {
+            for o in objects.iter() {
+                match KINDS.iter().find(|(v, k, _)| *v == o.api_version && *k == o.kind) {
+                    Some((_, kind, _)) => {
+                        index
+                            .entry(kind)
+                            .or_default()
+                            .insert((o.namespace.clone(), o.name.clone()), (release.store.as_str(), o));
+                    }
+                    None => debug!(kind = %o.kind, name = %o.name, "kind not compared for drift"),
+                }
+            }
+        }
+        let mut drift: BTreeMap<String, Vec<DriftedField>> = BTreeMap::new();
+        for (kind, wanted) in &index {
+            let (api_version, _, plural) = KINDS
+                .iter()
+                .find(|(_, k, _)| k == kind)
+                .copied()
+                .unwrap_or_default();
+            // A raw LIST: the objects are compared as JSON, so they are decoded once, as JSON.
+            let path = match api_version.split_once('/') {
+                Some((group, version)) => format!("/apis/{group}/{version}/{plural}"),
+                None => format!("/api/{api_version}/{plural}"),
+            };
+            let mut seen: HashSet<&(String, String)> = HashSet::new();
+            let what = format!("{plural} for the drift check");
+            let mut compare = |page: Vec<Value>| {
+                for live in page {
+                    let text = |p: &str| {
+                        live.pointer(p)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    let at = (text("/metadata/namespace"), text("/metadata/name"));
+                    let Some((key, (store, rendered))) = wanted.get_key_value(&at) else {
+                        continue;
+                    };
+                    seen.insert(key);
+                    let rendered = match rendered.body() {
+                        Ok(v) => v,
+                        Err(e) => {
+                            warn!(%kind, name = key.1, error = %e, "cannot read a cached manifest object");
+                            continue;
+                        }
+                    };
+                    for field in drifted_fields(&rendered, &live) {
+                        drift.entry(store.to_string()).or_default().push(DriftedField {
+                            kind: kind.to_string(),
+                            name: key.1.clone(),
+                            field: Some(field),
+                        });
+                    }
+                }
+            };
+            let list = |params: ListParams| {
+                let request = kube::core::Request::new(path.clone()).list(&params);
+                let client = client.clone();
+                async move {
+                    let request = request.map_err(kube::Error::BuildRequest)?;
+                    client.request::<ObjectList<Value>>(request).await
+                }
+            };
+            each_page(&what, HELM_MANAGED_SELECTOR, list, &mut compare).await?;
+            for (key, (store, _)) in wanted {
+                if !seen.contains(key) {
+                    drift.entry(store.to_string()).or_default().push(DriftedField {
+                        kind: kind.to_string(),
+                        name: key.1.clone(),
+                        field: None,
+                    });
+                }
+            }
+        }
+        let found: BTreeMap<String, Drift> = drift
+            .into_iter()
+            .map(|(store, mut fields)| {
+                fields.sort();
+                let mut d = Drift::default();
+                fields.into_iter().for_each(|f| d.push(f));
+                (store, d)
+            })
+            .collect();
+        info!(
+            releases = releases.len(),
+            kinds = index.len(),
+            drifted = found.len(),
+            "drift check"
+        );
+        self.remember(releases, manifests.iter().map(|(r, _)| r), &found);
+        Ok(found)
+    }
+
+    /// Keeps what a check found for the releases it compared; forgets superseded revisions.
+    fn remember<'a>(
+        &self,
+        releases: &[ReleaseRef],
+        compared: impl Iterator<Item = &'a ReleaseRef>,
+        found: &BTreeMap<String, Drift>,
+    ) {
+        let Ok(mut remembered) = self.found.lock() else {
+            return;
+        };
+        let current: HashMap<(&str, &str), u32> = releases
+            .iter()
+            .map(|r| ((r.namespace.as_str(), r.name.as_str()), r.revision))
+            .collect();
+        remembered.retain(|(ns, name, revision), _| {
+            current
+                .get(&(ns.as_str(), name.as_str()))
+                .is_none_or(|r| r == revision)
+        });
+        for r in compared {
+            let key = (r.namespace.clone(), r.name.clone(), r.revision);
+            match found.get(&r.store) {
+                Some(drift) => remembered.insert(key, drift.clone()),
+                None => remembered.remove(&key),
+            };
+        }
+    }
+
+    /// What the last check found for `releases` at their current revisions, between checks.
+    pub fn last_found(&self, releases: &[ReleaseRef]) -> BTreeMap<String, Drift> {
+        let Ok(remembered) = self.found.lock() else {
+            return BTreeMap::new();
+        };
+        releases
+            .iter()
+            .filter_map(|r| {
+                let drift = remembered.get(&(r.namespace.clone(), r.name.clone(), r.revision))?;
+                Some((r.store.clone(), drift.clone()))
+            })
+            .collect()
+    }
+
+    /// The rendered objects of each release: from the cache, or read once from its Secret.
+    async fn manifests(
+        &self,
+        client: &Client,
+        releases: &[ReleaseRef],
+        generation: u64,
+    ) -> Result<Vec<(ReleaseRef, Arc<[RenderedObject]>)>> {
+        let mut found = Vec::with_capacity(releases.len());
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.manifests.lock().map_err(|_| poisoned())?;
+            for r in releases {
+                match cache.get_mut(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+                    Some(entry) => {
+                        entry.used = generation;
+                        found.push((r.clone(), entry.objects.clone()));
+                    }
+                    None => missing.push(r.clone()),
+                }
+            }
+        }
+        let limit = Arc::new(Semaphore::new(FETCHES_AT_ONCE));
+        let mut tasks = JoinSet::new();
+        for r in missing {
+            let (client, limit) = (client.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let read = read_release(&client, &r).await;
+                (r, read)
+            });
+        }
+        let mut unreachable = None;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((r, read)) = joined else { continue };
+            match read {
+                Ok(Some(objects)) => {
+                    let objects: Arc<[RenderedObject]> = objects.into();
+                    if let Ok(mut cache) = self.manifests.lock() {
+                        cache.insert(
+                            (r.namespace.clone(), r.name.clone(), r.revision),
+                            Cached {
+                                objects: objects.clone(),
+                                used: generation,
+                            },
+                        );
+                    }
+                    found.push((r, objects));
+                }
+                Ok(None) => {
+                    debug!(release = %r.name, namespace = %r.namespace, "release revision gone since observed")
+                }
+                Err(e) if e.is_unreachable() => unreachable = Some(e),
+                Err(e) => {
+                    warn!(release = %r.name, namespace = %r.namespace, error = %e, "drift of this release not checked")
+                }
+            }
+        }
+        if let Some(e) = unreachable {
+            return Err(e);
+        }
+        // A revision superseded by one just checked is gone for good; anything else unused for
+        // two checks (a store pruned, suspended, or upgraded meanwhile) is dropped too.
+        let latest: HashMap<(&str, &str), u32> = releases
+            .iter()
+            .map(|r| ((r.namespace.as_str(), r.name.as_str()), r.revision))
+            .collect();
+        if let Ok(mut cache) = self.manifests.lock() {
+            cache.retain(|(ns, name, revision), e| {
+                let superseded = latest
+                    .get(&(ns.as_str(), name.as_str()))
+                    .is_some_and(|newest| newest > revision);
+                !superseded && e.used + 1 >= generation
+            });
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Source("the drift check's cache is unusable after a panic".into())
+}
+
+/// One GET of a release's Secret, decoded to its comparable objects; `None` when it is gone.
+async fn read_release(client: &Client, r: &ReleaseRef) -> Result<Option<Vec<RenderedObject>>> {
+    let name = secret_name(&r.name, r.revision);
+    let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    let found = api.get_opt(&name).await.map_err(Error::kube(format!(
+        "cannot read Helm's release Secret {}/{name}",
+        r.namespace
+    )))?;
+    let Some(secret) = found else { return Ok(None) };
+    let garbled = |why: String| Error::Source(format!("Helm's release Secret {}/{name}: {why}", r.namespace));
+    let payload = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("release"))
+        .ok_or_else(|| garbled("no data.release".into()))?;
+    let manifest = manifest_of(&payload.0).map_err(garbled)?;
+    objects_of(&manifest, &r.namespace).map(Some).map_err(garbled)
+}
