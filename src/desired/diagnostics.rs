@@ -91,3 +91,59 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
             .cmp(&(&b.file, b.line, b.column, b.severity, &b.message))
     });
 }
+
+/// Keeps the first `max` findings of each file of a sorted list and replaces the rest with one
+/// finding that counts them (at the first one left out), so that one file cannot flood the
+/// output.
+pub fn cap_per_file(diagnostics: &mut Vec<Diagnostic>, max: usize) {
+    let all = std::mem::take(diagnostics);
+    let mut index = 0;
+    while index < all.len() {
+        let file = &all[index].file;
+        let end = index + all[index..].iter().take_while(|d| &d.file == file).count();
+        let shown = (end - index).min(max);
+        diagnostics.extend(all[index..index + shown].iter().cloned());
+        if let Some(first) = all.get(index + shown).filter(|_| index + shown < end) {
+            let rest = &all[index + shown..end];
+            diagnostics.push(Diagnostic {
+                severity: if rest.iter().any(Diagnostic::is_error) {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                message: format!("{} more findings in this file are not shown", rest.len()),
+                hint: Some("fix the findings above and validate again".into()),
+                ..first.clone()
+            });
+        }
+        index = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_findings_per_file() {
+        let mut all: Vec<Diagnostic> = (1..=5)
+            .map(|line| Diagnostic::error("a.yaml", (line, 1), "bad"))
+            .chain([Diagnostic::warning("b.yaml", (1, 1), "meh")])
+            .collect();
+        cap_per_file(&mut all, 2);
+        let shown: Vec<String> = all
+            .iter()
+            .map(|d| format!("{}: {}", d.location(), d.message))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "a.yaml:1:1: bad",
+                "a.yaml:2:1: bad",
+                "a.yaml:3:1: 3 more findings in this file are not shown",
+                "b.yaml:1:1: meh",
+            ]
+        );
+        assert!(all[2].is_error());
+    }
+}

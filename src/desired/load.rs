@@ -6,11 +6,16 @@ use serde::de::DeserializeOwned;
 use super::diagnostics::{self, Diagnostic};
 use super::model::{PlatformConfig, StoreFile};
 use super::position::Positions;
+use super::scan::{self, Scan};
 use super::validate;
 
 /// Largest store or platform file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 pub const PLATFORM_FILE: &str = "storesync.yaml";
+/// Findings reported per file; the rest are counted in one more finding.
+pub const MAX_FINDINGS_PER_FILE: usize = 50;
+/// The files besides store files that a stores directory may hold.
+const ALLOWED_OTHER_FILES: &[&str] = &["README.md", ".gitkeep"];
 
 /// What one directory entry under the stores directory holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,9 @@ pub enum RawContent {
     Directory,
     /// Anything else Git or the file system can hold (a submodule, a socket).
     Other,
+    /// A symbolic link on the way to the stores directory, named by the entry's path; nothing
+    /// behind it is read.
+    LinkToStoresDir,
 }
 
 impl RawContent {
@@ -50,7 +58,9 @@ pub struct RawCatalog {
     pub platform: Option<RawContent>,
     /// The stores directory, as configured (or defaulted) when the source was read.
     pub stores_dir: String,
-    /// `None` when the stores directory does not exist.
+    /// `None` when the stores directory does not exist. A symbolic link on the way to it is
+    /// the only entry, as [`RawContent::LinkToStoresDir`]; a `stores_dir` that is not a relative
+    /// path inside the catalog is not read (an empty list; the platform file's finding says why).
     pub entries: Option<Vec<RawEntry>>,
 }
 
@@ -99,6 +109,7 @@ pub fn stores_dir_of(platform: Option<&[u8]>) -> String {
     platform
         .and_then(|b| std::str::from_utf8(b).ok())
         .filter(|t| !is_blank(t))
+        .filter(|t| matches!(scan::scan(PLATFORM_FILE, t), Scan::Complete(f) if f.is_empty()))
         .and_then(|t| serde_yaml_ng::from_str::<PlatformConfig>(t).ok())
         .map(|p| p.stores_dir)
         .unwrap_or_else(|| PlatformConfig::default().stores_dir)
@@ -121,7 +132,7 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
         }
     };
 
-    let results: Vec<Result<Option<Parsed>, Diagnostic>> = entries.par_iter().map(parse_entry).collect();
+    let results: Vec<Result<Option<Parsed>, Vec<Diagnostic>>> = entries.par_iter().map(parse_entry).collect();
     let mut parsed = Vec::with_capacity(results.len());
     let mut store_files = 0usize;
     for result in results {
@@ -132,23 +143,25 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
             }
             Ok(None) => {}
             Err(d) => {
-                store_files += usize::from(d.is_error());
-                findings.push(d);
+                store_files += 1;
+                findings.extend(d);
             }
         }
     }
 
     if let Some(platform) = &platform {
+        let allowlists = validate::Allowlists::of(platform);
         findings.extend(
             parsed
                 .par_iter()
-                .flat_map_iter(|p| validate::store(p, platform))
+                .flat_map_iter(|p| validate::store(p, platform, &allowlists))
                 .collect::<Vec<_>>(),
         );
         findings.extend(validate::across_stores(&parsed, platform, store_files, raw));
     }
 
     diagnostics::sort(&mut findings);
+    diagnostics::cap_per_file(&mut findings, MAX_FINDINGS_PER_FILE);
     match platform {
         Some(platform) if !findings.iter().any(Diagnostic::is_error) => {
             let mut stores: Vec<Store> = parsed
@@ -192,6 +205,10 @@ fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Op
     if is_blank(text) {
         return Some(PlatformConfig::default());
     }
+    if let Err(found) = check(PLATFORM_FILE, text) {
+        findings.extend(found);
+        return None;
+    }
     let platform: PlatformConfig = match parse_yaml(PLATFORM_FILE, text) {
         Ok(p) => p,
         Err(d) => {
@@ -217,7 +234,23 @@ fn unreadable(path: &str, content: &RawContent) -> Diagnostic {
             Diagnostic::error(path, (1, 1), "symbolic links are not allowed in the catalog")
                 .hint("replace the link with a regular file")
         }
-        RawContent::Directory | RawContent::Other | RawContent::File(_) => {
+        RawContent::LinkToStoresDir => Diagnostic::error(
+            path,
+            (0, 0),
+            "symbolic links are not allowed in the catalog; the stores directory is reached through this one",
+        )
+        .hint(
+            "replace the link with a real directory, or set `storesDir` in storesync.yaml to the directory \
+             itself",
+        ),
+        RawContent::Directory => Diagnostic::error(
+            path,
+            (0, 0),
+            "a directory in the stores directory: store files in it would not be read, and their stores \
+             would be pruned",
+        )
+        .hint("move store files directly into the stores directory, and everything else out of it"),
+        RawContent::Other | RawContent::File(_) => {
             Diagnostic::error(path, (1, 1), "not a regular file").hint("replace it with a regular YAML file")
         }
     }
@@ -257,42 +290,88 @@ fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnost
     })
 }
 
-fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Diagnostic> {
-    if entry.name.starts_with('.') {
-        return Ok(None);
-    }
-    let stem = entry
-        .name
-        .strip_suffix(".yaml")
-        .or_else(|| entry.name.strip_suffix(".yml"));
+/// The stem of a store file's name: `acme` for `acme.yaml` or `acme.yml`.
+fn store_stem(name: &str) -> Option<&str> {
+    name.strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))
+        .filter(|stem| !stem.is_empty() && !stem.starts_with('.'))
+}
+
+/// Why an entry of the stores directory that is not a store file must go: a stores directory
+/// holds nothing else that could hide a store, so a rename never silently prunes one.
+fn not_a_store_file(entry: &RawEntry) -> Diagnostic {
+    let name = entry.name.as_str();
+    let lower = name.to_ascii_lowercase();
+    let cased = [".yaml", ".yml"]
+        .iter()
+        .find_map(|ext| lower.strip_suffix(ext).map(|_| &name[..name.len() - ext.len()]));
+    let (message, hint) = if let Some(stem) = name.strip_prefix('.') {
+        (
+            "a hidden file in the stores directory".to_string(),
+            format!(
+                "rename it to `{}` if it is a store, or move it out of the stores directory",
+                store_stem(stem).map_or(stem.to_string(), |s| format!("{s}.yaml"))
+            ),
+        )
+    } else if let Some(stem) = cased {
+        (
+            "the extension of a store file must be `.yaml` or `.yml`, in lowercase".to_string(),
+            format!("rename it to `{stem}.yaml`"),
+        )
+    } else {
+        (
+            "not a store file: store files are named `<name>.yaml` or `<name>.yml`".to_string(),
+            "move it out of the stores directory; besides store files it may only hold README.md and .gitkeep"
+                .to_string(),
+        )
+    };
+    Diagnostic::error(&entry.path, (0, 0), message).hint(hint)
+}
+
+fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Vec<Diagnostic>> {
+    let stem = store_stem(&entry.name);
     let bytes = match (&entry.content, stem) {
-        (RawContent::Directory, _) => {
-            return Err(Diagnostic::warning(
-                &entry.path,
-                (1, 1),
-                "ignored: subdirectories of the stores directory are not read",
-            )
-            .hint("keep every store file directly in the stores directory"));
-        }
-        (_, None) => {
-            return Err(
-                Diagnostic::warning(&entry.path, (1, 1), "ignored: not a .yaml or .yml file")
-                    .hint("store files end in .yaml or .yml; move other files out of the stores directory"),
-            );
+        (RawContent::File(_) | RawContent::TooLarge(_), _)
+            if ALLOWED_OTHER_FILES.contains(&entry.name.as_str()) =>
+        {
+            return Ok(None);
         }
         (RawContent::File(bytes), Some(_)) => bytes,
-        (other, Some(_)) => return Err(unreadable(&entry.path, other)),
+        (RawContent::File(_) | RawContent::TooLarge(_), None) => return Err(vec![not_a_store_file(entry)]),
+        (other, _) => return Err(vec![unreadable(&entry.path, other)]),
     };
-    let text = utf8(&entry.path, bytes)?;
+    let text = utf8(&entry.path, bytes).map_err(|d| vec![d])?;
     if is_blank(text) {
-        return Err(Diagnostic::error(&entry.path, (1, 1), "the file is empty")
-            .hint("fill in name, engine, plan and owner, or delete the file to remove the store"));
+        return Err(vec![
+            Diagnostic::error(&entry.path, (1, 1), "the file is empty")
+                .hint("fill in name, engine, plan and owner, or delete the file to remove the store"),
+        ]);
     }
-    let store: StoreFile = parse_yaml(&entry.path, text)?;
+    check(&entry.path, text)?;
+    let store: StoreFile = parse_yaml(&entry.path, text).map_err(|d| vec![d])?;
     Ok(Some(Parsed {
         path: entry.path.clone(),
         stem: stem.unwrap_or_default().to_string(),
         text: text.to_string(),
         store,
     }))
+}
+
+/// Scans a file before serde reads it; any finding rejects the file.
+fn check(path: &str, text: &str) -> Result<(), Vec<Diagnostic>> {
+    match scan::scan(path, text) {
+        Scan::Complete(found) if found.is_empty() => Ok(()),
+        Scan::Complete(found) => Err(found),
+        Scan::Syntax(mut found, mut error) => {
+            // libyaml words syntax errors as serde does for every other file, and cannot expand
+            // anything in a file without an anchor or alias: ask it for the message then.
+            if !text.contains(['&', '*'])
+                && let Err(libyaml) = parse_yaml::<serde::de::IgnoredAny>(path, text)
+            {
+                error = libyaml;
+            }
+            found.push(error);
+            Err(found)
+        }
+    }
 }

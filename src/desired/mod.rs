@@ -7,13 +7,16 @@ pub mod model;
 mod position;
 mod render;
 pub mod rules;
+mod scan;
 mod validate;
 
 pub use defaults::{CHART_VERSION, default_engines, default_plans};
 pub use diagnostics::{Diagnostic, Severity, sort as sort_diagnostics};
 pub use load::{
-    Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
+    Catalog, MAX_FILE_BYTES, MAX_FINDINGS_PER_FILE, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store,
+    load, stores_dir_of,
 };
 pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
 pub use render::*;
+pub use scan::MAX_DEPTH;
 pub use validate::PLATFORM_VALUE_ROOTS;

@@ -1,111 +1,122 @@
 //! Finds where a key or value sits in a YAML text, for diagnostics about well-formed files.
 //!
-//! Only consulted when a finding needs a position, so valid catalogs never pay for it.
+//! Only consulted when a finding needs a position, so valid catalogs never pay for it. One
+//! iterative pass builds a tree of keys; each lookup then walks the path, whatever the number
+//! of findings.
+use std::collections::HashMap;
+
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
 
-/// A mapping entry: its key path, and the positions of its key and its value.
-#[derive(Debug, Clone)]
-struct Entry {
-    path: Vec<String>,
+/// A key or sequence item: where its key and its value are, and the entries below it.
+#[derive(Debug, Default)]
+struct Node {
     key: (usize, usize),
     value: (usize, usize),
+    children: HashMap<String, usize>,
 }
 
 fn pos(m: &Marker) -> (usize, usize) {
     (m.line(), m.col() + 1)
 }
 
-struct Walker<'a> {
-    parser: Parser<std::str::Chars<'a>>,
-    entries: Vec<Entry>,
+/// An open collection while walking: the node it belongs to (`None` inside a complex key,
+/// whose entries are not recorded), and what comes next in it.
+struct Open {
+    node: Option<usize>,
+    next: Next,
 }
 
-impl Walker<'_> {
-    fn next(&mut self) -> Option<(Event, Marker)> {
-        self.parser.next_token().ok()
-    }
-
-    /// Walks the node that starts with `first`, recording every mapping entry below `path`.
-    fn node(&mut self, first: Event, path: &mut Vec<String>) -> Option<()> {
-        match first {
-            Event::MappingStart(..) => loop {
-                let (key, key_mark) = self.next()?;
-                let name = match key {
-                    Event::MappingEnd => return Some(()),
-                    Event::Scalar(s, ..) => s,
-                    other => {
-                        // A complex key: walk it and its value without recording.
-                        self.node(other, &mut Vec::new())?;
-                        let (value, _) = self.next()?;
-                        self.node(value, &mut Vec::new())?;
-                        continue;
-                    }
-                };
-                let (value, value_mark) = self.next()?;
-                path.push(name);
-                self.entries.push(Entry {
-                    path: path.clone(),
-                    key: pos(&key_mark),
-                    value: pos(&value_mark),
-                });
-                self.node(value, path)?;
-                path.pop();
-            },
-            Event::SequenceStart(..) => {
-                let mut index = 0usize;
-                loop {
-                    let (item, mark) = self.next()?;
-                    if item == Event::SequenceEnd {
-                        return Some(());
-                    }
-                    path.push(index.to_string());
-                    self.entries.push(Entry {
-                        path: path.clone(),
-                        key: pos(&mark),
-                        value: pos(&mark),
-                    });
-                    self.node(item, path)?;
-                    path.pop();
-                    index += 1;
-                }
-            }
-            _ => Some(()),
-        }
-    }
+enum Next {
+    /// In a mapping: the key to read, or the key read and its value to come.
+    Key,
+    Value(Option<(String, Marker)>),
+    /// In a sequence: the index of the next item.
+    Item(usize),
 }
 
 /// An index of the key/value positions of one YAML document.
 pub struct Positions {
-    entries: Vec<Entry>,
+    /// `nodes[0]` is the document's root.
+    nodes: Vec<Node>,
 }
 
 impl Positions {
     pub fn of(text: &str) -> Positions {
-        let mut walker = Walker {
-            parser: Parser::new_from_str(text),
-            entries: Vec::new(),
-        };
-        // Skip to the first node of the first document.
-        while let Some((event, _)) = walker.next() {
-            match event {
-                Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
-                Event::StreamEnd => break,
-                first => {
-                    walker.node(first, &mut Vec::new());
-                    break;
+        let mut nodes = vec![Node::default()];
+        let mut parser = Parser::new_from_str(text);
+        let mut open: Vec<Open> = Vec::new();
+        // The first node of the first document; a parse error ends the walk with what was found.
+        while let Ok((event, mark)) = parser.next_token() {
+            let (is_collection, is_node) = match event {
+                Event::StreamEnd | Event::DocumentEnd => break,
+                Event::SequenceEnd | Event::MappingEnd => {
+                    open.pop();
+                    if open.is_empty() {
+                        break;
+                    }
+                    continue;
                 }
+                Event::SequenceStart(..) | Event::MappingStart(..) => (true, true),
+                Event::Scalar(..) | Event::Alias(_) => (false, true),
+                Event::StreamStart | Event::DocumentStart | Event::Nothing => (false, false),
+            };
+            if !is_node {
+                continue;
+            }
+            // The node this event starts, when it is recorded.
+            let node = match open.last_mut() {
+                None => Some(0),
+                Some(Open { node: parent, next }) => match next {
+                    Next::Key => {
+                        *next = Next::Value(match &event {
+                            Event::Scalar(name, ..) => Some((name.clone(), mark)),
+                            _ => None,
+                        });
+                        None
+                    }
+                    Next::Value(key) => {
+                        let key = key.take();
+                        *next = Next::Key;
+                        match (*parent, key) {
+                            (Some(parent), Some((name, key_mark))) => {
+                                Some(add(&mut nodes, parent, name, pos(&key_mark), pos(&mark)))
+                            }
+                            _ => None,
+                        }
+                    }
+                    Next::Item(index) => {
+                        let name = index.to_string();
+                        *index += 1;
+                        parent.map(|parent| add(&mut nodes, parent, name, pos(&mark), pos(&mark)))
+                    }
+                },
+            };
+            if is_collection {
+                open.push(Open {
+                    node,
+                    next: match event {
+                        Event::MappingStart(..) => Next::Key,
+                        _ => Next::Item(0),
+                    },
+                });
+            } else if open.is_empty() {
+                break;
             }
         }
-        Positions {
-            entries: walker.entries,
-        }
+        Positions { nodes }
     }
 
-    fn find(&self, path: &[&str]) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.path.len() == path.len() && e.path.iter().zip(path).all(|(a, b)| a == b))
+    /// The node at `path`; the root (an empty path) is no entry.
+    fn find(&self, path: &[&str]) -> Option<&Node> {
+        if path.is_empty() {
+            return None;
+        }
+        let mut node = &self.nodes[0];
+        for segment in path {
+            node = &self.nodes[*node.children.get(*segment)?];
+        }
+        Some(node)
     }
 
     pub fn has(&self, path: &[&str]) -> bool {
@@ -114,7 +125,7 @@ impl Positions {
 
     /// Position of the key at `path`, or of the nearest enclosing key found; `(1, 1)` at worst.
     pub fn key(&self, path: &[&str]) -> (usize, usize) {
-        (0..=path.len())
+        (1..=path.len())
             .rev()
             .find_map(|n| self.find(&path[..n]).map(|e| e.key))
             .unwrap_or((1, 1))
@@ -127,6 +138,26 @@ impl Positions {
             None => self.key(path),
         }
     }
+}
+
+/// Adds the entry `name` under `parent` (the first one wins) and returns its node.
+fn add(
+    nodes: &mut Vec<Node>,
+    parent: usize,
+    name: String,
+    key: (usize, usize),
+    value: (usize, usize),
+) -> usize {
+    let next = nodes.len();
+    let id = *nodes[parent].children.entry(name).or_insert(next);
+    if id == next {
+        nodes.push(Node {
+            key,
+            value,
+            children: HashMap::new(),
+        });
+    }
+    id
 }
 
 #[cfg(test)]
@@ -143,6 +174,7 @@ mod tests {
         assert_eq!(p.key(&["values", "admin", "email"]), (5, 5));
         assert_eq!(p.value(&["values", "admin", "email"]), (5, 12));
         assert_eq!(p.key(&["values", "list", "0"]), (7, 7));
+        assert!(p.has(&["values", "list"]) && !p.has(&["values", "lists"]));
     }
 
     #[test]
@@ -151,5 +183,19 @@ mod tests {
         assert_eq!(p.key(&["values", "admin", "missing"]), (4, 3));
         assert_eq!(p.key(&["nothing"]), (1, 1));
         assert_eq!(Positions::of("").key(&["x"]), (1, 1));
+    }
+
+    #[test]
+    fn complex_keys_are_skipped_and_the_first_duplicate_wins() {
+        let p = Positions::of("? {a: 1}\n: {b: 2}\nc: 1\nc: 2\nd: [x, {e: 3}]\n");
+        assert!(!p.has(&["a"]) && !p.has(&["b"]));
+        assert_eq!(p.value(&["c"]), (3, 4));
+        assert_eq!(p.key(&["d", "1", "e"]), (5, 9));
+    }
+
+    #[test]
+    fn deep_nesting_does_not_recurse() {
+        let p = Positions::of(&format!("{}1", "- ".repeat(30_000)));
+        assert!(p.has(&vec!["0"; 30_000]));
     }
 }

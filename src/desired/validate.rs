@@ -1,5 +1,5 @@
 //! The rules a well-formed catalog must also follow: one file at a time, then across files.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -40,8 +40,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
         );
     }
     let dir = &p.stores_dir;
-    if dir.is_empty() || dir.starts_with('/') || dir.split('/').any(|s| s == ".." || s == "." || s.is_empty())
-    {
+    if !rules::is_catalog_dir(dir) {
         err(
             pos.value(&["storesDir"]),
             format!("`{dir}` is not a relative directory inside the catalog"),
@@ -133,11 +132,12 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
                 "use lowercase letters, digits and '-'",
             );
         }
-        if engine.chart.trim().is_empty() {
+        if !rules::is_chart_dir_name(&engine.chart) && !rules::is_oci_reference(&engine.chart) {
             err(
                 pos.value(&["engines", name, "chart"]),
-                format!("engine `{name}` has no chart"),
-                "name a chart directory under the charts directory, a path, or an oci:// reference",
+                format!("`{}` is not a chart of engine `{name}`", engine.chart),
+                "name a chart directory under the charts directory (one name, such as woocommerce) or an \
+                 oci://host/path reference",
             );
         }
         if engine.version.trim().is_empty() || engine.version.contains(char::is_whitespace) {
@@ -183,7 +183,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
 }
 
 /// Rules of one store file against the platform.
-pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
+pub(crate) fn store(p: &Parsed, platform: &PlatformConfig, allowlists: &Allowlists) -> Vec<Diagnostic> {
     let s = &p.store;
     let mut out = Vec::new();
     // Positions are computed only when a finding needs one.
@@ -218,26 +218,36 @@ pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
                 keys(&platform.engines)
             ),
         ),
-        Some(engine) => {
-            for (path, at) in value_paths(&s.values) {
-                if !allowed(&path, &engine.values_allowlist) {
-                    let segments: Vec<&str> = std::iter::once("values")
-                        .chain(at.iter().map(String::as_str))
-                        .collect();
-                    let allowed = if engine.values_allowlist.is_empty() {
-                        "none".to_string()
-                    } else {
-                        engine.values_allowlist.join(", ")
-                    };
-                    err(
+        Some(_) => {
+            let allowlist = allowlists.get(&s.engine);
+            for leaf in value_paths(&s.values) {
+                let segments: Vec<&str> = std::iter::once("values")
+                    .chain(leaf.segments.iter().map(String::as_str))
+                    .collect();
+                match allowlist.verdict(&leaf.path) {
+                    Verdict::Allowed => {}
+                    Verdict::Parent if leaf.empty_map => {}
+                    Verdict::Parent => err(
+                        &segments,
+                        false,
+                        format!(
+                            "value `{}` must be a map: engine `{}` allows only values below it",
+                            leaf.path, s.engine
+                        ),
+                        format!(
+                            "set the allowed values under `{}:` (allowed values: {}), or remove it",
+                            leaf.path, allowlist.shown
+                        ),
+                    ),
+                    Verdict::Denied => err(
                         &segments,
                         true,
-                        format!("value `{path}` is not allowed for engine `{}`", s.engine),
+                        format!("value `{}` is not allowed for engine `{}`", leaf.path, s.engine),
                         format!(
-                            "allowed values: {allowed}; ask the platform team to extend engines.{}.valuesAllowlist",
-                            s.engine
+                            "allowed values: {}; ask the platform team to extend engines.{}.valuesAllowlist",
+                            allowlist.shown, s.engine
                         ),
-                    );
+                    ),
                 }
             }
         }
@@ -270,14 +280,26 @@ fn keys<V>(m: &BTreeMap<String, V>) -> String {
     m.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
-/// Leaf paths of a values tree, dotted and as segments. An empty map is a leaf of its own.
-fn value_paths(values: &Map<String, Value>) -> Vec<(String, Vec<String>)> {
-    fn walk(map: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+/// A leaf of a values tree: a value that is not a map, or an empty map.
+struct Leaf {
+    /// Dotted: `admin.email`.
+    path: String,
+    segments: Vec<String>,
+    empty_map: bool,
+}
+
+/// The leaves of a values tree, in order.
+fn value_paths(values: &Map<String, Value>) -> Vec<Leaf> {
+    fn walk(map: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<Leaf>) {
         for (k, v) in map {
             prefix.push(k.clone());
             match v {
                 Value::Object(inner) if !inner.is_empty() => walk(inner, prefix, out),
-                _ => out.push((prefix.join("."), prefix.clone())),
+                _ => out.push(Leaf {
+                    path: prefix.join("."),
+                    segments: prefix.clone(),
+                    empty_map: matches!(v, Value::Object(_)),
+                }),
             }
             prefix.pop();
         }
@@ -287,15 +309,82 @@ fn value_paths(values: &Map<String, Value>) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// A path is allowed when it equals an entry, lies under one, or is a parent of one.
-fn allowed(path: &str, allowlist: &[String]) -> bool {
-    allowlist.iter().any(|e| {
-        path == e
-            || path
-                .strip_prefix(e.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-            || e.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
-    })
+/// What an engine's allowlist says of a value path.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The path is an entry or lies under one.
+    Allowed,
+    /// The path is a parent of an entry: it may only hold a map.
+    Parent,
+    Denied,
+}
+
+/// One engine's allowlist as sets, so that a lookup costs the depth of a path, not the length
+/// of the list.
+#[derive(Default)]
+pub(crate) struct Allowlist {
+    entries: HashSet<String>,
+    parents: HashSet<String>,
+    /// The list for a hint, shortened.
+    shown: String,
+}
+
+impl Allowlist {
+    fn new(list: &[String]) -> Allowlist {
+        const SHOWN: usize = 20;
+        let mut shown = list.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if list.is_empty() {
+            shown = "none".into();
+        } else if list.len() > SHOWN {
+            shown.push_str(&format!(" and {} more", list.len() - SHOWN));
+        }
+        Allowlist {
+            entries: list.iter().cloned().collect(),
+            parents: list
+                .iter()
+                .flat_map(|e| e.match_indices('.').map(|(i, _)| e[..i].to_string()))
+                .collect(),
+            shown,
+        }
+    }
+
+    fn verdict(&self, path: &str) -> Verdict {
+        let under_entry = path
+            .match_indices('.')
+            .map(|(i, _)| &path[..i])
+            .chain([path])
+            .any(|prefix| self.entries.contains(prefix));
+        if under_entry {
+            Verdict::Allowed
+        } else if self.parents.contains(path) {
+            Verdict::Parent
+        } else {
+            Verdict::Denied
+        }
+    }
+}
+
+/// Every engine's [`Allowlist`], built once per catalog.
+pub(crate) struct Allowlists {
+    engines: HashMap<String, Allowlist>,
+    none: Allowlist,
+}
+
+impl Allowlists {
+    pub fn of(platform: &PlatformConfig) -> Allowlists {
+        Allowlists {
+            engines: platform
+                .engines
+                .iter()
+                .map(|(name, e)| (name.clone(), Allowlist::new(&e.values_allowlist)))
+                .collect(),
+            none: Allowlist::new(&[]),
+        }
+    }
+
+    fn get(&self, engine: &str) -> &Allowlist {
+        self.engines.get(engine).unwrap_or(&self.none)
+    }
 }
 
 fn effective_domain(s: &super::model::StoreFile, platform: &PlatformConfig) -> String {
@@ -428,22 +517,27 @@ mod tests {
 
     #[test]
     fn allowlist_paths() {
-        let list = vec!["admin.email".to_string(), "sampleProduct".to_string()];
-        assert!(allowed("admin.email", &list));
-        assert!(allowed("sampleProduct.price", &list));
-        assert!(
-            allowed("admin", &list),
-            "an empty parent of an allowed path is harmless"
-        );
-        assert!(!allowed("admin.password", &list));
-        assert!(!allowed("adminx", &list));
-        assert!(!allowed("sampleProductx", &list));
+        let list = Allowlist::new(&["admin.email".to_string(), "sampleProduct".to_string()]);
+        assert_eq!(list.verdict("admin.email"), Verdict::Allowed);
+        assert_eq!(list.verdict("sampleProduct.price"), Verdict::Allowed);
+        assert_eq!(list.verdict("sampleProduct"), Verdict::Allowed);
+        assert_eq!(list.verdict("admin"), Verdict::Parent, "may only hold a map");
+        assert_eq!(list.verdict("admin.password"), Verdict::Denied);
+        assert_eq!(list.verdict("adminx"), Verdict::Denied);
+        assert_eq!(list.verdict("sampleProductx"), Verdict::Denied);
+        assert_eq!(list.verdict("admin.emailx"), Verdict::Denied);
     }
 
     #[test]
     fn value_paths_are_leaves() {
         let v: Map<String, Value> = serde_json::from_str(r#"{"a":{"b":1,"c":{}},"d":[1,2]}"#).unwrap();
-        let paths: Vec<String> = value_paths(&v).into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["a.b", "a.c", "d"]);
+        let paths: Vec<(String, bool)> = value_paths(&v)
+            .into_iter()
+            .map(|l| (l.path, l.empty_map))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![("a.b".into(), false), ("a.c".into(), true), ("d".into(), false)]
+        );
     }
 }
