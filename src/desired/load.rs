@@ -1,19 +1,19 @@
 //! Turns the raw files of a catalog into typed, validated stores. No I/O: the bytes come from
 //! [`crate::source`].
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
-use super::diagnostics::{self, Diagnostic};
+use super::diagnostics::{Diagnostic, Findings, Omitted};
 use super::model::{PlatformConfig, StoreFile};
 use super::position::Positions;
-use super::scan::{self, Scan};
+use super::scan;
 use super::validate;
 
 /// Largest store or platform file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 pub const PLATFORM_FILE: &str = "storesync.yaml";
-/// Findings reported per file; the rest are counted in one more finding.
-pub const MAX_FINDINGS_PER_FILE: usize = 50;
 /// The files besides store files that a stores directory may hold.
 const ALLOWED_OTHER_FILES: &[&str] = &["README.md", ".gitkeep"];
 
@@ -89,17 +89,23 @@ pub struct Catalog {
     pub warnings: Vec<Diagnostic>,
 }
 
+/// A file above this size keeps the positions its scan found, since finding them again costs as
+/// much as the scan; a smaller one is scanned again when a finding needs them, so that a valid
+/// catalog of many small files holds no positions.
+const KEEP_POSITIONS_ABOVE: usize = 4 * 1024;
+
 /// A parsed store file, kept with its text so that later rules can locate their findings.
 pub(crate) struct Parsed {
     pub path: String,
     pub stem: String,
     pub text: String,
+    positions: OnceLock<Positions>,
     pub store: StoreFile,
 }
 
 impl Parsed {
-    pub fn positions(&self) -> Positions {
-        Positions::of(&self.text)
+    pub fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| Positions::of(&self.text))
     }
 }
 
@@ -109,7 +115,7 @@ pub fn stores_dir_of(platform: Option<&[u8]>) -> String {
     platform
         .and_then(|b| std::str::from_utf8(b).ok())
         .filter(|t| !is_blank(t))
-        .filter(|t| matches!(scan::scan(PLATFORM_FILE, t), Scan::Complete(f) if f.is_empty()))
+        .filter(|t| scan::scan(PLATFORM_FILE, t).is_clean())
         .and_then(|t| serde_yaml_ng::from_str::<PlatformConfig>(t).ok())
         .map(|p| p.stores_dir)
         .unwrap_or_else(|| PlatformConfig::default().stores_dir)
@@ -118,7 +124,7 @@ pub fn stores_dir_of(platform: Option<&[u8]>) -> String {
 /// Validates a whole catalog. Either every file is valid and a [`Catalog`] comes back, or the
 /// complete list of findings does (errors and warnings, sorted by file and position).
 pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
-    let mut findings = Vec::new();
+    let mut findings = Findings::default();
     let platform = load_platform(raw.platform.as_ref(), &mut findings);
 
     let entries = match &raw.entries {
@@ -132,7 +138,7 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
         }
     };
 
-    let results: Vec<Result<Option<Parsed>, Vec<Diagnostic>>> = entries.par_iter().map(parse_entry).collect();
+    let results: Vec<Result<Option<Parsed>, Rejected>> = entries.par_iter().map(parse_entry).collect();
     let mut parsed = Vec::with_capacity(results.len());
     let mut store_files = 0usize;
     for result in results {
@@ -142,26 +148,26 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
                 parsed.push(p);
             }
             Ok(None) => {}
-            Err(d) => {
+            Err(Rejected { file, kept, omitted }) => {
                 store_files += 1;
-                findings.extend(d);
+                findings.add(&file, kept, omitted);
             }
         }
     }
 
     if let Some(platform) = &platform {
         let allowlists = validate::Allowlists::of(platform);
-        findings.extend(
-            parsed
-                .par_iter()
-                .flat_map_iter(|p| validate::store(p, platform, &allowlists))
-                .collect::<Vec<_>>(),
-        );
+        let per_store: Vec<(Vec<Diagnostic>, Option<Omitted>)> = parsed
+            .par_iter()
+            .map(|p| validate::store(p, platform, &allowlists))
+            .collect();
+        for (p, (kept, omitted)) in parsed.iter().zip(per_store) {
+            findings.add(&p.path, kept, omitted);
+        }
         findings.extend(validate::across_stores(&parsed, platform, store_files, raw));
     }
 
-    diagnostics::sort(&mut findings);
-    diagnostics::cap_per_file(&mut findings, MAX_FINDINGS_PER_FILE);
+    let findings = findings.finish();
     match platform {
         Some(platform) if !findings.iter().any(Diagnostic::is_error) => {
             let mut stores: Vec<Store> = parsed
@@ -186,7 +192,7 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Option<PlatformConfig> {
+fn load_platform(raw: Option<&RawContent>, findings: &mut Findings) -> Option<PlatformConfig> {
     let bytes = match raw {
         None => return Some(PlatformConfig::default()),
         Some(RawContent::File(bytes)) => bytes,
@@ -205,10 +211,13 @@ fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Op
     if is_blank(text) {
         return Some(PlatformConfig::default());
     }
-    if let Err(found) = check(PLATFORM_FILE, text) {
-        findings.extend(found);
-        return None;
-    }
+    let positions = match check(PLATFORM_FILE, text) {
+        Ok(positions) => positions,
+        Err(Rejected { file, kept, omitted }) => {
+            findings.add(&file, kept, omitted);
+            return None;
+        }
+    };
     let platform: PlatformConfig = match parse_yaml(PLATFORM_FILE, text) {
         Ok(p) => p,
         Err(d) => {
@@ -216,7 +225,7 @@ fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Op
             return None;
         }
     };
-    let errors = validate::platform(&platform, &Positions::of(text));
+    let errors = validate::platform(&platform, &positions);
     let valid = errors.is_empty();
     findings.extend(errors);
     valid.then_some(platform)
@@ -328,7 +337,24 @@ fn not_a_store_file(entry: &RawEntry) -> Diagnostic {
     Diagnostic::error(&entry.path, (0, 0), message).hint(hint)
 }
 
-fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Vec<Diagnostic>> {
+/// The findings that reject one file: the first ones, and the count of the rest.
+struct Rejected {
+    file: String,
+    kept: Vec<Diagnostic>,
+    omitted: Option<Omitted>,
+}
+
+impl From<Diagnostic> for Rejected {
+    fn from(d: Diagnostic) -> Rejected {
+        Rejected {
+            file: d.file.clone(),
+            kept: vec![d],
+            omitted: None,
+        }
+    }
+}
+
+fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Rejected> {
     let stem = store_stem(&entry.name);
     let bytes = match (&entry.content, stem) {
         (RawContent::File(_) | RawContent::TooLarge(_), _)
@@ -337,41 +363,58 @@ fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Vec<Diagnostic>> {
             return Ok(None);
         }
         (RawContent::File(bytes), Some(_)) => bytes,
-        (RawContent::File(_) | RawContent::TooLarge(_), None) => return Err(vec![not_a_store_file(entry)]),
-        (other, _) => return Err(vec![unreadable(&entry.path, other)]),
+        (RawContent::File(_) | RawContent::TooLarge(_), None) => return Err(not_a_store_file(entry).into()),
+        (other, _) => return Err(unreadable(&entry.path, other).into()),
     };
-    let text = utf8(&entry.path, bytes).map_err(|d| vec![d])?;
+    let text = utf8(&entry.path, bytes)?;
     if is_blank(text) {
-        return Err(vec![
-            Diagnostic::error(&entry.path, (1, 1), "the file is empty")
-                .hint("fill in name, engine, plan and owner, or delete the file to remove the store"),
-        ]);
+        return Err(Diagnostic::error(&entry.path, (1, 1), "the file is empty")
+            .hint("fill in name, engine, plan and owner, or delete the file to remove the store")
+            .into());
     }
-    check(&entry.path, text)?;
-    let store: StoreFile = parse_yaml(&entry.path, text).map_err(|d| vec![d])?;
+    let positions = check(&entry.path, text)?;
+    let store: StoreFile = parse_yaml(&entry.path, text)?;
     Ok(Some(Parsed {
         path: entry.path.clone(),
         stem: stem.unwrap_or_default().to_string(),
         text: text.to_string(),
+        positions: if text.len() > KEEP_POSITIONS_ABOVE {
+            OnceLock::from(positions)
+        } else {
+            OnceLock::new()
+        },
         store,
     }))
 }
 
-/// Scans a file before serde reads it; any finding rejects the file.
-fn check(path: &str, text: &str) -> Result<(), Vec<Diagnostic>> {
-    match scan::scan(path, text) {
-        Scan::Complete(found) if found.is_empty() => Ok(()),
-        Scan::Complete(found) => Err(found),
-        Scan::Syntax(mut found, mut error) => {
-            // libyaml words syntax errors as serde does for every other file, and cannot expand
-            // anything in a file without an anchor or alias: ask it for the message then.
-            if !text.contains(['&', '*'])
-                && let Err(libyaml) = parse_yaml::<serde::de::IgnoredAny>(path, text)
-            {
-                error = libyaml;
-            }
-            found.push(error);
-            Err(found)
+/// Scans a file before serde reads it: any finding rejects the file; else its positions.
+fn check(path: &str, text: &str) -> Result<Positions, Rejected> {
+    let scan = scan::scan(path, text);
+    let mut kept = scan.findings;
+    let Some(mut error) = scan.syntax else {
+        if kept.is_empty() {
+            return Ok(scan.positions);
         }
+        return Err(Rejected {
+            file: path.to_string(),
+            kept,
+            omitted: scan.omitted,
+        });
+    };
+    // libyaml words syntax errors as serde does for every other file. Ask it for the message
+    // only where it is cheap: no alias to expand, and flow nesting (`[`, `{`) too shallow for
+    // its simple-key bookkeeping to turn quadratic.
+    let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if !text.contains(['&', '*'])
+        && brackets <= 2 * scan::MAX_DEPTH
+        && let Err(libyaml) = parse_yaml::<serde::de::IgnoredAny>(path, text)
+    {
+        error = libyaml;
     }
+    kept.push(error);
+    Err(Rejected {
+        file: path.to_string(),
+        kept,
+        omitted: scan.omitted,
+    })
 }

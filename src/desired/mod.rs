@@ -9,12 +9,12 @@ mod render;
 pub mod rules;
 mod scan;
 mod validate;
+mod values;
 
 pub use defaults::{CHART_VERSION, default_engines, default_plans};
-pub use diagnostics::{Diagnostic, Severity, sort as sort_diagnostics};
+pub use diagnostics::{Diagnostic, MAX_FINDINGS_PER_FILE, Severity, sort as sort_diagnostics};
 pub use load::{
-    Catalog, MAX_FILE_BYTES, MAX_FINDINGS_PER_FILE, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store,
-    load, stores_dir_of,
+    Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
 };
 pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
 pub use render::*;

@@ -1,110 +1,70 @@
-//! Finds where a key or value sits in a YAML text, for diagnostics about well-formed files.
+//! Where each key and value of a YAML text is, for diagnostics about well-formed files.
 //!
-//! Only consulted when a finding needs a position, so valid catalogs never pay for it. One
-//! iterative pass builds a tree of keys; each lookup then walks the path, whatever the number
-//! of findings.
+//! Built by the scan of a file ([`super::scan`]) in the same pass that checks it: a tree of
+//! keys in which a lookup walks the path, whatever the number of findings.
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
-
 /// A key or sequence item: where its key and its value are, and the entries below it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Node {
     key: (usize, usize),
     value: (usize, usize),
     children: HashMap<String, usize>,
 }
 
-fn pos(m: &Marker) -> (usize, usize) {
-    (m.line(), m.col() + 1)
-}
-
-/// An open collection while walking: the node it belongs to (`None` inside a complex key,
-/// whose entries are not recorded), and what comes next in it.
-struct Open {
-    node: Option<usize>,
-    next: Next,
-}
-
-enum Next {
-    /// In a mapping: the key to read, or the key read and its value to come.
-    Key,
-    Value(Option<(String, Marker)>),
-    /// In a sequence: the index of the next item.
-    Item(usize),
-}
-
 /// An index of the key/value positions of one YAML document.
+#[derive(Debug)]
 pub struct Positions {
-    /// `nodes[0]` is the document's root.
+    /// `nodes[ROOT]` is the document's root; nodes added without a parent are never looked up.
     nodes: Vec<Node>,
 }
 
 impl Positions {
-    pub fn of(text: &str) -> Positions {
-        let mut nodes = vec![Node::default()];
-        let mut parser = Parser::new_from_str(text);
-        let mut open: Vec<Open> = Vec::new();
-        // The first node of the first document; a parse error ends the walk with what was found.
-        while let Ok((event, mark)) = parser.next_token() {
-            let (is_collection, is_node) = match event {
-                Event::StreamEnd | Event::DocumentEnd => break,
-                Event::SequenceEnd | Event::MappingEnd => {
-                    open.pop();
-                    if open.is_empty() {
-                        break;
-                    }
-                    continue;
-                }
-                Event::SequenceStart(..) | Event::MappingStart(..) => (true, true),
-                Event::Scalar(..) | Event::Alias(_) => (false, true),
-                Event::StreamStart | Event::DocumentStart | Event::Nothing => (false, false),
-            };
-            if !is_node {
-                continue;
-            }
-            // The node this event starts, when it is recorded.
-            let node = match open.last_mut() {
-                None => Some(0),
-                Some(Open { node: parent, next }) => match next {
-                    Next::Key => {
-                        *next = Next::Value(match &event {
-                            Event::Scalar(name, ..) => Some((name.clone(), mark)),
-                            _ => None,
-                        });
-                        None
-                    }
-                    Next::Value(key) => {
-                        let key = key.take();
-                        *next = Next::Key;
-                        match (*parent, key) {
-                            (Some(parent), Some((name, key_mark))) => {
-                                Some(add(&mut nodes, parent, name, pos(&key_mark), pos(&mark)))
-                            }
-                            _ => None,
-                        }
-                    }
-                    Next::Item(index) => {
-                        let name = index.to_string();
-                        *index += 1;
-                        parent.map(|parent| add(&mut nodes, parent, name, pos(&mark), pos(&mark)))
-                    }
-                },
-            };
-            if is_collection {
-                open.push(Open {
-                    node,
-                    next: match event {
-                        Event::MappingStart(..) => Next::Key,
-                        _ => Next::Item(0),
-                    },
-                });
-            } else if open.is_empty() {
-                break;
-            }
+    pub(crate) const ROOT: usize = 0;
+
+    pub(crate) fn new() -> Positions {
+        Positions {
+            nodes: vec![Node {
+                key: (1, 1),
+                value: (1, 1),
+                children: HashMap::new(),
+            }],
         }
-        Positions { nodes }
+    }
+
+    /// Positions of `text`, by scanning it again.
+    pub fn of(text: &str) -> Positions {
+        super::scan::scan("", text).positions
+    }
+
+    /// The entry `name` of the node `parent`, if it has one.
+    pub(crate) fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        self.nodes[parent].children.get(name).copied()
+    }
+
+    /// Where the key of node `id` is.
+    pub(crate) fn key_of(&self, id: usize) -> (usize, usize) {
+        self.nodes[id].key
+    }
+
+    /// Adds a node, as the entry `name` of `parent` when given (the first entry of a name
+    /// stays), else detached: a complex key, or the value of a duplicate key.
+    pub(crate) fn add(
+        &mut self,
+        parent: Option<(usize, String)>,
+        key: (usize, usize),
+        value: (usize, usize),
+    ) -> usize {
+        let id = self.nodes.len();
+        if let Some((parent, name)) = parent {
+            self.nodes[parent].children.entry(name).or_insert(id);
+        }
+        self.nodes.push(Node {
+            key,
+            value,
+            children: HashMap::new(),
+        });
+        id
     }
 
     /// The node at `path`; the root (an empty path) is no entry.
@@ -138,26 +98,6 @@ impl Positions {
             None => self.key(path),
         }
     }
-}
-
-/// Adds the entry `name` under `parent` (the first one wins) and returns its node.
-fn add(
-    nodes: &mut Vec<Node>,
-    parent: usize,
-    name: String,
-    key: (usize, usize),
-    value: (usize, usize),
-) -> usize {
-    let next = nodes.len();
-    let id = *nodes[parent].children.entry(name).or_insert(next);
-    if id == next {
-        nodes.push(Node {
-            key,
-            value,
-            children: HashMap::new(),
-        });
-    }
-    id
 }
 
 #[cfg(test)]
@@ -194,8 +134,9 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_does_not_recurse() {
+    fn deep_nesting_stops_at_the_scan_bound() {
         let p = Positions::of(&format!("{}1", "- ".repeat(30_000)));
-        assert!(p.has(&vec!["0"; 30_000]));
+        assert!(p.has(&["0"; 32]));
+        assert!(!p.has(&["0"; 33]));
     }
 }

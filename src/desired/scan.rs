@@ -2,128 +2,170 @@
 //! over yaml-rust2's events that rejects what could make a small file expensive to load
 //! (anchors and aliases, deep nesting) or read differently by storesync than by a reviewer
 //! (tags, duplicate keys, keys that are not text, several documents).
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, ScanError};
 
-use super::diagnostics::Diagnostic;
+use super::diagnostics::{Capped, Diagnostic, MAX_FINDINGS_PER_FILE, Omitted};
+use super::position::Positions;
 
 /// Deepest nesting of maps and sequences in a catalog file; storesync.yaml needs 6.
 pub const MAX_DEPTH: usize = 32;
 
-/// How a scan ended.
-pub(crate) enum Scan {
-    /// The whole file was read; it is acceptable when there are no findings.
-    Complete(Vec<Diagnostic>),
-    /// The file is not well-formed YAML: the findings before the error, and the error.
-    Syntax(Vec<Diagnostic>, Diagnostic),
+/// What a scan found.
+pub(crate) struct Scan {
+    /// The first findings, in position order; a file is acceptable only without any.
+    pub findings: Vec<Diagnostic>,
+    /// The findings past [`MAX_FINDINGS_PER_FILE`], counted.
+    pub omitted: Option<Omitted>,
+    /// The syntax error that ended the scan early.
+    pub syntax: Option<Diagnostic>,
+    /// Where the keys and values are, as far as the scan read.
+    pub positions: Positions,
 }
 
-enum Frame {
-    /// A mapping: its keys so far with their position, and whether a key comes next.
-    Map {
-        keys: HashMap<String, (usize, usize)>,
-        key_next: bool,
-    },
-    Sequence,
+impl Scan {
+    /// Whether the file may go on to serde.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty() && self.syntax.is_none()
+    }
+}
+
+/// An open map or sequence: its node, and what comes next in it.
+struct Open {
+    node: usize,
+    next: Next,
+}
+
+enum Next {
+    /// In a map, the key.
+    Key,
+    /// In a map, the value of the key at this position, named when it is a first, plain key.
+    Value(Option<String>, (usize, usize)),
+    /// In a sequence, the item of this index.
+    Item(usize),
 }
 
 /// Scans `text`, the file at `path`, without building any value.
 pub(crate) fn scan(path: &str, text: &str) -> Scan {
-    let mut out = Vec::new();
+    let mut findings = Capped::new(MAX_FINDINGS_PER_FILE);
+    let mut positions = Positions::new();
     let mut source = Source::new(text);
     let mut parser = Parser::new_from_str(text);
-    let mut stack: Vec<Frame> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
     let mut documents = 0usize;
-    loop {
+    let syntax = loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
-            Err(e) => return Scan::Syntax(out, syntax(path, &e)),
+            Err(e) => break Some(syntax(path, &e)),
         };
         let at = position(&mark);
-        let starts_node = matches!(
-            event,
-            Event::Scalar(..) | Event::Alias(_) | Event::SequenceStart(..) | Event::MappingStart(..)
-        );
-        // A node directly in a mapping is alternately a key and a value.
-        let mut is_key = false;
-        if starts_node && let Some(Frame::Map { key_next, .. }) = stack.last_mut() {
-            is_key = *key_next;
-            *key_next = !*key_next;
-        }
-        match event {
-            Event::StreamEnd => return Scan::Complete(out),
+        let (anchor, tagged, collection) = match &event {
+            Event::StreamEnd => break None,
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    out.push(
+                    findings.push(at, true, || {
                         Diagnostic::error(path, at, "a second YAML document starts here").hint(
                             "keep exactly one YAML document per file: remove this `---` and what follows",
-                        ),
-                    );
-                    return Scan::Complete(out);
+                        )
+                    });
+                    break None;
                 }
-            }
-            Event::Alias(_) => {
-                let (at, name) = source.token_at(&mark);
-                out.push(
-                    Diagnostic::error(path, at, format!("alias `{name}` is not allowed")).hint(
-                        "write the value out in full; anchors and aliases are not allowed in the catalog",
-                    ),
-                );
-            }
-            Event::Scalar(value, _, anchor, tag) => {
-                source.properties(path, &mark, anchor, tag.is_some(), &mut out);
-                if is_key && let Some(Frame::Map { keys, .. }) = stack.last_mut() {
-                    match keys.entry(value) {
-                        Entry::Vacant(v) => {
-                            v.insert(at);
-                        }
-                        Entry::Occupied(first) => out.push(
-                            Diagnostic::error(
-                                path,
-                                at,
-                                format!(
-                                    "duplicate key `{}`: it is already set at line {}",
-                                    shown(first.key()),
-                                    first.get().0
-                                ),
-                            )
-                            .hint(
-                                "remove one of them: YAML keeps only the last, while a reader sees the first",
-                            ),
-                        ),
-                    }
-                }
-            }
-            Event::SequenceStart(anchor, ref tag) | Event::MappingStart(anchor, ref tag) => {
-                source.properties(path, &mark, anchor, tag.is_some(), &mut out);
-                if is_key {
-                    out.push(
-                        Diagnostic::error(path, at, "a key must be plain text, not a map or a list")
-                            .hint("write the key as text, such as `storeTitle:`"),
-                    );
-                }
-                if stack.len() == MAX_DEPTH {
-                    out.push(too_deep(path, at));
-                    return Scan::Complete(out);
-                }
-                stack.push(match event {
-                    Event::MappingStart(..) => Frame::Map {
-                        keys: HashMap::new(),
-                        key_next: true,
-                    },
-                    _ => Frame::Sequence,
-                });
+                continue;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                stack.pop();
+                open.pop();
+                continue;
             }
-            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => continue,
+            Event::Alias(_) => {
+                let from = source.offset(&mark);
+                findings.push(at, true, || {
+                    let name = token(text, from);
+                    Diagnostic::error(path, at, format!("alias `{name}` is not allowed")).hint(
+                        "write the value out in full; anchors and aliases are not allowed in the catalog",
+                    )
+                });
+                (0, false, false)
+            }
+            Event::Scalar(_, _, anchor, tag) => (*anchor, tag.is_some(), false),
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
+                (*anchor, tag.is_some(), true)
+            }
+        };
+        source.properties(path, &mark, anchor, tagged, &mut findings);
+        let is_map = matches!(event, Event::MappingStart(..));
+
+        // The node this event starts: the root, a key, a value or a sequence item.
+        let node = match open.last_mut() {
+            None => Some(Positions::ROOT),
+            Some(Open { node: parent, next }) => match next {
+                Next::Key => {
+                    let name = match event {
+                        Event::Scalar(name, ..) => Some(name),
+                        _ => None,
+                    };
+                    if collection {
+                        findings.push(at, true, || {
+                            Diagnostic::error(path, at, "a key must be plain text, not a map or a list")
+                                .hint("write the key as text, such as `storeTitle:`")
+                        });
+                    }
+                    let name = match name.map(|n| (positions.child(*parent, &n), n)) {
+                        Some((Some(first), name)) => {
+                            let first = positions.key_of(first);
+                            findings.push(at, true, || duplicate(path, at, &name, first));
+                            None
+                        }
+                        Some((None, name)) => Some(name),
+                        None => None,
+                    };
+                    *next = Next::Value(name, at);
+                    collection.then(|| positions.add(None, at, at))
+                }
+                Next::Value(name, key) => {
+                    let entry = name.take().map(|name| (*parent, name));
+                    let key = *key;
+                    *next = Next::Key;
+                    Some(positions.add(entry, key, at))
+                }
+                Next::Item(index) => {
+                    let entry = (*parent, index.to_string());
+                    *index += 1;
+                    Some(positions.add(Some(entry), at, at))
+                }
+            },
+        };
+        if let (true, Some(node)) = (collection, node) {
+            if open.len() == MAX_DEPTH {
+                findings.push(at, true, || too_deep(path, at));
+                break None;
+            }
+            open.push(Open {
+                node,
+                next: if is_map { Next::Key } else { Next::Item(0) },
+            });
         }
+    };
+    Scan {
+        findings: findings.kept,
+        omitted: findings.omitted,
+        syntax,
+        positions,
     }
+}
+
+fn duplicate(path: &str, at: (usize, usize), name: &str, first: (usize, usize)) -> Diagnostic {
+    Diagnostic::error(
+        path,
+        at,
+        format!(
+            "duplicate key `{}`: it is already set at line {}",
+            shown(name),
+            first.0
+        ),
+    )
+    .hint("remove one of them: YAML keeps only the last, while a reader sees the first")
 }
 
 fn position(m: &Marker) -> (usize, usize) {
@@ -156,97 +198,90 @@ fn shown(text: &str) -> String {
     s
 }
 
-/// The text of a file with, once needed, where its lines start: markers count characters, and
-/// the anchor or tag of a node is found by looking back from the node.
+/// The text of a file, for the names and positions of anchors, aliases and tags. Markers
+/// count characters; every conversion here walks only text between neighbouring tokens, so a
+/// file costs linear time however many findings it has.
 struct Source<'a> {
     text: &'a str,
-    lines: Option<Vec<usize>>,
+    /// The last marker converted, as (character index, byte offset): markers come in order.
+    cursor: (usize, usize),
 }
 
 impl<'a> Source<'a> {
     fn new(text: &'a str) -> Self {
-        Source { text, lines: None }
+        Source { text, cursor: (0, 0) }
     }
 
-    fn lines(&mut self) -> &[usize] {
-        self.lines.get_or_insert_with(|| {
-            std::iter::once(0)
-                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
-                .collect()
-        })
-    }
-
-    /// Byte offset of a marker (1-based line, 0-based column in characters).
+    /// Byte offset of a marker.
     fn offset(&mut self, m: &Marker) -> usize {
-        let text = self.text;
-        let start = self
-            .lines()
-            .get(m.line().saturating_sub(1))
-            .copied()
-            .unwrap_or(text.len());
-        start
-            + text[start..]
-                .chars()
-                .take(m.col())
-                .map(char::len_utf8)
-                .sum::<usize>()
-    }
-
-    /// 1-based line and column of a byte offset.
-    fn position_of(&mut self, offset: usize) -> (usize, usize) {
-        let text = self.text;
-        let lines = self.lines();
-        let line = lines.partition_point(|&start| start <= offset);
-        let start = lines[line - 1];
-        (line, text[start..offset].chars().count() + 1)
-    }
-
-    /// The position and text of the token starting at `m`, such as `*name`.
-    fn token_at(&mut self, m: &Marker) -> ((usize, usize), String) {
-        let from = self.offset(m);
-        (position(m), self.token(from))
-    }
-
-    fn token(&self, from: usize) -> String {
-        let rest = &self.text[from..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
-            .unwrap_or(rest.len());
-        shown(&rest[..end])
+        let (mut chars, mut bytes) = if m.index() >= self.cursor.0 {
+            self.cursor
+        } else {
+            (0, 0)
+        };
+        for c in self.text[bytes..].chars() {
+            if chars == m.index() {
+                break;
+            }
+            chars += 1;
+            bytes += c.len_utf8();
+        }
+        self.cursor = (chars, bytes);
+        bytes
     }
 
     /// Reports the anchor and the tag of the node at `m`, when it has them.
-    fn properties(&mut self, path: &str, m: &Marker, anchor: usize, tagged: bool, out: &mut Vec<Diagnostic>) {
+    fn properties(&mut self, path: &str, m: &Marker, anchor: usize, tagged: bool, out: &mut Capped) {
+        let text = self.text;
         if anchor > 0 {
-            let (at, name) = self.property(m, '&');
-            out.push(
-                Diagnostic::error(path, at, format!("anchor `{name}` is not allowed"))
-                    .hint("write the value out in full; anchors and aliases are not allowed in the catalog"),
-            );
+            let (at, from) = self.property(m, '&');
+            out.push(at, true, || {
+                Diagnostic::error(path, at, format!("anchor `{}` is not allowed", token(text, from)))
+                    .hint("write the value out in full; anchors and aliases are not allowed in the catalog")
+            });
         }
         if tagged {
-            let (at, name) = self.property(m, '!');
-            out.push(
-                Diagnostic::error(path, at, format!("tag `{name}` is not allowed"))
-                    .hint("remove the tag; quote the value if it must be read as text"),
-            );
+            let (at, from) = self.property(m, '!');
+            out.push(at, true, || {
+                Diagnostic::error(path, at, format!("tag `{}` is not allowed", token(text, from)))
+                    .hint("remove the tag; quote the value if it must be read as text")
+            });
         }
     }
 
-    /// The property (`&anchor`, `!tag`) that precedes the node at `m`: the nearest `sigil` before
-    /// it that starts a token. Properties sit right before their node, so looking back is short.
-    fn property(&mut self, m: &Marker, sigil: char) -> ((usize, usize), String) {
+    /// Where the property (`&anchor`, `!tag`) that precedes the node at `m` is, as a position
+    /// and a byte offset: the nearest `sigil` before the node that starts a token. A property
+    /// sits right before its node, so the look back is short.
+    fn property(&mut self, m: &Marker, sigil: char) -> ((usize, usize), usize) {
         let node = self.offset(m);
-        let bytes = self.text.as_bytes();
-        let found = self.text[..node]
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let found = text[..node]
             .rmatch_indices(sigil)
             .map(|(i, _)| i)
             .find(|&i| i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b','));
-        match found {
-            Some(i) => (self.position_of(i), self.token(i)),
-            None => (position(m), sigil.to_string()),
-        }
+        let Some(at) = found else {
+            return (position(m), node);
+        };
+        let between = &text[at..node];
+        let newlines = between.matches('\n').count();
+        let column = if newlines == 0 {
+            m.col() + 1 - between.chars().count()
+        } else {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            text[line_start..at].chars().count() + 1
+        };
+        ((m.line() - newlines, column), at)
     }
+}
+
+/// The token of `text` starting at byte `from`, such as `*name`, shortened for a message.
+fn token(text: &str, from: usize) -> String {
+    let rest = &text[from..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+        .unwrap_or(rest.len());
+    shown(&rest[..end])
 }
 
 #[cfg(test)]
@@ -254,12 +289,11 @@ mod tests {
     use super::*;
 
     fn findings(text: &str) -> Vec<String> {
-        let (mut out, syntax) = match scan("f.yaml", text) {
-            Scan::Complete(out) => (out, None),
-            Scan::Syntax(out, e) => (out, Some(e)),
-        };
-        out.extend(syntax);
-        out.iter()
+        let scan = scan("f.yaml", text);
+        assert!(scan.omitted.is_none());
+        scan.findings
+            .iter()
+            .chain(&scan.syntax)
             .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
             .collect()
     }

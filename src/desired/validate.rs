@@ -1,13 +1,13 @@
 //! The rules a well-formed catalog must also follow: one file at a time, then across files.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
-
-use super::diagnostics::Diagnostic;
+use super::diagnostics::{Capped, Diagnostic, MAX_FINDINGS_PER_FILE, Omitted};
 use super::load::{PLATFORM_FILE, Parsed, RawCatalog, Store};
 use super::model::PlatformConfig;
 use super::position::Positions;
 use super::rules;
+pub(crate) use super::values::Allowlists;
+use super::values::{Verdict, for_each_leaf};
 
 /// Top-level chart values storesync sets itself; a store can never override them.
 pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
@@ -182,14 +182,20 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     out
 }
 
-/// Rules of one store file against the platform.
-pub(crate) fn store(p: &Parsed, platform: &PlatformConfig, allowlists: &Allowlists) -> Vec<Diagnostic> {
+/// Rules of one store file against the platform: the first findings by position, and the
+/// count of the rest.
+pub(crate) fn store(
+    p: &Parsed,
+    platform: &PlatformConfig,
+    allowlists: &Allowlists,
+) -> (Vec<Diagnostic>, Option<Omitted>) {
     let s = &p.store;
     let mut out = Vec::new();
-    // Positions are computed only when a finding needs one.
-    let mut positions: Option<Positions> = None;
+    // Values outside the allowlist can be thousands: they are built only when shown.
+    let mut values: Vec<((usize, usize), String, Verdict)> = Vec::new();
+    // Positions are found only when a finding needs one.
     let mut err = |path: &[&str], at_key: bool, message: String, hint: String| {
-        let pos = positions.get_or_insert_with(|| p.positions());
+        let pos = p.positions();
         let at = if at_key { pos.key(path) } else { pos.value(path) };
         out.push(Diagnostic::error(&p.path, at, message).hint(hint));
     };
@@ -220,36 +226,22 @@ pub(crate) fn store(p: &Parsed, platform: &PlatformConfig, allowlists: &Allowlis
         ),
         Some(_) => {
             let allowlist = allowlists.get(&s.engine);
-            for leaf in value_paths(&s.values) {
-                let segments: Vec<&str> = std::iter::once("values")
-                    .chain(leaf.segments.iter().map(String::as_str))
-                    .collect();
-                match allowlist.verdict(&leaf.path) {
-                    Verdict::Allowed => {}
-                    Verdict::Parent if leaf.empty_map => {}
-                    Verdict::Parent => err(
-                        &segments,
-                        false,
-                        format!(
-                            "value `{}` must be a map: engine `{}` allows only values below it",
-                            leaf.path, s.engine
-                        ),
-                        format!(
-                            "set the allowed values under `{}:` (allowed values: {}), or remove it",
-                            leaf.path, allowlist.shown
-                        ),
-                    ),
-                    Verdict::Denied => err(
-                        &segments,
-                        true,
-                        format!("value `{}` is not allowed for engine `{}`", leaf.path, s.engine),
-                        format!(
-                            "allowed values: {}; ask the platform team to extend engines.{}.valuesAllowlist",
-                            allowlist.shown, s.engine
-                        ),
-                    ),
+            for_each_leaf(&s.values, |segments, path, empty_map| {
+                let verdict = allowlist.verdict(path);
+                if verdict == Verdict::Allowed || (verdict == Verdict::Parent && empty_map) {
+                    return;
                 }
-            }
+                let at: Vec<&str> = std::iter::once("values")
+                    .chain(segments.iter().copied())
+                    .collect();
+                let pos = p.positions();
+                let at = if verdict == Verdict::Parent {
+                    pos.value(&at)
+                } else {
+                    pos.key(&at)
+                };
+                values.push((at, path.to_string(), verdict));
+            });
         }
     }
     if !platform.plans.contains_key(&s.plan) {
@@ -273,118 +265,59 @@ pub(crate) fn store(p: &Parsed, platform: &PlatformConfig, allowlists: &Allowlis
         err(&["domain"], false, format!("domain `{domain}` is not a valid host name"),
             "use a lowercase DNS name such as acme.shop.example.com (no wildcard, no trailing dot), or leave it out for the default".into());
     }
-    out
+
+    let allowlist = allowlists.get(&s.engine);
+    let value = |at: (usize, usize), path: String, verdict: Verdict| {
+        let (message, hint) = if verdict == Verdict::Parent {
+            (
+                format!(
+                    "value `{path}` must be a map: engine `{}` allows only values below it",
+                    s.engine
+                ),
+                format!(
+                    "set the allowed values under `{path}:` (allowed values: {}), or remove it",
+                    allowlist.shown
+                ),
+            )
+        } else {
+            (
+                format!("value `{path}` is not allowed for engine `{}`", s.engine),
+                format!(
+                    "allowed values: {}; ask the platform team to extend engines.{}.valuesAllowlist",
+                    allowlist.shown, s.engine
+                ),
+            )
+        };
+        Diagnostic::error(&p.path, at, message).hint(hint)
+    };
+    let mut all: Vec<((usize, usize), Finding)> = out
+        .into_iter()
+        .map(|d| ((d.line, d.column), Finding::Ready(d)))
+        .chain(
+            values
+                .into_iter()
+                .map(|(at, path, verdict)| (at, Finding::Value(path, verdict))),
+        )
+        .collect();
+    all.sort_by_key(|(at, _)| *at);
+    let mut capped = Capped::new(MAX_FINDINGS_PER_FILE);
+    for (at, finding) in all {
+        capped.push(at, true, || match finding {
+            Finding::Ready(d) => d,
+            Finding::Value(path, verdict) => value(at, path, verdict),
+        });
+    }
+    (capped.kept, capped.omitted)
+}
+
+/// A finding of [`store`]: built, or a value path to build one for when it is shown.
+enum Finding {
+    Ready(Diagnostic),
+    Value(String, Verdict),
 }
 
 fn keys<V>(m: &BTreeMap<String, V>) -> String {
     m.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-}
-
-/// A leaf of a values tree: a value that is not a map, or an empty map.
-struct Leaf {
-    /// Dotted: `admin.email`.
-    path: String,
-    segments: Vec<String>,
-    empty_map: bool,
-}
-
-/// The leaves of a values tree, in order.
-fn value_paths(values: &Map<String, Value>) -> Vec<Leaf> {
-    fn walk(map: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<Leaf>) {
-        for (k, v) in map {
-            prefix.push(k.clone());
-            match v {
-                Value::Object(inner) if !inner.is_empty() => walk(inner, prefix, out),
-                _ => out.push(Leaf {
-                    path: prefix.join("."),
-                    segments: prefix.clone(),
-                    empty_map: matches!(v, Value::Object(_)),
-                }),
-            }
-            prefix.pop();
-        }
-    }
-    let mut out = Vec::new();
-    walk(values, &mut Vec::new(), &mut out);
-    out
-}
-
-/// What an engine's allowlist says of a value path.
-#[derive(Debug, PartialEq, Eq)]
-enum Verdict {
-    /// The path is an entry or lies under one.
-    Allowed,
-    /// The path is a parent of an entry: it may only hold a map.
-    Parent,
-    Denied,
-}
-
-/// One engine's allowlist as sets, so that a lookup costs the depth of a path, not the length
-/// of the list.
-#[derive(Default)]
-pub(crate) struct Allowlist {
-    entries: HashSet<String>,
-    parents: HashSet<String>,
-    /// The list for a hint, shortened.
-    shown: String,
-}
-
-impl Allowlist {
-    fn new(list: &[String]) -> Allowlist {
-        const SHOWN: usize = 20;
-        let mut shown = list.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-        if list.is_empty() {
-            shown = "none".into();
-        } else if list.len() > SHOWN {
-            shown.push_str(&format!(" and {} more", list.len() - SHOWN));
-        }
-        Allowlist {
-            entries: list.iter().cloned().collect(),
-            parents: list
-                .iter()
-                .flat_map(|e| e.match_indices('.').map(|(i, _)| e[..i].to_string()))
-                .collect(),
-            shown,
-        }
-    }
-
-    fn verdict(&self, path: &str) -> Verdict {
-        let under_entry = path
-            .match_indices('.')
-            .map(|(i, _)| &path[..i])
-            .chain([path])
-            .any(|prefix| self.entries.contains(prefix));
-        if under_entry {
-            Verdict::Allowed
-        } else if self.parents.contains(path) {
-            Verdict::Parent
-        } else {
-            Verdict::Denied
-        }
-    }
-}
-
-/// Every engine's [`Allowlist`], built once per catalog.
-pub(crate) struct Allowlists {
-    engines: HashMap<String, Allowlist>,
-    none: Allowlist,
-}
-
-impl Allowlists {
-    pub fn of(platform: &PlatformConfig) -> Allowlists {
-        Allowlists {
-            engines: platform
-                .engines
-                .iter()
-                .map(|(name, e)| (name.clone(), Allowlist::new(&e.values_allowlist)))
-                .collect(),
-            none: Allowlist::new(&[]),
-        }
-    }
-
-    fn get(&self, engine: &str) -> &Allowlist {
-        self.engines.get(engine).unwrap_or(&self.none)
-    }
 }
 
 fn effective_domain(s: &super::model::StoreFile, platform: &PlatformConfig) -> String {
@@ -508,36 +441,5 @@ pub(crate) fn finish(p: Parsed, platform: &PlatformConfig) -> Store {
         protected: s.protected,
         suspend: s.suspend,
         values: s.values,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allowlist_paths() {
-        let list = Allowlist::new(&["admin.email".to_string(), "sampleProduct".to_string()]);
-        assert_eq!(list.verdict("admin.email"), Verdict::Allowed);
-        assert_eq!(list.verdict("sampleProduct.price"), Verdict::Allowed);
-        assert_eq!(list.verdict("sampleProduct"), Verdict::Allowed);
-        assert_eq!(list.verdict("admin"), Verdict::Parent, "may only hold a map");
-        assert_eq!(list.verdict("admin.password"), Verdict::Denied);
-        assert_eq!(list.verdict("adminx"), Verdict::Denied);
-        assert_eq!(list.verdict("sampleProductx"), Verdict::Denied);
-        assert_eq!(list.verdict("admin.emailx"), Verdict::Denied);
-    }
-
-    #[test]
-    fn value_paths_are_leaves() {
-        let v: Map<String, Value> = serde_json::from_str(r#"{"a":{"b":1,"c":{}},"d":[1,2]}"#).unwrap();
-        let paths: Vec<(String, bool)> = value_paths(&v)
-            .into_iter()
-            .map(|l| (l.path, l.empty_map))
-            .collect();
-        assert_eq!(
-            paths,
-            vec![("a.b".into(), false), ("a.c".into(), true), ("d".into(), false)]
-        );
     }
 }
