@@ -242,7 +242,7 @@ async fn webhooks_during_a_slow_sync_coalesce_into_one_follow_up_of_the_newest_c
     .await;
     let mut shas = Vec::new();
     for i in 0..50 {
-        r.repo.write("stores/notes.txt", &format!("{i}\n"));
+        r.repo.write("stores/README.md", &format!("{i}\n"));
         let sha = r.repo.commit("Bot", &format!("Commit {i}"));
         assert_eq!(
             r.signed(
