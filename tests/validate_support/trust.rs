@@ -333,3 +333,21 @@ fn a_symlink_in_the_middle_at_a_commit_is_an_error() {
     .unwrap();
     assert!(err.starts_with(&expected), "{err}");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_stores_dir_outside_the_catalog_is_not_read() {
+    for (dir, column) in [("/etc", 12), ("../..", 12)] {
+        let c = Catalog::with_valid_stores();
+        c.platform(&format!("storesDir: \"{dir}\"\n"));
+        let outcome = c.validate();
+        assert_eq!(outcome.code, 1);
+        assert_eq!(
+            outcome.findings(),
+            vec![format!(
+                "storesync.yaml:1:{column}: error: `{dir}` is not a relative directory inside the catalog"
+            )],
+            "nothing under {dir} is listed"
+        );
+    }
+}
