@@ -245,7 +245,7 @@ fn main() {
         let mut times = Vec::with_capacity(RUNS);
         let mut peak = 0usize;
         let mut accepted = false;
-        let mut findings = 0usize;
+        let mut first = String::new();
         for _ in 0..RUNS {
             let base = CURRENT.load(Ordering::Relaxed);
             PEAK.store(base, Ordering::Relaxed);
@@ -254,7 +254,12 @@ fn main() {
             times.push(start.elapsed());
             peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
             accepted = result.is_ok();
-            findings = result.err().map_or(0, |f| f.len());
+            first = result
+                .err()
+                .and_then(|f| f.into_iter().next())
+                .map_or(String::new(), |d| {
+                    format!("{}:{} {}", d.line, d.column, d.message)
+                });
         }
         times.sort();
         let median = times[RUNS / 2];
@@ -263,9 +268,9 @@ fn main() {
         failed |= !right || !within;
         let verdict = match (accepted, right) {
             (true, true) => "accepted, as expected".to_string(),
-            (false, true) => format!("rejected, as expected ({findings} findings shown)"),
+            (false, true) => format!("rejected, as expected: {first}"),
             (true, false) => "ACCEPTED, expected a rejection".to_string(),
-            (false, false) => "REJECTED, expected it accepted".to_string(),
+            (false, false) => format!("REJECTED, expected it accepted: {first}"),
         };
         println!(
             "| {} | {:.1} KiB | {:.2} ms | {:.2} MiB | {verdict}{} |",

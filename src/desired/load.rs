@@ -85,7 +85,7 @@ pub struct Catalog {
     pub platform: PlatformConfig,
     /// Sorted by name.
     pub stores: Vec<Store>,
-    /// Findings that do not invalidate the catalog (ignored files).
+    /// Findings that do not invalidate the catalog; every rule today reports an error.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -122,7 +122,7 @@ pub fn stores_dir_of(platform: Option<&[u8]>) -> String {
 }
 
 /// Validates a whole catalog. Either every file is valid and a [`Catalog`] comes back, or the
-/// complete list of findings does (errors and warnings, sorted by file and position).
+/// list of findings does (sorted by file and position; past 50 in a file, their count).
 pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
     let mut findings = Findings::default();
     let platform = load_platform(raw.platform.as_ref(), &mut findings);
