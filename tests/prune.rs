@@ -474,3 +474,62 @@ async fn oci_charts_need_a_prefix_the_operator_allows() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0][3], "oci://registry.example.com/charts/woocommerce");
 }
+
+/// A store file renamed so that it is no longer read: each rename makes the catalog invalid, so
+/// the sync writes and deletes nothing, instead of pruning the store.
+#[tokio::test]
+async fn a_renamed_store_file_is_never_pruned() {
+    let renames: [(&str, &str, &str); 3] = [
+        ("acme", "stores/archive/acme.yaml", "stores/archive: error"),
+        (
+            "corner-books",
+            "stores/corner-books.YAML",
+            "stores/corner-books.YAML: error",
+        ),
+        (
+            "dune-coffee",
+            "stores/.dune-coffee.yaml",
+            "stores/.dune-coffee.yaml: error",
+        ),
+    ];
+    for (store, to, finding) in renames {
+        let w = World::new();
+        for (name, engine) in [
+            ("acme", "woocommerce"),
+            ("corner-books", "woocommerce"),
+            ("dune-coffee", "medusa"),
+        ] {
+            w.catalog
+                .store(name, &store_yaml(name, engine, "small", "team-a"));
+        }
+        assert_eq!(w.sync().await.summary.applied, 3);
+        let to = w.catalog.path().join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(w.catalog.path().join(format!("stores/{store}.yaml")), to).unwrap();
+        w.cluster.clear_requests();
+        let helm_calls = w.helm.calls().len();
+
+        match w.sync_with(PlanOptions::default()).await {
+            SyncOutcome::Invalid(findings) => assert!(
+                findings.iter().any(|f| f.to_string().starts_with(finding)),
+                "{store}: {findings:?}"
+            ),
+            SyncOutcome::Done(synced) => panic!(
+                "{store}: the rename must invalidate the catalog, not sync: {}",
+                synced.report.description()
+            ),
+        }
+        let requests: Vec<String> = w.cluster.requests().iter().map(|r| r.line()).collect();
+        assert!(
+            !requests.iter().any(|r| !r.starts_with("GET ")),
+            "{store}: no write and no delete: {requests:?}"
+        );
+        assert_eq!(w.helm.calls().len(), helm_calls, "{store}: helm not run");
+        assert!(
+            w.cluster
+                .get("namespaces", "", &format!("store-{store}"))
+                .is_some(),
+            "{store}: not pruned"
+        );
+    }
+}

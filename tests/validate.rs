@@ -1,6 +1,8 @@
 //! `storesync validate`: every kind of bad input gets its own finding at file:line:col, exit
 //! code 1, and an invalid catalog renders nothing.
 mod common;
+#[path = "validate_support/trust.rs"]
+mod trust;
 
 use common::{Catalog, store_yaml};
 use storesync::config::OutputFormat;
@@ -243,16 +245,13 @@ fn max_stores_per_owner_exceeded() {
 }
 
 #[test]
-fn non_yaml_files_are_warned_about_and_ignored() {
+fn readme_and_gitkeep_may_sit_beside_store_files() {
     let c = Catalog::with_valid_stores();
     c.file("stores/README.md", b"# notes\n")
         .file("stores/.gitkeep", b"");
     let outcome = c.validate();
     assert_eq!(outcome.code, 0, "{}", outcome.stderr);
-    assert_eq!(
-        outcome.findings(),
-        vec!["stores/README.md:1:1: warning: ignored: not a .yaml or .yml file"]
-    );
+    assert_eq!(outcome.stderr, "", "not even a warning");
 }
 
 #[test]
@@ -307,7 +306,7 @@ fn several_documents_in_one_file() {
     );
     assert_invalid(
         &with_bad("dune", &text),
-        "stores/dune.yaml:1:1: error: deserializing from YAML containing more than one document is not supported",
+        "stores/dune.yaml:5:1: error: a second YAML document starts here",
     );
 }
 

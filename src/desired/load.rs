@@ -1,16 +1,21 @@
 //! Turns the raw files of a catalog into typed, validated stores. No I/O: the bytes come from
 //! [`crate::source`].
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
-use super::diagnostics::{self, Diagnostic};
+use super::diagnostics::{Diagnostic, Findings, Omitted};
 use super::model::{PlatformConfig, StoreFile};
 use super::position::Positions;
+use super::scan;
 use super::validate;
 
 /// Largest store or platform file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 pub const PLATFORM_FILE: &str = "storesync.yaml";
+/// The files besides store files that a stores directory may hold.
+const ALLOWED_OTHER_FILES: &[&str] = &["README.md", ".gitkeep"];
 
 /// What one directory entry under the stores directory holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,9 @@ pub enum RawContent {
     Directory,
     /// Anything else Git or the file system can hold (a submodule, a socket).
     Other,
+    /// A symbolic link on the way to the stores directory, named by the entry's path; nothing
+    /// behind it is read.
+    LinkToStoresDir,
 }
 
 impl RawContent {
@@ -50,7 +58,9 @@ pub struct RawCatalog {
     pub platform: Option<RawContent>,
     /// The stores directory, as configured (or defaulted) when the source was read.
     pub stores_dir: String,
-    /// `None` when the stores directory does not exist.
+    /// `None` when the stores directory does not exist. A symbolic link on the way to it is
+    /// the only entry, as [`RawContent::LinkToStoresDir`]; a `stores_dir` that is not a relative
+    /// path inside the catalog is not read (an empty list; the platform file's finding says why).
     pub entries: Option<Vec<RawEntry>>,
 }
 
@@ -75,21 +85,27 @@ pub struct Catalog {
     pub platform: PlatformConfig,
     /// Sorted by name.
     pub stores: Vec<Store>,
-    /// Findings that do not invalidate the catalog (ignored files).
+    /// Findings that do not invalidate the catalog; every rule today reports an error.
     pub warnings: Vec<Diagnostic>,
 }
+
+/// A file above this size keeps the positions its scan found, since finding them again costs as
+/// much as the scan; a smaller one is scanned again when a finding needs them, so that a valid
+/// catalog of many small files holds no positions.
+const KEEP_POSITIONS_ABOVE: usize = 4 * 1024;
 
 /// A parsed store file, kept with its text so that later rules can locate their findings.
 pub(crate) struct Parsed {
     pub path: String,
     pub stem: String,
     pub text: String,
+    positions: OnceLock<Positions>,
     pub store: StoreFile,
 }
 
 impl Parsed {
-    pub fn positions(&self) -> Positions {
-        Positions::of(&self.text)
+    pub fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| Positions::of(&self.text))
     }
 }
 
@@ -99,15 +115,16 @@ pub fn stores_dir_of(platform: Option<&[u8]>) -> String {
     platform
         .and_then(|b| std::str::from_utf8(b).ok())
         .filter(|t| !is_blank(t))
+        .filter(|t| scan::scan(PLATFORM_FILE, t).is_clean())
         .and_then(|t| serde_yaml_ng::from_str::<PlatformConfig>(t).ok())
         .map(|p| p.stores_dir)
         .unwrap_or_else(|| PlatformConfig::default().stores_dir)
 }
 
 /// Validates a whole catalog. Either every file is valid and a [`Catalog`] comes back, or the
-/// complete list of findings does (errors and warnings, sorted by file and position).
+/// list of findings does (sorted by file and position; past 50 in a file, their count).
 pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
-    let mut findings = Vec::new();
+    let mut findings = Findings::default();
     let platform = load_platform(raw.platform.as_ref(), &mut findings);
 
     let entries = match &raw.entries {
@@ -121,7 +138,7 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
         }
     };
 
-    let results: Vec<Result<Option<Parsed>, Diagnostic>> = entries.par_iter().map(parse_entry).collect();
+    let results: Vec<Result<Option<Parsed>, Rejected>> = entries.par_iter().map(parse_entry).collect();
     let mut parsed = Vec::with_capacity(results.len());
     let mut store_files = 0usize;
     for result in results {
@@ -131,24 +148,26 @@ pub fn load(raw: &RawCatalog) -> Result<Catalog, Vec<Diagnostic>> {
                 parsed.push(p);
             }
             Ok(None) => {}
-            Err(d) => {
-                store_files += usize::from(d.is_error());
-                findings.push(d);
+            Err(Rejected { file, kept, omitted }) => {
+                store_files += 1;
+                findings.add(&file, kept, omitted);
             }
         }
     }
 
     if let Some(platform) = &platform {
-        findings.extend(
-            parsed
-                .par_iter()
-                .flat_map_iter(|p| validate::store(p, platform))
-                .collect::<Vec<_>>(),
-        );
+        let allowlists = validate::Allowlists::of(platform);
+        let per_store: Vec<(Vec<Diagnostic>, Option<Omitted>)> = parsed
+            .par_iter()
+            .map(|p| validate::store(p, platform, &allowlists))
+            .collect();
+        for (p, (kept, omitted)) in parsed.iter().zip(per_store) {
+            findings.add(&p.path, kept, omitted);
+        }
         findings.extend(validate::across_stores(&parsed, platform, store_files, raw));
     }
 
-    diagnostics::sort(&mut findings);
+    let findings = findings.finish();
     match platform {
         Some(platform) if !findings.iter().any(Diagnostic::is_error) => {
             let mut stores: Vec<Store> = parsed
@@ -173,7 +192,7 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Option<PlatformConfig> {
+fn load_platform(raw: Option<&RawContent>, findings: &mut Findings) -> Option<PlatformConfig> {
     let bytes = match raw {
         None => return Some(PlatformConfig::default()),
         Some(RawContent::File(bytes)) => bytes,
@@ -192,6 +211,13 @@ fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Op
     if is_blank(text) {
         return Some(PlatformConfig::default());
     }
+    let positions = match check(PLATFORM_FILE, text) {
+        Ok(positions) => positions,
+        Err(Rejected { file, kept, omitted }) => {
+            findings.add(&file, kept, omitted);
+            return None;
+        }
+    };
     let platform: PlatformConfig = match parse_yaml(PLATFORM_FILE, text) {
         Ok(p) => p,
         Err(d) => {
@@ -199,7 +225,7 @@ fn load_platform(raw: Option<&RawContent>, findings: &mut Vec<Diagnostic>) -> Op
             return None;
         }
     };
-    let errors = validate::platform(&platform, &Positions::of(text));
+    let errors = validate::platform(&platform, &positions);
     let valid = errors.is_empty();
     findings.extend(errors);
     valid.then_some(platform)
@@ -217,7 +243,23 @@ fn unreadable(path: &str, content: &RawContent) -> Diagnostic {
             Diagnostic::error(path, (1, 1), "symbolic links are not allowed in the catalog")
                 .hint("replace the link with a regular file")
         }
-        RawContent::Directory | RawContent::Other | RawContent::File(_) => {
+        RawContent::LinkToStoresDir => Diagnostic::error(
+            path,
+            (0, 0),
+            "symbolic links are not allowed in the catalog; the stores directory is reached through this one",
+        )
+        .hint(
+            "replace the link with a real directory, or set `storesDir` in storesync.yaml to the directory \
+             itself",
+        ),
+        RawContent::Directory => Diagnostic::error(
+            path,
+            (0, 0),
+            "a directory in the stores directory: store files in it would not be read, and their stores \
+             would be pruned",
+        )
+        .hint("move store files directly into the stores directory, and everything else out of it"),
+        RawContent::Other | RawContent::File(_) => {
             Diagnostic::error(path, (1, 1), "not a regular file").hint("replace it with a regular YAML file")
         }
     }
@@ -259,42 +301,122 @@ fn parse_yaml<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Diagnost
     })
 }
 
-fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Diagnostic> {
-    if entry.name.starts_with('.') {
-        return Ok(None);
-    }
-    let stem = entry
-        .name
-        .strip_suffix(".yaml")
-        .or_else(|| entry.name.strip_suffix(".yml"));
-    let bytes = match (&entry.content, stem) {
-        (RawContent::Directory, _) => {
-            return Err(Diagnostic::warning(
-                &entry.path,
-                (1, 1),
-                "ignored: subdirectories of the stores directory are not read",
-            )
-            .hint("keep every store file directly in the stores directory"));
+/// The stem of a store file's name: `acme` for `acme.yaml` or `acme.yml`.
+fn store_stem(name: &str) -> Option<&str> {
+    name.strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))
+        .filter(|stem| !stem.is_empty() && !stem.starts_with('.'))
+}
+
+/// Why an entry of the stores directory that is not a store file must go: a stores directory
+/// holds nothing else that could hide a store, so a rename never silently prunes one.
+fn not_a_store_file(entry: &RawEntry) -> Diagnostic {
+    let name = entry.name.as_str();
+    let lower = name.to_ascii_lowercase();
+    let cased = [".yaml", ".yml"]
+        .iter()
+        .find_map(|ext| lower.strip_suffix(ext).map(|_| &name[..name.len() - ext.len()]));
+    let (message, hint) = if let Some(stem) = name.strip_prefix('.') {
+        (
+            "a hidden file in the stores directory".to_string(),
+            format!(
+                "rename it to `{}` if it is a store, or move it out of the stores directory",
+                store_stem(stem).map_or(stem.to_string(), |s| format!("{s}.yaml"))
+            ),
+        )
+    } else if let Some(stem) = cased {
+        (
+            "the extension of a store file must be `.yaml` or `.yml`, in lowercase".to_string(),
+            format!("rename it to `{stem}.yaml`"),
+        )
+    } else {
+        (
+            "not a store file: store files are named `<name>.yaml` or `<name>.yml`".to_string(),
+            "move it out of the stores directory; besides store files it may only hold README.md and .gitkeep"
+                .to_string(),
+        )
+    };
+    Diagnostic::error(&entry.path, (0, 0), message).hint(hint)
+}
+
+/// The findings that reject one file: the first ones, and the count of the rest.
+struct Rejected {
+    file: String,
+    kept: Vec<Diagnostic>,
+    omitted: Option<Omitted>,
+}
+
+impl From<Diagnostic> for Rejected {
+    fn from(d: Diagnostic) -> Rejected {
+        Rejected {
+            file: d.file.clone(),
+            kept: vec![d],
+            omitted: None,
         }
-        (_, None) => {
-            return Err(
-                Diagnostic::warning(&entry.path, (1, 1), "ignored: not a .yaml or .yml file")
-                    .hint("store files end in .yaml or .yml; move other files out of the stores directory"),
-            );
+    }
+}
+
+fn parse_entry(entry: &RawEntry) -> Result<Option<Parsed>, Rejected> {
+    let stem = store_stem(&entry.name);
+    let bytes = match (&entry.content, stem) {
+        (RawContent::File(_) | RawContent::TooLarge(_), _)
+            if ALLOWED_OTHER_FILES.contains(&entry.name.as_str()) =>
+        {
+            return Ok(None);
         }
         (RawContent::File(bytes), Some(_)) => bytes,
-        (other, Some(_)) => return Err(unreadable(&entry.path, other)),
+        (RawContent::File(_) | RawContent::TooLarge(_), None) => return Err(not_a_store_file(entry).into()),
+        (other, _) => return Err(unreadable(&entry.path, other).into()),
     };
     let text = utf8(&entry.path, bytes)?;
     if is_blank(text) {
         return Err(Diagnostic::error(&entry.path, (1, 1), "the file is empty")
-            .hint("fill in name, engine, plan and owner, or delete the file to remove the store"));
+            .hint("fill in name, engine, plan and owner, or delete the file to remove the store")
+            .into());
     }
+    let positions = check(&entry.path, text)?;
     let store: StoreFile = parse_yaml(&entry.path, text)?;
     Ok(Some(Parsed {
         path: entry.path.clone(),
         stem: stem.unwrap_or_default().to_string(),
         text: text.to_string(),
+        positions: if text.len() > KEEP_POSITIONS_ABOVE {
+            OnceLock::from(positions)
+        } else {
+            OnceLock::new()
+        },
         store,
     }))
+}
+
+/// Scans a file before serde reads it: any finding rejects the file; else its positions.
+fn check(path: &str, text: &str) -> Result<Positions, Rejected> {
+    let scan = scan::scan(path, text);
+    let mut kept = scan.findings;
+    let Some(mut error) = scan.syntax else {
+        if kept.is_empty() {
+            return Ok(scan.positions);
+        }
+        return Err(Rejected {
+            file: path.to_string(),
+            kept,
+            omitted: scan.omitted,
+        });
+    };
+    // libyaml words syntax errors as serde does for every other file. Ask it for the message
+    // only where it is cheap: no alias to expand, and flow nesting (`[`, `{`) too shallow for
+    // its simple-key bookkeeping to turn quadratic.
+    let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if !text.contains(['&', '*'])
+        && brackets <= 2 * scan::MAX_DEPTH
+        && let Err(libyaml) = parse_yaml::<serde::de::IgnoredAny>(path, text)
+    {
+        error = libyaml;
+    }
+    kept.push(error);
+    Err(Rejected {
+        file: path.to_string(),
+        kept,
+        omitted: scan.omitted,
+    })
 }

@@ -8,14 +8,17 @@ mod policy;
 mod position;
 mod render;
 pub mod rules;
+mod scan;
 mod validate;
+mod values;
 
 pub use defaults::{CHART_VERSION, default_engines, default_plans};
-pub use diagnostics::{Diagnostic, Severity, sort as sort_diagnostics};
+pub use diagnostics::{Diagnostic, MAX_FINDINGS_PER_FILE, Severity, sort as sort_diagnostics};
 pub use load::{
     Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
 };
 pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
 pub use policy::{chart_policy, chart_under_prefix};
 pub use render::*;
+pub use scan::MAX_DEPTH;
 pub use validate::PLATFORM_VALUE_ROOTS;

@@ -108,7 +108,8 @@ pub struct PvcLimits {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EngineSpec {
-    /// A chart directory name under the charts directory, a path, or an `oci://` reference.
+    /// A chart directory name under the charts directory (one path segment: letters, digits,
+    /// '-', '_', '.', not starting with '.'), or an `oci://host/path` reference.
     pub chart: String,
     pub version: String,
     /// Dotted value paths a store may set; a store value is allowed when its path equals an

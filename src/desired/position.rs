@@ -1,111 +1,82 @@
-//! Finds where a key or value sits in a YAML text, for diagnostics about well-formed files.
+//! Where each key and value of a YAML text is, for diagnostics about well-formed files.
 //!
-//! Only consulted when a finding needs a position, so valid catalogs never pay for it.
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
+//! Built by the scan of a file ([`super::scan`]) in the same pass that checks it: a tree of
+//! keys in which a lookup walks the path, whatever the number of findings.
+use std::collections::HashMap;
 
-/// A mapping entry: its key path, and the positions of its key and its value.
-#[derive(Debug, Clone)]
-struct Entry {
-    path: Vec<String>,
+/// A key or sequence item: where its key and its value are, and the entries below it.
+#[derive(Debug)]
+struct Node {
     key: (usize, usize),
     value: (usize, usize),
-}
-
-fn pos(m: &Marker) -> (usize, usize) {
-    (m.line(), m.col() + 1)
-}
-
-struct Walker<'a> {
-    parser: Parser<std::str::Chars<'a>>,
-    entries: Vec<Entry>,
-}
-
-impl Walker<'_> {
-    fn next(&mut self) -> Option<(Event, Marker)> {
-        self.parser.next_token().ok()
-    }
-
-    /// Walks the node that starts with `first`, recording every mapping entry below `path`.
-    fn node(&mut self, first: Event, path: &mut Vec<String>) -> Option<()> {
-        match first {
-            Event::MappingStart(..) => loop {
-                let (key, key_mark) = self.next()?;
-                let name = match key {
-                    Event::MappingEnd => return Some(()),
-                    Event::Scalar(s, ..) => s,
-                    other => {
-                        // A complex key: walk it and its value without recording.
-                        self.node(other, &mut Vec::new())?;
-                        let (value, _) = self.next()?;
-                        self.node(value, &mut Vec::new())?;
-                        continue;
-                    }
-                };
-                let (value, value_mark) = self.next()?;
-                path.push(name);
-                self.entries.push(Entry {
-                    path: path.clone(),
-                    key: pos(&key_mark),
-                    value: pos(&value_mark),
-                });
-                self.node(value, path)?;
-                path.pop();
-            },
-            Event::SequenceStart(..) => {
-                let mut index = 0usize;
-                loop {
-                    let (item, mark) = self.next()?;
-                    if item == Event::SequenceEnd {
-                        return Some(());
-                    }
-                    path.push(index.to_string());
-                    self.entries.push(Entry {
-                        path: path.clone(),
-                        key: pos(&mark),
-                        value: pos(&mark),
-                    });
-                    self.node(item, path)?;
-                    path.pop();
-                    index += 1;
-                }
-            }
-            _ => Some(()),
-        }
-    }
+    children: HashMap<String, usize>,
 }
 
 /// An index of the key/value positions of one YAML document.
+#[derive(Debug)]
 pub struct Positions {
-    entries: Vec<Entry>,
+    /// `nodes[ROOT]` is the document's root; nodes added without a parent are never looked up.
+    nodes: Vec<Node>,
 }
 
 impl Positions {
-    pub fn of(text: &str) -> Positions {
-        let mut walker = Walker {
-            parser: Parser::new_from_str(text),
-            entries: Vec::new(),
-        };
-        // Skip to the first node of the first document.
-        while let Some((event, _)) = walker.next() {
-            match event {
-                Event::StreamStart | Event::DocumentStart | Event::Nothing => continue,
-                Event::StreamEnd => break,
-                first => {
-                    walker.node(first, &mut Vec::new());
-                    break;
-                }
-            }
-        }
+    pub(crate) const ROOT: usize = 0;
+
+    pub(crate) fn new() -> Positions {
         Positions {
-            entries: walker.entries,
+            nodes: vec![Node {
+                key: (1, 1),
+                value: (1, 1),
+                children: HashMap::new(),
+            }],
         }
     }
 
-    fn find(&self, path: &[&str]) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.path.len() == path.len() && e.path.iter().zip(path).all(|(a, b)| a == b))
+    /// Positions of `text`, by scanning it again.
+    pub fn of(text: &str) -> Positions {
+        super::scan::scan("", text).positions
+    }
+
+    /// The entry `name` of the node `parent`, if it has one.
+    pub(crate) fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        self.nodes[parent].children.get(name).copied()
+    }
+
+    /// Where the key of node `id` is.
+    pub(crate) fn key_of(&self, id: usize) -> (usize, usize) {
+        self.nodes[id].key
+    }
+
+    /// Adds a node, as the entry `name` of `parent` when given (the first entry of a name
+    /// stays), else detached: a complex key, or the value of a duplicate key.
+    pub(crate) fn add(
+        &mut self,
+        parent: Option<(usize, String)>,
+        key: (usize, usize),
+        value: (usize, usize),
+    ) -> usize {
+        let id = self.nodes.len();
+        if let Some((parent, name)) = parent {
+            self.nodes[parent].children.entry(name).or_insert(id);
+        }
+        self.nodes.push(Node {
+            key,
+            value,
+            children: HashMap::new(),
+        });
+        id
+    }
+
+    /// The node at `path`; the root (an empty path) is no entry.
+    fn find(&self, path: &[&str]) -> Option<&Node> {
+        if path.is_empty() {
+            return None;
+        }
+        let mut node = &self.nodes[0];
+        for segment in path {
+            node = &self.nodes[*node.children.get(*segment)?];
+        }
+        Some(node)
     }
 
     pub fn has(&self, path: &[&str]) -> bool {
@@ -114,7 +85,7 @@ impl Positions {
 
     /// Position of the key at `path`, or of the nearest enclosing key found; `(1, 1)` at worst.
     pub fn key(&self, path: &[&str]) -> (usize, usize) {
-        (0..=path.len())
+        (1..=path.len())
             .rev()
             .find_map(|n| self.find(&path[..n]).map(|e| e.key))
             .unwrap_or((1, 1))
@@ -143,6 +114,7 @@ mod tests {
         assert_eq!(p.key(&["values", "admin", "email"]), (5, 5));
         assert_eq!(p.value(&["values", "admin", "email"]), (5, 12));
         assert_eq!(p.key(&["values", "list", "0"]), (7, 7));
+        assert!(p.has(&["values", "list"]) && !p.has(&["values", "lists"]));
     }
 
     #[test]
@@ -151,5 +123,20 @@ mod tests {
         assert_eq!(p.key(&["values", "admin", "missing"]), (4, 3));
         assert_eq!(p.key(&["nothing"]), (1, 1));
         assert_eq!(Positions::of("").key(&["x"]), (1, 1));
+    }
+
+    #[test]
+    fn complex_keys_are_skipped_and_the_first_duplicate_wins() {
+        let p = Positions::of("? {a: 1}\n: {b: 2}\nc: 1\nc: 2\nd: [x, {e: 3}]\n");
+        assert!(!p.has(&["a"]) && !p.has(&["b"]));
+        assert_eq!(p.value(&["c"]), (3, 4));
+        assert_eq!(p.key(&["d", "1", "e"]), (5, 9));
+    }
+
+    #[test]
+    fn deep_nesting_stops_at_the_scan_bound() {
+        let p = Positions::of(&format!("{}1", "- ".repeat(30_000)));
+        assert!(p.has(&["0"; 32]));
+        assert!(!p.has(&["0"; 33]));
     }
 }

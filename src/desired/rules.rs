@@ -70,6 +70,43 @@ pub fn is_value_path(s: &str) -> bool {
         })
 }
 
+/// A chart directory name under the charts directory: one path segment of letters, digits,
+/// '-', '_' and '.', not starting with '.'.
+pub fn is_chart_dir_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// An `oci://host/path` chart reference: a host (with an optional port) and no user info, a
+/// path of non-empty segments without `.` or `..`, and no whitespace or control characters.
+pub fn is_oci_reference(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("oci://") else {
+        return false;
+    };
+    let Some((host, path)) = rest.split_once('/') else {
+        return false;
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':' | '_'));
+    let path_ok = path
+        .split('/')
+        .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+    host_ok && path_ok
+}
+
+/// A relative directory inside the catalog: no leading `/`, no empty, `.` or `..` segment.
+pub fn is_catalog_dir(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('/')
+        && s.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +166,56 @@ mod tests {
         }
         for bad in ["", "-1", "1GB", "Gi", "1.2.3", "1e", "one", "1 Gi", "."] {
             assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn chart_references() {
+        for ok in ["woocommerce", "medusa", "my_chart-2.x"] {
+            assert!(is_chart_dir_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "/abs",
+            "../x",
+            "a b",
+            "oci://x/y",
+        ] {
+            assert!(!is_chart_dir_name(bad), "{bad}");
+        }
+        for ok in [
+            "oci://registry.example.com/charts/shop",
+            "oci://localhost:5000/shop",
+        ] {
+            assert!(is_oci_reference(ok), "{ok}");
+        }
+        for bad in [
+            "oci://",
+            "oci://host",
+            "oci://host/",
+            "oci:///path",
+            "oci://user@host/x",
+            "oci://user:pw@host/x",
+            "oci://host/../x",
+            "oci://host/a/./b",
+            "oci://host//x",
+            "oci://host/a b",
+            "oci://host/a\nb",
+            "https://host/x",
+        ] {
+            assert!(!is_oci_reference(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn catalog_dirs() {
+        assert!(is_catalog_dir("stores") && is_catalog_dir("a/b-c"));
+        for bad in ["", "/etc", "../x", "a/../b", "a//b", "./a", "a/"] {
+            assert!(!is_catalog_dir(bad), "{bad}");
         }
     }
 }

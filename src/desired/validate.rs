@@ -1,13 +1,13 @@
 //! The rules a well-formed catalog must also follow: one file at a time, then across files.
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::{Map, Value};
-
-use super::diagnostics::Diagnostic;
+use super::diagnostics::{Capped, Diagnostic, MAX_FINDINGS_PER_FILE, Omitted};
 use super::load::{PLATFORM_FILE, Parsed, RawCatalog, Store};
 use super::model::PlatformConfig;
 use super::position::Positions;
 use super::rules;
+pub(crate) use super::values::Allowlists;
+use super::values::{Verdict, for_each_leaf};
 
 /// Top-level chart values storesync sets itself; a store can never override them.
 pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
@@ -40,8 +40,7 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
         );
     }
     let dir = &p.stores_dir;
-    if dir.is_empty() || dir.starts_with('/') || dir.split('/').any(|s| s == ".." || s == "." || s.is_empty())
-    {
+    if !rules::is_catalog_dir(dir) {
         err(
             pos.value(&["storesDir"]),
             format!("`{dir}` is not a relative directory inside the catalog"),
@@ -133,11 +132,12 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
                 "use lowercase letters, digits and '-'",
             );
         }
-        if engine.chart.trim().is_empty() {
+        if !rules::is_chart_dir_name(&engine.chart) && !rules::is_oci_reference(&engine.chart) {
             err(
                 pos.value(&["engines", name, "chart"]),
-                format!("engine `{name}` has no chart"),
-                "name a chart directory under the charts directory, a path, or an oci:// reference",
+                format!("`{}` is not a chart of engine `{name}`", engine.chart),
+                "name a chart directory under the charts directory (one name, such as woocommerce) or an \
+                 oci://host/path reference",
             );
         }
         if engine.version.trim().is_empty() || engine.version.contains(char::is_whitespace) {
@@ -182,14 +182,20 @@ pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     out
 }
 
-/// Rules of one store file against the platform.
-pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
+/// Rules of one store file against the platform: the first findings by position, and the
+/// count of the rest.
+pub(crate) fn store(
+    p: &Parsed,
+    platform: &PlatformConfig,
+    allowlists: &Allowlists,
+) -> (Vec<Diagnostic>, Option<Omitted>) {
     let s = &p.store;
     let mut out = Vec::new();
-    // Positions are computed only when a finding needs one.
-    let mut positions: Option<Positions> = None;
+    // Values outside the allowlist can be thousands: they are built only when shown.
+    let mut values: Vec<((usize, usize), String, Verdict)> = Vec::new();
+    // Positions are found only when a finding needs one.
     let mut err = |path: &[&str], at_key: bool, message: String, hint: String| {
-        let pos = positions.get_or_insert_with(|| p.positions());
+        let pos = p.positions();
         let at = if at_key { pos.key(path) } else { pos.value(path) };
         out.push(Diagnostic::error(&p.path, at, message).hint(hint));
     };
@@ -218,28 +224,24 @@ pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
                 keys(&platform.engines)
             ),
         ),
-        Some(engine) => {
-            for (path, at) in value_paths(&s.values) {
-                if !allowed(&path, &engine.values_allowlist) {
-                    let segments: Vec<&str> = std::iter::once("values")
-                        .chain(at.iter().map(String::as_str))
-                        .collect();
-                    let allowed = if engine.values_allowlist.is_empty() {
-                        "none".to_string()
-                    } else {
-                        engine.values_allowlist.join(", ")
-                    };
-                    err(
-                        &segments,
-                        true,
-                        format!("value `{path}` is not allowed for engine `{}`", s.engine),
-                        format!(
-                            "allowed values: {allowed}; ask the platform team to extend engines.{}.valuesAllowlist",
-                            s.engine
-                        ),
-                    );
+        Some(_) => {
+            let allowlist = allowlists.get(&s.engine);
+            for_each_leaf(&s.values, |segments, path, empty_map| {
+                let verdict = allowlist.verdict(path);
+                if verdict == Verdict::Allowed || (verdict == Verdict::Parent && empty_map) {
+                    return;
                 }
-            }
+                let at: Vec<&str> = std::iter::once("values")
+                    .chain(segments.iter().copied())
+                    .collect();
+                let pos = p.positions();
+                let at = if verdict == Verdict::Parent {
+                    pos.value(&at)
+                } else {
+                    pos.key(&at)
+                };
+                values.push((at, path.to_string(), verdict));
+            });
         }
     }
     if !platform.plans.contains_key(&s.plan) {
@@ -263,39 +265,59 @@ pub(crate) fn store(p: &Parsed, platform: &PlatformConfig) -> Vec<Diagnostic> {
         err(&["domain"], false, format!("domain `{domain}` is not a valid host name"),
             "use a lowercase DNS name such as acme.shop.example.com (no wildcard, no trailing dot), or leave it out for the default".into());
     }
-    out
+
+    let allowlist = allowlists.get(&s.engine);
+    let value = |at: (usize, usize), path: String, verdict: Verdict| {
+        let (message, hint) = if verdict == Verdict::Parent {
+            (
+                format!(
+                    "value `{path}` must be a map: engine `{}` allows only values below it",
+                    s.engine
+                ),
+                format!(
+                    "set the allowed values under `{path}:` (allowed values: {}), or remove it",
+                    allowlist.shown
+                ),
+            )
+        } else {
+            (
+                format!("value `{path}` is not allowed for engine `{}`", s.engine),
+                format!(
+                    "allowed values: {}; ask the platform team to extend engines.{}.valuesAllowlist",
+                    allowlist.shown, s.engine
+                ),
+            )
+        };
+        Diagnostic::error(&p.path, at, message).hint(hint)
+    };
+    let mut all: Vec<((usize, usize), Finding)> = out
+        .into_iter()
+        .map(|d| ((d.line, d.column), Finding::Ready(d)))
+        .chain(
+            values
+                .into_iter()
+                .map(|(at, path, verdict)| (at, Finding::Value(path, verdict))),
+        )
+        .collect();
+    all.sort_by_key(|(at, _)| *at);
+    let mut capped = Capped::new(MAX_FINDINGS_PER_FILE);
+    for (at, finding) in all {
+        capped.push(at, true, || match finding {
+            Finding::Ready(d) => d,
+            Finding::Value(path, verdict) => value(at, path, verdict),
+        });
+    }
+    (capped.kept, capped.omitted)
+}
+
+/// A finding of [`store`]: built, or a value path to build one for when it is shown.
+enum Finding {
+    Ready(Diagnostic),
+    Value(String, Verdict),
 }
 
 fn keys<V>(m: &BTreeMap<String, V>) -> String {
     m.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-}
-
-/// Leaf paths of a values tree, dotted and as segments. An empty map is a leaf of its own.
-fn value_paths(values: &Map<String, Value>) -> Vec<(String, Vec<String>)> {
-    fn walk(map: &Map<String, Value>, prefix: &mut Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
-        for (k, v) in map {
-            prefix.push(k.clone());
-            match v {
-                Value::Object(inner) if !inner.is_empty() => walk(inner, prefix, out),
-                _ => out.push((prefix.join("."), prefix.clone())),
-            }
-            prefix.pop();
-        }
-    }
-    let mut out = Vec::new();
-    walk(values, &mut Vec::new(), &mut out);
-    out
-}
-
-/// A path is allowed when it equals an entry, lies under one, or is a parent of one.
-fn allowed(path: &str, allowlist: &[String]) -> bool {
-    allowlist.iter().any(|e| {
-        path == e
-            || path
-                .strip_prefix(e.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-            || e.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
-    })
 }
 
 fn effective_domain(s: &super::model::StoreFile, platform: &PlatformConfig) -> String {
@@ -419,31 +441,5 @@ pub(crate) fn finish(p: Parsed, platform: &PlatformConfig) -> Store {
         protected: s.protected,
         suspend: s.suspend,
         values: s.values,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allowlist_paths() {
-        let list = vec!["admin.email".to_string(), "sampleProduct".to_string()];
-        assert!(allowed("admin.email", &list));
-        assert!(allowed("sampleProduct.price", &list));
-        assert!(
-            allowed("admin", &list),
-            "an empty parent of an allowed path is harmless"
-        );
-        assert!(!allowed("admin.password", &list));
-        assert!(!allowed("adminx", &list));
-        assert!(!allowed("sampleProductx", &list));
-    }
-
-    #[test]
-    fn value_paths_are_leaves() {
-        let v: Map<String, Value> = serde_json::from_str(r#"{"a":{"b":1,"c":{}},"d":[1,2]}"#).unwrap();
-        let paths: Vec<String> = value_paths(&v).into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, vec!["a.b", "a.c", "d"]);
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
 
 use super::{Revision, Snapshot, join};
-use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, stores_dir_of};
+use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
 const MODE_LINK: i32 = 0o120000;
@@ -41,12 +41,15 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
         None => None,
     };
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
-    let entries = match tree.get_path(Path::new(&stores_dir)) {
-        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
-            let dir: Tree = entry
-                .to_object(repo)
-                .and_then(|o| o.peel_to_tree())
-                .map_err(Error::git(format!("cannot read {stores_dir} at {}", &sha[..12])))?;
+    let entries = match locate(repo, tree, &stores_dir, &sha)? {
+        StoresDir::Missing => None,
+        StoresDir::Outside => Some(Vec::new()),
+        StoresDir::Link(path) => Some(vec![RawEntry {
+            name: path.clone(),
+            path,
+            content: RawContent::LinkToStoresDir,
+        }]),
+        StoresDir::Found(dir) => {
             let mut entries = Vec::with_capacity(dir.len());
             for e in dir.iter() {
                 let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
@@ -59,7 +62,6 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             Some(entries)
         }
-        _ => None,
     };
     let label = if sha.starts_with(rev) {
         sha[..12].to_string()
@@ -82,6 +84,49 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
             label,
         },
     })
+}
+
+/// Where the stores directory is in a commit's tree.
+enum StoresDir<'r> {
+    Found(Tree<'r>),
+    /// A component does not exist or is not a directory.
+    Missing,
+    /// A component is a symbolic link (mode 120000): its path relative to the catalog root.
+    Link(String),
+    /// `storesDir` is not a relative path inside the catalog; nothing is read.
+    Outside,
+}
+
+/// Walks `stores_dir` through the tree one component at a time; a link is never resolved.
+fn locate<'r>(
+    repo: &'r Repository,
+    mut tree: Tree<'r>,
+    stores_dir: &str,
+    sha: &str,
+) -> Result<StoresDir<'r>> {
+    if !rules::is_catalog_dir(stores_dir) {
+        return Ok(StoresDir::Outside);
+    }
+    let mut rel = String::new();
+    for component in stores_dir.split('/') {
+        rel = join(&rel, component);
+        let Some(entry) = tree.get_name(component) else {
+            return Ok(StoresDir::Missing);
+        };
+        if entry.filemode() == MODE_LINK {
+            return Ok(StoresDir::Link(rel));
+        }
+        if entry.kind() != Some(ObjectType::Tree) {
+            return Ok(StoresDir::Missing);
+        }
+        let next = entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(Error::git(format!("cannot read {rel} at {}", &sha[..12])))?;
+        drop(entry);
+        tree = next;
+    }
+    Ok(StoresDir::Found(tree))
 }
 
 fn content(repo: &Repository, entry: &TreeEntry) -> Result<RawContent> {

@@ -1,11 +1,11 @@
 //! A catalog read from a directory as it is on disk, uncommitted edits included.
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::{Revision, Snapshot, join};
-use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, stores_dir_of};
+use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
 pub fn read(root: &Path) -> Result<Snapshot> {
@@ -15,12 +15,15 @@ pub fn read(root: &Path) -> Result<Snapshot> {
     }
     let platform = read_entry(&root.join(PLATFORM_FILE))?;
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
-    let dir = root.join(&stores_dir);
-    let entries = match fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::Io { path: dir, source: e }),
-        Ok(m) if !m.is_dir() => None,
-        Ok(_) => {
+    let entries = match locate(root, &stores_dir)? {
+        StoresDir::Missing => None,
+        StoresDir::Outside => Some(Vec::new()),
+        StoresDir::Link(path) => Some(vec![RawEntry {
+            name: path.clone(),
+            path,
+            content: RawContent::LinkToStoresDir,
+        }]),
+        StoresDir::Found(dir) => {
             let mut names = Vec::new();
             for entry in fs::read_dir(&dir).map_err(Error::io(&dir))? {
                 let entry = entry.map_err(Error::io(&dir))?;
@@ -52,6 +55,39 @@ pub fn read(root: &Path) -> Result<Snapshot> {
             label: "work tree".into(),
         },
     })
+}
+
+/// Where the stores directory is on disk.
+enum StoresDir {
+    Found(PathBuf),
+    /// A component does not exist or is not a directory.
+    Missing,
+    /// A component is a symbolic link: its path relative to the catalog root.
+    Link(String),
+    /// `storesDir` is not a relative path inside the catalog; nothing is read.
+    Outside,
+}
+
+/// Walks `stores_dir` one component at a time without following a link, so that nothing
+/// outside the catalog is ever listed or read.
+fn locate(root: &Path, stores_dir: &str) -> Result<StoresDir> {
+    if !rules::is_catalog_dir(stores_dir) {
+        return Ok(StoresDir::Outside);
+    }
+    let mut dir = root.to_path_buf();
+    let mut rel = String::new();
+    for component in stores_dir.split('/') {
+        dir.push(component);
+        rel = join(&rel, component);
+        match fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoresDir::Missing),
+            Err(e) => return Err(Error::Io { path: dir, source: e }),
+            Ok(m) if m.file_type().is_symlink() => return Ok(StoresDir::Link(rel)),
+            Ok(m) if !m.is_dir() => return Ok(StoresDir::Missing),
+            Ok(_) => {}
+        }
+    }
+    Ok(StoresDir::Found(dir))
 }
 
 /// Reads one entry without following links; `None` when it does not exist.

@@ -158,9 +158,10 @@ impl Running {
     }
 
     /// Waits until `check` holds, polling.
-    /// Waits (20 s at most) until the sync of `sha` posted its final status.
+    /// Waits until the sync of `sha` posted its final status (60 s at most: the recording helm
+    /// renders real charts, which a loaded 2-core machine can make slow).
     pub async fn until_synced(&self, what: &str, sha: &str) {
-        self.until(what, Duration::from_secs(20), |r| {
+        self.until(what, Duration::from_secs(60), |r| {
             statuses_of(r, sha, "storesync/sync")
                 .iter()
                 .any(|(state, _)| state != "pending")

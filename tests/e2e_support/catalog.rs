@@ -100,7 +100,8 @@ impl Platform {
             "plans": { "small": plan("small"), "medium": plan("medium") },
             "engines": {
                 "tiny": {
-                    "chart": tiny_chart().to_str().expect("UTF-8 chart path"),
+                    // A chart directory name: apply and plan pass its parent as --charts-dir.
+                    "chart": tiny_chart().file_name().and_then(|n| n.to_str()).expect("chart name"),
                     "version": "0.1.0",
                     "valuesAllowlist": ["message", "image"],
                 },
