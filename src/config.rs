@@ -159,6 +159,10 @@ pub struct ClusterArgs {
     /// Stores applied at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), env = "STORESYNC_CONCURRENCY")]
     pub concurrency: u16,
+    /// Longest wait for an answer of the Kubernetes API server: one that hangs fails the sync
+    /// (which is retried) instead of holding it forever.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "STORESYNC_API_TIMEOUT")]
+    pub api_timeout: std::time::Duration,
     /// Let one sync prune every live store (two or more); without it such a sync prunes nothing.
     #[arg(long, env = "STORESYNC_ALLOW_PRUNE_ALL")]
     pub allow_prune_all: bool,
@@ -194,6 +198,7 @@ impl ClusterArgs {
             charts_dir: self.charts_dir.clone(),
             helm_timeout: self.helm_timeout,
             concurrency: usize::from(self.concurrency),
+            api_timeout: self.api_timeout,
             allow_prune_all: self.allow_prune_all,
             allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
             namespace: self

@@ -20,22 +20,26 @@ pub struct ClusterOptions {
     pub charts_dir: PathBuf,
     pub helm_timeout: Duration,
     pub concurrency: usize,
+    /// Longest wait for an answer of the API server.
+    pub api_timeout: Duration,
     pub allow_prune_all: bool,
     pub allowed_chart_prefixes: Vec<String>,
     /// Namespace of storesync's own records; `None`: the kubeconfig's.
     pub namespace: Option<String>,
 }
 
-/// Longest wait for an answer of the API server: a server that hangs fails the sync, which is
-/// retried, instead of holding it forever.
-const API_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for an answer of the API server by default: a server that hangs fails the sync,
+/// which is retried, instead of holding it forever.
+pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub async fn connect() -> Result<Client> {
+/// A client for the cluster of `KUBECONFIG` or the in-cluster config, waiting at most `timeout`
+/// for any answer.
+pub async fn connect(timeout: Duration) -> Result<Client> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| Error::Connect(e.to_string()))?;
-    config.read_timeout = Some(API_TIMEOUT);
-    config.write_timeout = Some(API_TIMEOUT);
+    config.read_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
     Client::try_from(config).map_err(|e| Error::Connect(e.to_string()))
 }
 

@@ -259,7 +259,7 @@ fn history_text(e: &source::history::HistoryEntry) -> String {
 mod cluster;
 mod run;
 mod serve;
-pub use cluster::{ApplyRequest, ClusterOptions, apply, connect, plan_live, status};
+pub use cluster::{API_TIMEOUT, ApplyRequest, ClusterOptions, apply, connect, plan_live, status};
 pub use run::{EXIT_ABORTED, run};
 pub use serve::serve;
 

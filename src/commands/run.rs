@@ -1,7 +1,7 @@
 //! One parsed command line, run: the dispatch `main` calls, writing to the given streams.
 use std::io::Write;
 
-use super::connect;
+use super::{API_TIMEOUT, connect};
 use crate::config::{Cli, Command};
 use crate::error::Result;
 use crate::shutdown;
@@ -27,16 +27,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
             output,
             diff,
         } => {
-            super::plan_live(
-                connect().await?,
-                &source,
-                &cluster.options(),
-                output,
-                diff,
-                out,
-                err,
-            )
-            .await?
+            let options = cluster.options();
+            let client = connect(options.api_timeout).await?;
+            super::plan_live(client, &source, &options, output, diff, out, err).await?
         }
         Command::Apply {
             source,
@@ -50,7 +43,16 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
                 dry_run,
                 output,
             };
-            super::apply(connect().await?, &source, &cluster.options(), request, out, err).await?
+            let options = cluster.options();
+            super::apply(
+                connect(options.api_timeout).await?,
+                &source,
+                &options,
+                request,
+                out,
+                err,
+            )
+            .await?
         }
         Command::Serve {
             source,
@@ -68,7 +70,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
                 }
             }
         }
-        Command::Status { output } => super::status(connect().await?, output, out).await?,
+        Command::Status { output } => super::status(connect(API_TIMEOUT).await?, output, out).await?,
         Command::History {
             store,
             source,

@@ -81,7 +81,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| Error::Listen { addr: listen, source })?;
-    let client = connect().await?;
+    let client = connect(cluster.api_timeout).await?;
     let (helm_metrics, drift_metrics) = (metrics.clone(), metrics.clone());
     let applier = Applier {
         on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
@@ -139,6 +139,7 @@ mod tests {
             charts_dir: "charts".into(),
             helm_timeout: std::time::Duration::from_secs(60),
             concurrency: 1,
+            api_timeout: std::time::Duration::from_secs(60),
             allow_prune_all: false,
             allowed_chart_prefixes: Vec::new(),
             namespace: None,

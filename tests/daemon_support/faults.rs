@@ -175,3 +175,62 @@ async fn a_head_that_stays_invalid_is_reported_once_however_often_it_is_polled()
     );
     r.stop().await;
 }
+
+/// An API server that accepts connections and never answers: `apply` ends with an error after
+/// `--api-timeout` instead of hanging, and (with nothing answered) changes nothing.
+#[test]
+fn an_api_server_that_never_answers_times_out_instead_of_hanging() {
+    use std::process::Command;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'http://{addr}'}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\n\
+             current-context: x\n"
+        ),
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog");
+    std::fs::create_dir_all(catalog.join("stores")).unwrap();
+    std::fs::write(
+        catalog.join("stores/acme.yaml"),
+        store_yaml("acme", "woocommerce", "small", "team-a"),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_storesync"))
+        .args(["apply", "--repo"])
+        .arg(&catalog)
+        .args(["--api-timeout", "1s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed, and failed, rather than left to hang the suite when the timeout does not hold.
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("apply still waiting on a silent API server after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot list namespaces"), "{stderr}");
+}

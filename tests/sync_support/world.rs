@@ -83,6 +83,7 @@ pub fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
         charts_dir: repo_root().join("charts"),
         helm_timeout: Duration::from_secs(60),
         concurrency: 2,
+        api_timeout: Duration::from_secs(60),
         allow_prune_all: false,
         allowed_chart_prefixes: Vec::new(),
         namespace: None,
