@@ -53,6 +53,7 @@ pub struct Metrics {
     syncs: Family<ResultLabel, Counter>,
     plans: Family<ResultLabel, Counter>,
     sync_duration: Histogram,
+    store_sync_duration: Histogram,
     stores: Family<StateLabel, Gauge>,
     helm: Family<HelmLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
@@ -79,6 +80,12 @@ impl Default for Metrics {
             "storesync_sync_duration_seconds",
             "Duration of syncs",
             sync_duration.clone(),
+        );
+        let store_sync_duration = Histogram::new(DURATION_BUCKETS);
+        registry.register(
+            "storesync_store_sync_duration_seconds",
+            "Time to apply one store: its guardrails and helm upgrade",
+            store_sync_duration.clone(),
         );
         let stores = Family::<StateLabel, Gauge>::default();
         registry.register(
@@ -151,6 +158,7 @@ impl Default for Metrics {
             syncs,
             plans,
             sync_duration,
+            store_sync_duration,
             stores,
             helm,
             webhooks,
@@ -171,6 +179,11 @@ impl Metrics {
         if result == "success" {
             self.last_success.set(i64::try_from(unix_now).unwrap_or(i64::MAX));
         }
+    }
+
+    /// One store applied (created or updated), whatever the outcome.
+    pub fn store_synced(&self, seconds: f64) {
+        self.store_sync_duration.observe(seconds);
     }
 
     /// A sync of a branch head that is not a descendant of the head synced before it.

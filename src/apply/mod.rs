@@ -42,6 +42,8 @@ pub struct Applier {
     pub drift: Arc<DriftCheck>,
     /// Observer of drift repaired by `helm upgrade` (metrics).
     pub on_drift_repair: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Observer of the time each store took to apply, in seconds (metrics).
+    pub on_store_applied: Option<Arc<dyn Fn(f64) + Send + Sync>>,
 }
 
 /// What the operator allows a catalog to do, whatever a commit says.
@@ -66,6 +68,7 @@ impl Applier {
             policy: Policy::default(),
             drift: Arc::new(DriftCheck::default()),
             on_drift_repair: None,
+            on_store_applied: None,
         }
     }
 
@@ -216,7 +219,11 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                 tasks.spawn(
                     async move {
                         let _permit = limit.acquire_owned().await;
+                        let started = std::time::Instant::now();
                         let outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
+                        if let Some(observe) = &applier.on_store_applied {
+                            observe(started.elapsed().as_secs_f64());
+                        }
                         let (mut r, unreachable) =
                             finish_store(&applier, &sp.store, live.as_ref(), outcome).await;
                         if r.outcome == Outcome::Applied {

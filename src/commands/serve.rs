@@ -82,10 +82,11 @@ pub async fn serve(
         .await
         .map_err(|source| Error::Listen { addr: listen, source })?;
     let client = connect(cluster.api_timeout).await?;
-    let (helm_metrics, drift_metrics) = (metrics.clone(), metrics.clone());
+    let (helm_metrics, drift_metrics, store_metrics) = (metrics.clone(), metrics.clone(), metrics.clone());
     let applier = Applier {
         on_helm: Some(Arc::new(move |op, ok| helm_metrics.helm_invoked(op.label(), ok))),
         on_drift_repair: Some(Arc::new(move || drift_metrics.drift_repaired())),
+        on_store_applied: Some(Arc::new(move |seconds| store_metrics.store_synced(seconds))),
         drift: Arc::new(DriftCheck::new(args.drift_interval)),
         ..cluster.applier(client, false)
     };
