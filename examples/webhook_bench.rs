@@ -10,6 +10,10 @@
 //! pointed at an unreachable cluster (syncs then end in `error`, which this does not measure).
 //!
 //!     cargo build --release && cargo run --release --example webhook_bench -- [REQUESTS] [CONCURRENCY]
+#[path = "support/bench.rs"]
+mod bench;
+
+use bench::{SECRET, commit, sign};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,19 +25,11 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::post;
 use bytes::Bytes;
-use hmac::{KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-const SECRET: &str = "bench-webhook-secret";
 type Arrivals = Arc<Mutex<BTreeMap<(String, String), Instant>>>;
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 fn push(after: &str) -> Vec<u8> {
     serde_json::json!({
@@ -43,29 +39,6 @@ fn push(after: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-fn commit(repo: &git2::Repository, dir: &Path, n: usize) -> String {
-    std::fs::write(
-        dir.join(format!("stores/shop-{n:04}.yaml")),
-        format!("name: shop-{n:04}\nengine: woocommerce\nplan: small\nowner: team-bench\n"),
-    )
-    .expect("write");
-    let mut index = repo.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.write().expect("index");
-    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
-    let sig = git2::Signature::now("Bench", "bench@example.com").expect("sig");
-    let parent = repo
-        .find_reference("refs/heads/main")
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("refs/heads/main"), &sig, &sig, "bench", &tree, &parents)
-        .expect("commit")
-        .to_string()
 }
 
 async fn fake_github(arrivals: Arrivals) -> SocketAddr {
@@ -164,18 +137,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    println!(
-        "machine: {} cores, {cpu}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-    );
+    println!("machine: {}", bench::machine());
 
     // 1. Latency to the 202.
     let next = Arc::new(AtomicUsize::new(0));
