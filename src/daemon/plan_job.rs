@@ -44,18 +44,21 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
         });
         ctx.metrics.plan_finished(label);
     };
+    // storesync could not plan: no plan text, no findings.
+    let error = |description: String| {
+        finish(
+            StatusState::Error,
+            "error",
+            description,
+            String::new(),
+            Vec::new(),
+        )
+    };
     let snapshot = match read {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %printable(&e.to_string()), "cannot read the pull request's commit");
-            let description = format!("storesync could not read the commit: {e}");
-            return finish(
-                StatusState::Error,
-                "error",
-                description,
-                String::new(),
-                Vec::new(),
-            );
+            return error(format!("storesync could not read the commit: {e}"));
         }
     };
     // The same planning as a sync: policy, breaker record and all, never a write.
@@ -71,16 +74,7 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
                 errors,
             );
         }
-        Err(e) => {
-            let description = format!("storesync could not observe the cluster: {e}");
-            return finish(
-                StatusState::Error,
-                "error",
-                description,
-                String::new(),
-                Vec::new(),
-            );
-        }
+        Err(e) => return error(format!("storesync could not observe the cluster: {e}")),
     };
     let (state, label, description) = match plan.blocked.first() {
         Some(reason) => (

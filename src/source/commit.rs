@@ -3,7 +3,7 @@ use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Tree, TreeEntry};
 
-use super::{Revision, Snapshot, join};
+use super::{Revision, Snapshot, StoresDir, join};
 use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
@@ -41,28 +41,19 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
         None => None,
     };
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
-    let entries = match locate(repo, tree, &stores_dir, &sha)? {
-        StoresDir::Missing => None,
-        StoresDir::Outside => Some(Vec::new()),
-        StoresDir::Link(path) => Some(vec![RawEntry {
-            name: path.clone(),
-            path,
-            content: RawContent::LinkToStoresDir,
-        }]),
-        StoresDir::Found(dir) => {
-            let mut entries = Vec::with_capacity(dir.len());
-            for e in dir.iter() {
-                let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-                entries.push(RawEntry {
-                    path: join(&stores_dir, &name),
-                    content: content(repo, &e)?,
-                    name,
-                });
-            }
-            entries.sort_by(|a, b| a.name.cmp(&b.name));
-            Some(entries)
+    let entries = locate(repo, tree, &stores_dir, &sha)?.entries(|dir| {
+        let mut entries = Vec::with_capacity(dir.len());
+        for e in dir.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            entries.push(RawEntry {
+                path: join(&stores_dir, &name),
+                content: content(repo, &e)?,
+                name,
+            });
         }
-    };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    })?;
     let label = if sha.starts_with(rev) {
         sha[..12].to_string()
     } else {
@@ -86,24 +77,13 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
     })
 }
 
-/// Where the stores directory is in a commit's tree.
-enum StoresDir<'r> {
-    Found(Tree<'r>),
-    /// A component does not exist or is not a directory.
-    Missing,
-    /// A component is a symbolic link (mode 120000): its path relative to the catalog root.
-    Link(String),
-    /// `storesDir` is not a relative path inside the catalog; nothing is read.
-    Outside,
-}
-
 /// Walks `stores_dir` through the tree one component at a time; a link is never resolved.
 fn locate<'r>(
     repo: &'r Repository,
     mut tree: Tree<'r>,
     stores_dir: &str,
     sha: &str,
-) -> Result<StoresDir<'r>> {
+) -> Result<StoresDir<Tree<'r>>> {
     if !rules::is_catalog_dir(stores_dir) {
         return Ok(StoresDir::Outside);
     }

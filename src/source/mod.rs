@@ -10,7 +10,7 @@ mod worktree;
 
 use std::path::{Path, PathBuf};
 
-use crate::desired::RawCatalog;
+use crate::desired::{RawCatalog, RawContent, RawEntry};
 use crate::error::{Error, Result};
 
 pub use cache_lock::CacheLock;
@@ -163,6 +163,38 @@ fn subdir_of(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
             workdir.display()
         ))
     })
+}
+
+/// Where a catalog's `storesDir` led, for either reader (`D`: a directory on disk or a tree).
+pub(crate) enum StoresDir<D> {
+    Found(D),
+    /// A component does not exist or is not a directory.
+    Missing,
+    /// A component is a symbolic link: its path relative to the catalog root.
+    Link(String),
+    /// `storesDir` is not a relative path inside the catalog; nothing is read.
+    Outside,
+}
+
+impl<D> StoresDir<D> {
+    /// The entries of the stores directory as the catalog sees them: none when it is missing,
+    /// nothing when it lies outside the catalog, the link itself when one is on the way (a
+    /// finding of its own), else what `list` reads from the directory.
+    pub(crate) fn entries(
+        self,
+        list: impl FnOnce(D) -> Result<Vec<RawEntry>>,
+    ) -> Result<Option<Vec<RawEntry>>> {
+        Ok(match self {
+            StoresDir::Missing => None,
+            StoresDir::Outside => Some(Vec::new()),
+            StoresDir::Link(path) => Some(vec![RawEntry {
+                name: path.clone(),
+                path,
+                content: RawContent::LinkToStoresDir,
+            }]),
+            StoresDir::Found(dir) => Some(list(dir)?),
+        })
+    }
 }
 
 /// Joins catalog-relative path segments with `/`.

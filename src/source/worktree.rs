@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{Revision, Snapshot, join};
+use super::{Revision, Snapshot, StoresDir, join};
 use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
@@ -15,35 +15,25 @@ pub fn read(root: &Path) -> Result<Snapshot> {
     }
     let platform = read_entry(&root.join(PLATFORM_FILE))?;
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
-    let entries = match locate(root, &stores_dir)? {
-        StoresDir::Missing => None,
-        StoresDir::Outside => Some(Vec::new()),
-        StoresDir::Link(path) => Some(vec![RawEntry {
-            name: path.clone(),
-            path,
-            content: RawContent::LinkToStoresDir,
-        }]),
-        StoresDir::Found(dir) => {
-            let mut names = Vec::new();
-            for entry in fs::read_dir(&dir).map_err(Error::io(&dir))? {
-                let entry = entry.map_err(Error::io(&dir))?;
-                names.push(entry.file_name().to_string_lossy().into_owned());
-            }
-            names.sort();
-            let entries: Result<Vec<RawEntry>> = names
-                .into_par_iter()
-                .map(|name| {
-                    let content = read_entry(&dir.join(&name))?.unwrap_or(RawContent::Other);
-                    Ok(RawEntry {
-                        path: join(&stores_dir, &name),
-                        name,
-                        content,
-                    })
-                })
-                .collect();
-            Some(entries?)
+    let entries = locate(root, &stores_dir)?.entries(|dir| {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(Error::io(&dir))? {
+            let entry = entry.map_err(Error::io(&dir))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
         }
-    };
+        names.sort();
+        names
+            .into_par_iter()
+            .map(|name| {
+                let content = read_entry(&dir.join(&name))?.unwrap_or(RawContent::Other);
+                Ok(RawEntry {
+                    path: join(&stores_dir, &name),
+                    name,
+                    content,
+                })
+            })
+            .collect()
+    })?;
     Ok(Snapshot {
         raw: RawCatalog {
             platform,
@@ -57,20 +47,9 @@ pub fn read(root: &Path) -> Result<Snapshot> {
     })
 }
 
-/// Where the stores directory is on disk.
-enum StoresDir {
-    Found(PathBuf),
-    /// A component does not exist or is not a directory.
-    Missing,
-    /// A component is a symbolic link: its path relative to the catalog root.
-    Link(String),
-    /// `storesDir` is not a relative path inside the catalog; nothing is read.
-    Outside,
-}
-
 /// Walks `stores_dir` one component at a time without following a link, so that nothing
 /// outside the catalog is ever listed or read.
-fn locate(root: &Path, stores_dir: &str) -> Result<StoresDir> {
+fn locate(root: &Path, stores_dir: &str) -> Result<StoresDir<PathBuf>> {
     if !rules::is_catalog_dir(stores_dir) {
         return Ok(StoresDir::Outside);
     }
