@@ -209,11 +209,31 @@ impl ClusterArgs {
     }
 }
 
+/// Running as one of several replicas: the holder of the Lease `storesync` in `--namespace`
+/// syncs; every replica takes webhooks and serves pages.
+#[derive(Debug, Clone, Args)]
+pub struct ElectionArgs {
+    /// Elect a leader among replicas (on in the Helm chart); without it this process syncs alone.
+    #[arg(long, env = "STORESYNC_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// How long a Lease not renewed stays with its holder before another replica may take it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, env = "STORESYNC_LEASE_DURATION")]
+    pub lease_duration: std::time::Duration,
+    /// How long the leader keeps trying to renew before it stops leading.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "STORESYNC_RENEW_DEADLINE")]
+    pub renew_deadline: std::time::Duration,
+    /// How often the leader renews and the others try to take the Lease.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, env = "STORESYNC_RETRY_PERIOD")]
+    pub retry_period: std::time::Duration,
+}
+
 /// Secrets are never flag values: the GitHub token comes from `GITHUB_TOKEN` or
 /// `--github-token-file`, the webhook secret from `STORESYNC_WEBHOOK_SECRET` or
 /// `--webhook-secret-file`, read by the `serve` command.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub election: ElectionArgs,
     /// How often the tracked branch is fetched and synced, webhooks or not.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "STORESYNC_INTERVAL")]
     pub interval: std::time::Duration,

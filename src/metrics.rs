@@ -62,6 +62,8 @@ pub struct Metrics {
     non_fast_forward: Counter,
     git_cache_reclones: Counter,
     drift_repairs: Counter,
+    leader: Gauge,
+    leader_transitions: Counter,
 }
 
 impl Default for Metrics {
@@ -135,6 +137,18 @@ impl Default for Metrics {
             "Stores whose chart-rendered objects drifted and were put back by helm upgrade",
             drift_repairs.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "storesync_leader",
+            "1 while this replica holds the leader Lease (or runs without election)",
+            leader.clone(),
+        );
+        let leader_transitions = Counter::default();
+        registry.register(
+            "storesync_leader_transitions",
+            "Times this replica started or stopped leading",
+            leader_transitions.clone(),
+        );
         // Every known series exists from the start at 0, so `increase()` sees its first event.
         for result in ["success", "failure", "error"] {
             let _ = syncs.get_or_create(&ResultLabel { result });
@@ -167,11 +181,21 @@ impl Default for Metrics {
             non_fast_forward,
             git_cache_reclones,
             drift_repairs,
+            leader,
+            leader_transitions,
         }
     }
 }
 
 impl Metrics {
+    /// This replica started (true) or stopped leading; a repeat of the same value is no change.
+    pub fn set_leader(&self, leading: bool) {
+        let value = i64::from(leading);
+        if self.leader.set(value) != value {
+            self.leader_transitions.inc();
+        }
+    }
+
     /// `result`: success, failure (invalid catalog, blocked prune, a store failed) or error.
     pub fn sync_finished(&self, result: &'static str, seconds: f64, unix_now: u64) {
         self.syncs.get_or_create(&ResultLabel { result }).inc();
@@ -279,6 +303,10 @@ mod tests {
         m.git_cache_recloned();
         m.drift_repaired();
         m.drift_repaired();
+        m.set_leader(true);
+        m.set_leader(true);
+        m.set_leader(false);
+        m.set_leader(true);
         let s = parsed(&m);
         assert_eq!(
             value(&s, "storesync_syncs_total", &[("result", "success")]),
@@ -328,6 +356,12 @@ mod tests {
         );
         assert_eq!(value(&s, "storesync_git_cache_reclones_total", &[]), Some(1.0));
         assert_eq!(value(&s, "storesync_drift_repairs_total", &[]), Some(2.0));
+        assert_eq!(value(&s, "storesync_leader", &[]), Some(1.0));
+        assert_eq!(
+            value(&s, "storesync_leader_transitions_total", &[]),
+            Some(3.0),
+            "leading again while leading is no transition"
+        );
         let histogram = s
             .samples
             .iter()

@@ -179,7 +179,7 @@ async fn record_applied(
     live: &live::LiveState,
     report: &SyncReport,
 ) -> Result<()> {
-    if applier.dry_run || report.failed() || plan.is_blocked() {
+    if applier.dry_run || report.failed() || plan.is_blocked() || !applier.gate.is_open() {
         return Ok(());
     }
     let applied = live::AppliedLimits {

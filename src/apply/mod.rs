@@ -2,6 +2,7 @@
 //! with a bound; within a store objects go in apply order (Namespace, ResourceQuota,
 //! LimitRange, NetworkPolicies, credentials, Helm release); prunes run last.
 mod events;
+mod gate;
 mod helm;
 mod objects;
 
@@ -20,6 +21,7 @@ use crate::plan::{Action, ObjectKind, Plan, StorePlan};
 use crate::source::Revision;
 
 pub use events::{Events, REPORTING_CONTROLLER, StoreEvent};
+pub use gate::WriteGate;
 pub use helm::{Helm, HelmOp, RELEASE_HASH_LABEL};
 pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION, record_applied};
 
@@ -44,6 +46,8 @@ pub struct Applier {
     pub on_drift_repair: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Observer of the time each store took to apply, in seconds (metrics).
     pub on_store_applied: Option<Arc<dyn Fn(f64) + Send + Sync>>,
+    /// Closed when this replica stops leading: no store or prune starts, helm in flight stops.
+    pub gate: WriteGate,
 }
 
 /// What the operator allows a catalog to do, whatever a commit says.
@@ -69,6 +73,7 @@ impl Applier {
             drift: Arc::new(DriftCheck::default()),
             on_drift_repair: None,
             on_store_applied: None,
+            gate: WriteGate::default(),
         }
     }
 
@@ -219,6 +224,9 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                 tasks.spawn(
                     async move {
                         let _permit = limit.acquire_owned().await;
+                        if !applier.gate.is_open() {
+                            return (not_started(&sp.store), false);
+                        }
                         let started = std::time::Instant::now();
                         let outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
                         if let Some(observe) = &applier.on_store_applied {
@@ -272,6 +280,10 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
 
     // Prune last, only what the plan allowed, and never while the cluster does not answer.
     for sp in plan.stores.iter().filter(|s| s.action == Action::Prune) {
+        if !applier.gate.is_open() {
+            results.push(not_started(&sp.store));
+            continue;
+        }
         if cluster_error.is_some() {
             results.push(result(
                 &sp.store,
@@ -311,6 +323,15 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
     }
 }
 
+/// A store left alone because this replica stopped leading before it started.
+fn not_started(store: &str) -> StoreResult {
+    result(
+        store,
+        Outcome::Skipped,
+        Some("not started: this replica no longer leads".into()),
+    )
+}
+
 /// Turns a store's outcome into its result, recording or clearing its last error; true when
 /// it failed because the API server did not answer.
 async fn finish_store(
@@ -319,6 +340,11 @@ async fn finish_store(
     live: Option<&LiveStore>,
     outcome: Result<()>,
 ) -> (StoreResult, bool) {
+    if !applier.gate.is_open() {
+        // Whoever leads now records the store's state; this replica writes nothing more.
+        let detail = outcome.err().map(|e| truncate(&e.to_string(), 1024));
+        return (result(store, Outcome::Failed, detail), false);
+    }
     let previous = live
         .and_then(|l| l.annotation(LAST_ERROR_ANNOTATION))
         .map(String::from);
@@ -467,7 +493,13 @@ async fn apply_store(
                 .event(&d.store.name, StoreEvent::ReleaseRemediated, note)
                 .await;
         }
-        let ok = applier.helm.upgrade_install(&d.release, &d.release_hash).await;
+        let ok = applier
+            .gate
+            .guard(
+                HelmOp::Upgrade,
+                applier.helm.upgrade_install(&d.release, &d.release_hash),
+            )
+            .await;
         observe_helm(applier, HelmOp::Upgrade, ok.is_ok());
         let (event, note) = match (&ok, &release_change.drift) {
             (Ok(()), Some(drift)) => {
@@ -516,11 +548,23 @@ async fn remediate(applier: &Applier, d: &DesiredStore, release: &crate::live::L
         let (op, outcome) = match release.last_good_revision() {
             Some(revision) => {
                 warn!(status = %release.status, revision, attempt, "release is stuck; rolling back");
-                (HelmOp::Rollback, applier.helm.rollback(name, ns, revision).await)
+                (
+                    HelmOp::Rollback,
+                    applier
+                        .gate
+                        .guard(HelmOp::Rollback, applier.helm.rollback(name, ns, revision))
+                        .await,
+                )
             }
             None => {
                 warn!(status = %release.status, attempt, "release never deployed and is stuck; uninstalling");
-                (HelmOp::Uninstall, applier.helm.uninstall(name, ns).await)
+                (
+                    HelmOp::Uninstall,
+                    applier
+                        .gate
+                        .guard(HelmOp::Uninstall, applier.helm.uninstall(name, ns))
+                        .await,
+                )
             }
         };
         observe_helm(applier, op, outcome.is_ok());
@@ -564,7 +608,10 @@ async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>
     let note = format!("its file is gone: uninstalling the release and deleting {ns}");
     applier.event(&sp.store, StoreEvent::Pruning, note).await;
     if live.release.is_some() {
-        let ok = applier.helm.uninstall(&sp.store, &ns).await;
+        let ok = applier
+            .gate
+            .guard(HelmOp::Uninstall, applier.helm.uninstall(&sp.store, &ns))
+            .await;
         observe_helm(applier, HelmOp::Uninstall, ok.is_ok());
         ok?;
     }

@@ -146,6 +146,12 @@ mod tests {
             namespace: None,
         };
         let args = ServeArgs {
+            election: crate::config::ElectionArgs {
+                leader_elect: false,
+                lease_duration: std::time::Duration::from_secs(15),
+                renew_deadline: std::time::Duration::from_secs(10),
+                retry_period: std::time::Duration::from_secs(2),
+            },
             interval: std::time::Duration::from_secs(60),
             drift_interval: std::time::Duration::from_secs(600),
             listen: addr,

@@ -5,6 +5,7 @@
 //! Git is the truth: a sync always takes the tracked branch's head as fetched when it starts;
 //! the commits webhooks name are triggers, and are answered with the result of the sync that
 //! covered them.
+pub mod leader;
 mod plan_job;
 mod queue;
 mod state;
