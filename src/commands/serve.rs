@@ -7,7 +7,8 @@ use tracing::{info, warn};
 use super::{ClusterOptions, connect};
 use crate::apply::Applier;
 use crate::config::{ServeArgs, SourceArgs};
-use crate::daemon::{self, Context, Settings};
+use crate::daemon::leader::{self, ElectionSettings};
+use crate::daemon::{self, Context, Replicas, Settings};
 use crate::error::{Error, Result};
 use crate::live::DriftCheck;
 use crate::metrics::Metrics;
@@ -33,6 +34,17 @@ pub async fn serve(
         options: source.options()?,
     };
     let metrics = Arc::new(Metrics::default());
+    let election = &args.election;
+    let timings = ElectionSettings {
+        namespace: String::new(),
+        identity: leader::identity(),
+        lease_duration: election.lease_duration,
+        renew_deadline: election.renew_deadline,
+        retry_period: election.retry_period,
+    };
+    if election.leader_elect {
+        timings.check().map_err(Error::Usage)?;
+    }
 
     // A token file is read again before each post (GitHub App installation tokens last an hour).
     let github_token = RotatingSecret::from_env_or_file(
@@ -88,19 +100,32 @@ pub async fn serve(
         on_drift_repair: Some(Arc::new(move || drift_metrics.drift_repaired())),
         on_store_applied: Some(Arc::new(move |seconds| store_metrics.store_synced(seconds))),
         drift: Arc::new(DriftCheck::new(args.drift_interval)),
-        ..cluster.applier(client, false)
+        ..cluster.applier(client.clone(), false)
     };
-    let ctx = Arc::new(Context::new(
-        applier,
-        metrics,
-        statuses,
-        Settings {
-            tracked,
-            interval: args.interval,
-            external_url: args.external_url.clone(),
-            plan_workers: usize::from(args.plan_workers),
-        },
-    ));
+    // storesync's own records live where the prune breaker's do.
+    let namespace = cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let election = election.leader_elect.then(|| ElectionSettings {
+        namespace: namespace.clone(),
+        ..timings
+    });
+    let replicas = Replicas::new(client.clone(), namespace, election);
+    let ctx = Arc::new(
+        Context::new(
+            applier,
+            metrics,
+            statuses,
+            Settings {
+                tracked,
+                interval: args.interval,
+                external_url: args.external_url.clone(),
+                plan_workers: usize::from(args.plan_workers),
+            },
+        )
+        .with_replicas(replicas),
+    );
     let state = Arc::new(ServerState::new(
         ctx.clone(),
         webhook_secret,

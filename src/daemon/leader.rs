@@ -371,15 +371,19 @@ pub async fn run(
         // Leader: renew every retry period; give up when no renewal succeeded for the deadline.
         let mut renewed = Instant::now();
         let reason = loop {
-            tokio::select! {
-                _ = tokio::time::sleep(retry) => {}
-                _ = shutdown.wait_for(|stop| *stop) => {
-                    // Stop leading first: nothing new starts while the Lease is given up.
-                    leadership.set(LeaderView { leading: false, holder: None });
-                    metrics.set_leader(false);
-                    elector.release().await;
-                    return;
-                }
+            let stop = tokio::select! {
+                _ = tokio::time::sleep(retry) => false,
+                _ = shutdown.wait_for(|stop| *stop) => true,
+            };
+            if stop {
+                // Stop leading first: nothing new starts while the Lease is given up.
+                leadership.set(LeaderView {
+                    leading: false,
+                    holder: None,
+                });
+                metrics.set_leader(false);
+                elector.release().await;
+                return;
             }
             let deadline = renewed + elector.settings.renew_deadline;
             match tokio::time::timeout_at(deadline, elector.try_acquire_or_renew()).await {

@@ -6,8 +6,10 @@
 //! the commits webhooks name are triggers, and are answered with the result of the sync that
 //! covered them.
 pub mod leader;
+mod persist;
 mod plan_job;
 mod queue;
+mod replicas;
 mod state;
 mod sync_job;
 mod watch;
@@ -26,8 +28,10 @@ use crate::metrics::Metrics;
 use crate::report::{CommitStatus, StatusReporter, StatusState};
 use crate::source::tracked::TrackedRepo;
 
+pub use persist::{REQUESTED_AT_ANNOTATION, REQUESTS_CONFIGMAP, STATE_CONFIGMAP, Shared};
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
-pub use state::{CommitRecord, DaemonState, LastResult, StoreView, SyncRecord, store_views};
+pub use replicas::Replicas;
+pub use state::{CommitRecord, DaemonState, LastResult, Records, StoreView, SyncRecord, store_views};
 pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]
@@ -52,6 +56,10 @@ pub struct Context {
     pub settings: Settings,
     pub syncs: SyncQueue,
     pub plans: PlanQueue,
+    /// Whether this replica leads; always, without election.
+    pub leader: Arc<leader::Leadership>,
+    /// Other replicas and the records shared with them; `None`: memory only.
+    pub replicas: Option<Replicas>,
     pushes: Mutex<sync_job::Pushes>,
     /// Syncs in a row that ended in `error`, for the retry backoff.
     errors_in_a_row: AtomicU32,
@@ -80,9 +88,21 @@ impl Context {
             settings,
             syncs: SyncQueue::default(),
             plans: PlanQueue::new(PLAN_QUEUE),
+            leader: Arc::new(leader::Leadership::single(leader::identity())),
+            replicas: None,
             pushes: Mutex::default(),
             errors_in_a_row: AtomicU32::new(0),
         }
+    }
+
+    /// Shares the records through the cluster and, with an election, syncs only while leading.
+    pub fn with_replicas(mut self, replicas: Replicas) -> Context {
+        if let Some(election) = &replicas.election {
+            self.leader = Arc::new(leader::Leadership::elected(election.identity.clone()));
+            self.applier.gate = self.leader.gate();
+        }
+        self.replicas = Some(replicas);
+        self
     }
 
     pub fn target_url(&self, sha: &str) -> Option<String> {
@@ -93,6 +113,10 @@ impl Context {
     }
 
     fn post(&self, sha: &str, context: &'static str, state: StatusState, description: &str) {
+        // Sync statuses come from the leader alone; plans are posted where they ran.
+        if context == crate::report::SYNC_CONTEXT && !self.leader.is_leader() {
+            return;
+        }
         if let Some(statuses) = &self.statuses {
             statuses.send(CommitStatus::new(
                 sha,
@@ -107,6 +131,12 @@ impl Context {
     /// A push to the tracked branch announced `sha`: it hears `pending` at once, and the
     /// final state of the sync that covers it later.
     pub fn push_received(&self, sha: String) {
+        if !self.leader.is_leader() {
+            if let Some(replicas) = &self.replicas {
+                replicas.forward(sha);
+            }
+            return;
+        }
         sync_job::announce(self, &sha);
         self.syncs.push(SyncTrigger {
             reason: Reason::Webhook,
@@ -123,7 +153,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 /// Runs until `shutdown` turns true: the in-flight sync finishes, then everything stops.
 pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
+    ctx.metrics.set_leader(ctx.leader.is_leader());
+    if let Some(replicas) = &ctx.replicas
+        && let Err(e) = replicas.load(&ctx).await
+    {
+        warn!(error = %e, namespace = %replicas.namespace, "cannot read the shared history; starting without it");
+    }
+    let (stop_election, election) = signal::channel(false);
+    let elector = replicas::elect(&ctx, election);
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(replicas::coordinate(ctx.clone(), shutdown.clone()));
     tasks.spawn(observe_until_ready(ctx.clone(), shutdown.clone()));
     tasks.spawn(poll(ctx.clone(), shutdown.clone()));
     for _ in 0..ctx.settings.plan_workers.max(1) {
@@ -154,8 +193,15 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
             _ = shutdown.wait_for(|stop| *stop) => None,
         };
         let Some(trigger) = trigger else { break };
+        // Only the leader syncs; a replica that becomes leader is asked to sync then.
+        if !ctx.leader.is_leader() {
+            continue;
+        }
         // Not raced against shutdown: an in-flight sync always finishes.
         let errored = sync_job::run(&ctx, trigger).await;
+        if let Some(replicas) = &ctx.replicas {
+            replicas.records_changed();
+        }
         if *shutdown.borrow() {
             break;
         }
@@ -165,6 +211,12 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     ctx.syncs.close();
     ctx.plans.close();
     tasks.abort_all();
+    if let Some(replicas) = &ctx.replicas {
+        replicas.save(&ctx).await;
+    }
+    // The Lease goes only now, with no sync in flight: a successor never overlaps this one.
+    let _ = stop_election.send(true);
+    elector.finish().await;
     if let Some(statuses) = &ctx.statuses
         && !statuses.flush(Duration::from_secs(10)).await
     {

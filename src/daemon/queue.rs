@@ -16,6 +16,8 @@ pub enum Reason {
     FileWatch,
     /// A sync that ended in `error`, tried again after a backoff.
     Retry,
+    /// This replica became the leader.
+    Elected,
 }
 
 impl Reason {
@@ -26,6 +28,7 @@ impl Reason {
             Reason::Webhook => "webhook",
             Reason::FileWatch => "file-watch",
             Reason::Retry => "retry",
+            Reason::Elected => "elected",
         }
     }
 }

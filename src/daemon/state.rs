@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::apply::{Outcome, SyncReport};
 use crate::desired::{COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
@@ -14,7 +14,7 @@ use crate::live::LiveState;
 const KEEP_SYNCS: usize = 50;
 const KEEP_COMMITS: usize = 200;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreView {
     pub name: String,
@@ -23,7 +23,8 @@ pub struct StoreView {
     pub plan: Option<String>,
     pub domain: Option<String>,
     /// in-sync, applied, failed, blocked, suspended, pruned, terminating, pending, unmanaged
-    pub state: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub state: Label,
     /// Commit last applied to the store.
     pub commit: Option<String>,
     pub release: Option<String>,
@@ -32,42 +33,47 @@ pub struct StoreView {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRecord {
     pub sha: Option<String>,
-    pub reason: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub reason: Label,
     /// Unix seconds.
     pub started: u64,
     pub seconds: f64,
     /// success, failure or error.
-    pub state: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub state: Label,
     pub description: String,
     /// The head synced was not a descendant of the one synced before: the branch moved back
     /// or was rewritten.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub non_fast_forward: bool,
 }
 
 /// The verdict last reached for a head of the tracked branch: a poll that finds the same head
 /// and reaches the same verdict reports nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastResult {
     pub sha: String,
-    pub state: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub state: Label,
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitRecord {
     pub sha: String,
     /// sync or plan.
-    pub kind: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub kind: Label,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<u64>,
     pub finished: u64,
-    pub state: &'static str,
+    #[serde(deserialize_with = "known_label")]
+    pub state: Label,
     pub description: String,
     /// The plan as text (what a reviewer reads).
     pub plan: String,
@@ -75,8 +81,58 @@ pub struct CommitRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<SyncReport>,
     /// Validation findings of an invalid catalog.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+}
+
+/// A fixed word of a record (a plain `&'static str` field would make serde borrow from its input).
+type Label = &'static str;
+
+/// Every word a record uses for a kind, reason or state: records read back from the cluster
+/// carry only these.
+const LABELS: [&str; 21] = [
+    "sync",
+    "plan",
+    "startup",
+    "poll",
+    "webhook",
+    "file-watch",
+    "retry",
+    "elected",
+    "success",
+    "failure",
+    "error",
+    "in-sync",
+    "applied",
+    "failed",
+    "blocked",
+    "suspended",
+    "pruned",
+    "terminating",
+    "pending",
+    "unmanaged",
+    "skipped",
+];
+
+fn known_label<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let word = String::deserialize(d)?;
+    LABELS
+        .iter()
+        .find(|l| **l == word)
+        .copied()
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown state or reason `{word}`")))
+}
+
+/// What the daemon knows, as one value: what the leader shares with the other replicas.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Records {
+    /// Oldest first.
+    pub syncs: Vec<SyncRecord>,
+    /// Oldest first.
+    pub commits: Vec<CommitRecord>,
+    pub stores: Vec<StoreView>,
+    pub last_result: Option<LastResult>,
 }
 
 #[derive(Default)]
@@ -150,6 +206,53 @@ impl DaemonState {
             while c.len() > KEEP_COMMITS {
                 c.pop_front();
             }
+        }
+    }
+
+    /// Everything recorded, oldest first.
+    pub fn records(&self) -> Records {
+        Records {
+            syncs: self
+                .syncs
+                .read()
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default(),
+            commits: self
+                .commits
+                .read()
+                .map(|c| c.iter().cloned().collect())
+                .unwrap_or_default(),
+            stores: self.stores(),
+            last_result: self.last_result(),
+        }
+    }
+
+    /// Takes the records of another replica (the leader's); plans this replica ran itself and
+    /// the leader does not know are kept.
+    pub fn adopt(&self, records: Records) {
+        let mut commits: Vec<CommitRecord> = records.commits;
+        if let Ok(mine) = self.commits.read() {
+            let own_plans = mine
+                .iter()
+                .filter(|c| c.kind == "plan" && !commits.contains(c))
+                .cloned()
+                .collect::<Vec<_>>();
+            commits.extend(own_plans);
+        }
+        commits.sort_by_key(|c| c.finished);
+        let skip = commits.len().saturating_sub(KEEP_COMMITS);
+        if let Ok(mut c) = self.commits.write() {
+            *c = commits.into_iter().skip(skip).collect();
+        }
+        let skip = records.syncs.len().saturating_sub(KEEP_SYNCS);
+        if let Ok(mut s) = self.syncs.write() {
+            *s = records.syncs.into_iter().skip(skip).collect();
+        }
+        if !records.stores.is_empty() {
+            self.set_stores(records.stores);
+        }
+        if let Ok(mut l) = self.last_result.write() {
+            *l = records.last_result;
         }
     }
 

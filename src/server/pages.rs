@@ -71,6 +71,26 @@ fn commit_link(sha: Option<&str>) -> String {
 }
 
 /// `/`: every store and the last syncs.
+/// Which replica leads, when replicas elect one.
+fn leader_line(ctx: &Context) -> String {
+    if !ctx.leader.is_elected() {
+        return String::new();
+    }
+    let view = ctx.leader.view();
+    let me = esc(ctx.leader.identity());
+    match (view.leading, view.holder) {
+        (true, _) => format!("<p id=\"leader\">Leader: <code>{me}</code> (this replica).</p>"),
+        (false, Some(holder)) => format!(
+            "<p id=\"leader\">Leader: <code>{}</code>. This replica, <code>{me}</code>, takes webhooks and \
+             hands pushes to it.</p>",
+            esc(&holder)
+        ),
+        (false, None) => format!(
+            "<p id=\"leader\">Leader: <span class=\"warn\">none yet</span>. This replica: <code>{me}</code>.</p>"
+        ),
+    }
+}
+
 pub fn status(ctx: &Context) -> String {
     let stores = ctx.state.stores();
     let syncs = ctx.state.syncs();
@@ -87,6 +107,7 @@ pub fn status(ctx: &Context) -> String {
             "<span class=\"warn\">not observed yet</span>"
         }
     );
+    body.push_str(&leader_line(ctx));
     body.push_str(
         "<h2>Stores</h2><table id=\"stores\"><thead><tr><th>Store</th><th>Owner</th><th>Engine</th><th>Plan</th>\
          <th>State</th><th>Applied commit</th><th>Ready</th><th>Release</th><th>Last error</th></tr></thead><tbody>",

@@ -7,6 +7,7 @@ mod common;
 mod daemon;
 mod git_cache;
 mod github_status;
+mod ha;
 mod history;
 mod ops;
 mod plan_offline;

@@ -10,6 +10,7 @@
 //! server's defaults and `managedFields` of manager `helm`, objects gone from the chart deleted.
 #![allow(dead_code)]
 
+use super::fake_coordination as coordination;
 use super::fake_release as release;
 
 use std::collections::BTreeMap;
@@ -54,11 +55,11 @@ pub enum Fault {
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     fault: Option<Fault>,
-    objects: BTreeMap<Key, Value>,
+    pub(super) objects: BTreeMap<Key, Value>,
     requests: Vec<Recorded>,
-    revision: u64,
+    pub(super) revision: u64,
     /// Namespaces deleted go Terminating instead of disappearing.
     slow_namespace_deletion: bool,
     /// Bytes of the fake helm's journal already applied.
@@ -69,7 +70,7 @@ struct State {
 
 #[derive(Clone)]
 pub struct FakeCluster {
-    state: Arc<Mutex<State>>,
+    pub(super) state: Arc<Mutex<State>>,
     releases: PathBuf,
 }
 
@@ -87,6 +88,7 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "persistentvolumeclaims" => ("v1", "PersistentVolumeClaim"),
         "ingresses" => ("networking.k8s.io/v1", "Ingress"),
         "events" => ("events.k8s.io/v1", "Event"),
+        "leases" => ("coordination.k8s.io/v1", "Lease"),
         _ => ("v1", "Unknown"),
     }
 }
@@ -168,7 +170,7 @@ fn merge_patch_into(target: &mut Value, patch: &Value) {
     }
 }
 
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+pub(super) fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     (
         code,
         json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}),
@@ -459,6 +461,7 @@ impl FakeCluster {
                 self.apply(plural, ns, name, body.unwrap_or_default(), dry_run)
             }
             ("PATCH", Some(name)) => self.merge_patch(plural, ns, name, body.unwrap_or_default()),
+            ("PUT", Some(name)) => self.replace(plural, ns, name, body.unwrap_or_default()),
             ("POST", None) => self.create(plural, ns, body.unwrap_or_default(), dry_run),
             ("DELETE", Some(name)) => self.delete(plural, ns, name, body, dry_run),
             _ => status(405, "MethodNotAllowed", "not supported by the fake"),
@@ -549,6 +552,9 @@ impl FakeCluster {
         let Some(obj) = s.objects.get_mut(&(plural.into(), ns.into(), name.into())) else {
             return status(404, "NotFound", &format!("{plural} \"{name}\" not found"));
         };
+        if let Err(e) = coordination::precondition(obj, &body, plural, name) {
+            return e;
+        }
         merge_patch_into(obj, &body);
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         (200, obj.clone())

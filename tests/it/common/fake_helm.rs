@@ -36,6 +36,25 @@ const SCRIPT: &str = r#"#!/usr/bin/env bash
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 mkdir -p "$here/releases" "$here/values" "$here/manifests"
+# Two operations on one release at the same time (two replicas leading) are noted in overlaps,
+# before the lock below serializes them; a killed helm leaves a file whose process is gone.
+key=$(a=("$@"); k=""; n=""; i=1
+  while [ "$i" -lt "${#a[@]}" ]; do
+    case "${a[$i]}" in
+      --namespace) k="${a[$((i + 1))]}"; i=$((i + 2)) ;;
+      --values|--labels|--version|--timeout|--history-max|--server-side) i=$((i + 2)) ;;
+      --*) i=$((i + 1)) ;;
+      *) [ -z "$n" ] && n="${a[$i]}"; i=$((i + 1)) ;;
+    esac
+  done; echo "${k}__${n}")
+mkdir -p "$here/running"
+running="$here/running/$key"
+if [ -e "$running" ] && kill -0 "$(cat "$running")" 2>/dev/null; then
+  echo "$key $(cat "$running") $$" >> "$here/overlaps"
+fi
+echo $$ > "$running"
+trap 'rm -f "$running"' EXIT
+echo "$key $$ $1" >> "$here/operations"
 # storesync runs helm for several stores at once; keep the log and numbering consistent.
 exec 9>"$here/lock"
 flock 9
@@ -187,6 +206,25 @@ impl FakeHelm {
     /// Every later invocation sleeps this long first.
     pub fn slow_down(&self, seconds: f64) {
         std::fs::write(self.dir.path().join("slow"), seconds.to_string()).expect("flag");
+    }
+
+    /// Operations that began while another on the same release was still running:
+    /// `<namespace>__<name> <pid running> <pid starting>`.
+    pub fn overlaps(&self) -> Vec<String> {
+        self.lines("overlaps")
+    }
+
+    /// Every operation begun: `<namespace>__<name> <pid> <command>`.
+    pub fn operations(&self) -> Vec<String> {
+        self.lines("operations")
+    }
+
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(file))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
 
     pub fn fail_upgrades_of(&self, name: &str) {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fake_cluster;
+pub mod fake_coordination;
 pub mod fake_github;
 pub mod fake_helm;
 pub mod fake_release;

@@ -6,7 +6,7 @@ mod chromium;
 mod faults;
 mod http;
 mod running;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 

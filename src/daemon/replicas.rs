@@ -1,0 +1,193 @@
+//! Working beside other replicas through the cluster: the election, the records the leader
+//! shares and the others serve, and pushes a non-leader accepted, handed to the leader.
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tracing::{debug, info, warn};
+
+use super::leader::{self, ElectionSettings};
+use super::persist::{Shared, Store};
+use super::{Context, Reason, SyncTrigger, now};
+
+/// How often the leader looks for pushes other replicas accepted (a push syncs within 2 s).
+pub const REQUEST_POLL: Duration = Duration::from_millis(500);
+/// How often a replica that does not lead reads the leader's records.
+pub const RELOAD: Duration = Duration::from_secs(2);
+
+/// How a daemon shares with other replicas; absent, it keeps everything in memory.
+pub struct Replicas {
+    pub namespace: String,
+    pub election: Option<ElectionSettings>,
+    store: Store,
+    /// The records changed and are to be written.
+    changed: Notify,
+    /// The version of the records last read or written, so an unchanged object is not parsed.
+    version: std::sync::Mutex<Option<String>>,
+}
+
+impl Replicas {
+    pub fn new(client: kube::Client, namespace: String, election: Option<ElectionSettings>) -> Replicas {
+        Replicas {
+            store: Store::new(client, &namespace),
+            namespace,
+            election,
+            changed: Notify::new(),
+            version: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The daemon recorded something: the leader writes it out.
+    pub fn records_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Takes the records stored in the cluster (at startup, on becoming leader, and on every
+    /// look of a non-leader).
+    pub async fn load(&self, ctx: &Context) -> crate::error::Result<()> {
+        let Some((shared, version)) = self.store.read().await? else {
+            return Ok(());
+        };
+        let Ok(mut seen) = self.version.lock() else {
+            return Ok(());
+        };
+        if seen.as_deref() == Some(version.as_str()) {
+            return Ok(());
+        }
+        *seen = Some(version);
+        drop(seen);
+        debug!(leader = %shared.leader, "records read from the cluster");
+        ctx.state.adopt(shared.records);
+        Ok(())
+    }
+
+    /// Writes the records, when this replica leads.
+    pub async fn save(&self, ctx: &Context) {
+        if !ctx.leader.is_leader() {
+            return;
+        }
+        let shared = Shared {
+            leader: ctx.leader.identity().to_string(),
+            written: now(),
+            records: ctx.state.records(),
+        };
+        if let Err(e) = self.store.write(&shared).await {
+            warn!(error = %e, "cannot share the sync history; pages of other replicas and of a restart lag behind");
+        }
+    }
+
+    /// A replica that does not lead accepted a push: the leader hears of it through the cluster.
+    pub fn forward(&self, sha: String) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let at = k8s_openapi::jiff::Timestamp::now().to_string();
+            match store.request_sync(&sha, &at).await {
+                Ok(()) => info!(%sha, "push handed to the leader"),
+                Err(e) => {
+                    warn!(error = %e, %sha, "cannot hand the push to the leader; its next poll syncs the branch")
+                }
+            }
+        });
+    }
+}
+
+/// Runs beside the sync loop until `shutdown`: follows leadership, reads or writes the
+/// records, takes pushes handed over by other replicas.
+pub(super) async fn coordinate(ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let Some(replicas) = &ctx.replicas else { return };
+    let mut leadership = ctx.leader.subscribe();
+    let mut was_leading = false;
+    let mut unready = false;
+    loop {
+        let leading = ctx.leader.is_leader();
+        if leading && !was_leading {
+            // The history goes on from where the previous leader left it.
+            if let Err(e) = replicas.load(&ctx).await {
+                warn!(error = %e, "cannot read the shared history; starting from this replica's own");
+            }
+            if ctx.leader.is_elected() {
+                ctx.syncs.push(SyncTrigger {
+                    reason: Reason::Elected,
+                    sha: None,
+                });
+            }
+        }
+        was_leading = leading;
+        let wait = if leading {
+            if ctx.leader.is_elected() {
+                match replicas.store.take_requests().await {
+                    Ok(shas) => {
+                        for sha in shas {
+                            info!(%sha, "push accepted by another replica: sync queued");
+                            ctx.push_received(sha);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "cannot read the pushes other replicas accepted"),
+                }
+            }
+            REQUEST_POLL
+        } else {
+            // Ready while the cluster answers: every replica takes webhooks.
+            match replicas.load(&ctx).await {
+                Ok(()) if unready => {
+                    unready = false;
+                    ctx.state.set_ready();
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    if e.is_unreachable() {
+                        unready = true;
+                        ctx.state.set_unready();
+                    }
+                    warn!(error = %e, "cannot read the leader's records");
+                }
+            }
+            RELOAD
+        };
+        let save = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            _ = replicas.changed.notified(), if leading => true,
+            _ = leadership.changed() => false,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        if save {
+            replicas.save(&ctx).await;
+        }
+    }
+}
+
+/// The election task: stopped with the daemon, or aborted with it when the daemon's task is
+/// (a killed process renews nothing).
+pub(super) struct Election(Option<tokio::task::JoinHandle<()>>);
+
+impl Election {
+    /// Waits for the elector to release the Lease and end.
+    pub(super) async fn finish(mut self) {
+        if let Some(task) = self.0.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Election {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the election, when there is one; it stops (releasing the Lease) when `stop` turns
+/// true, which the daemon does once its in-flight sync is done.
+pub(super) fn elect(ctx: &Arc<Context>, stop: watch::Receiver<bool>) -> Election {
+    let Some(settings) = ctx.replicas.as_ref().and_then(|r| r.election.clone()) else {
+        return Election(None);
+    };
+    Election(Some(tokio::spawn(leader::run(
+        ctx.applier.client.clone(),
+        settings,
+        ctx.leader.clone(),
+        ctx.metrics.clone(),
+        stop,
+    ))))
+}
