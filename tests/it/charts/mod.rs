@@ -16,6 +16,7 @@ pub(crate) mod helm;
 mod manifest;
 mod quantity;
 mod rbac;
+mod replicas;
 
 use budget::{Plan, default_plans};
 use catalog::{catalog_stores, merge};
@@ -488,7 +489,7 @@ fn storesync_cluster_role_is_exactly_storesync_plus_helm_on_engine_kinds() {
 }
 
 #[test]
-fn storesync_deployment_is_a_single_hardened_reconciler() {
+fn storesync_deployment_is_a_hardened_reconciler() {
     let values = yaml(
         "repo: {url: 'https://github.com/acme/stores.git', auth: {ssh: {existingSecret: git-ssh}}}\n\
          github: {repo: acme/stores, token: {existingSecret: gh}, webhookSecret: {existingSecret: gh}}\n\
@@ -500,12 +501,8 @@ fn storesync_deployment_is_a_single_hardened_reconciler() {
     check_pods(&docs, false, &mut errors);
     assert_clean("storesync pod", errors);
     let deploy = docs.iter().find(|d| kind(d) == "Deployment").expect("Deployment");
-    assert_eq!(get(deploy, "spec.replicas").and_then(Value::as_i64), Some(1));
-    assert_eq!(
-        str_at(deploy, "spec.strategy.type"),
-        "Recreate",
-        "one reconciler at a time"
-    );
+    // Replicas elect the one that syncs: tests/it/charts/replicas.rs.
+    assert_eq!(get(deploy, "spec.replicas").and_then(Value::as_i64), Some(2));
     let c = &seq(deploy, "spec.template.spec.containers")[0];
     assert_eq!(
         get(c, "securityContext.readOnlyRootFilesystem").and_then(Value::as_bool),

@@ -99,3 +99,60 @@ pub fn resource_of(kind: &str) -> (&'static str, &'static str) {
         other => panic!("engine charts render {other}: add it to resource_of and to the ClusterRole"),
     }
 }
+
+/// A grant of a namespaced Role: (apiGroup, resource, verb, object name or `*` for any).
+pub type NamedGrant = (String, String, String, String);
+
+pub fn named_grants(rules: &[Value]) -> BTreeSet<NamedGrant> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        let list = |key: &str| -> Vec<String> {
+            seq(rule, key)
+                .iter()
+                .map(|v| v.as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let names = match list("resourceNames") {
+            n if n.is_empty() => vec!["*".to_string()],
+            n => n,
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    for name in &names {
+                        out.insert((group.clone(), resource.clone(), verb.clone(), name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What storesync does in its own namespace: the leader Lease and its ConfigMaps, by name;
+/// creating cannot be limited to a name.
+pub fn storesync_namespace_grants() -> BTreeSet<NamedGrant> {
+    let mut out = BTreeSet::new();
+    let mut add = |group: &str, resource: &str, verbs: &[&str], names: &[&str]| {
+        for v in verbs {
+            for n in names {
+                out.insert((group.into(), resource.into(), v.to_string(), n.to_string()));
+            }
+        }
+    };
+    add("coordination.k8s.io", "leases", &["create"], &["*"]);
+    add(
+        "coordination.k8s.io",
+        "leases",
+        &["get", "update"],
+        &["storesync"],
+    );
+    add("", "configmaps", &["create"], &["*"]);
+    add(
+        "",
+        "configmaps",
+        &["get", "update", "patch"],
+        &["storesync-state", "storesync-requests", "storesync-applied"],
+    );
+    out
+}
