@@ -121,7 +121,7 @@ impl Outcome {
 pub struct StoreResult {
     pub store: String,
     pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -145,7 +145,7 @@ pub struct SyncReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
     /// The API server stopped answering mid-sync: the first such error. Nothing was pruned.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_error: Option<String>,
 }
 

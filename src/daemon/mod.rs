@@ -31,7 +31,10 @@ use crate::source::tracked::TrackedRepo;
 pub use persist::{REQUESTED_AT_ANNOTATION, REQUESTS_CONFIGMAP, STATE_CONFIGMAP, Shared};
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
 pub use replicas::Replicas;
-pub use state::{CommitRecord, DaemonState, LastResult, Records, StoreView, SyncRecord, store_views};
+pub use state::{
+    CommitKind, CommitRecord, DaemonState, LastResult, Records, ResultState, StoreState, StoreView,
+    SyncRecord, store_views,
+};
 pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]

@@ -270,15 +270,15 @@ fn number(data: &BTreeMap<String, String>, key: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::{CommitRecord, SyncRecord};
+    use crate::daemon::{CommitKind, CommitRecord, Reason, ResultState, SyncRecord};
 
     fn commit(i: usize, plan_bytes: usize) -> CommitRecord {
         CommitRecord {
             sha: format!("{i:040x}"),
-            kind: "sync",
+            kind: CommitKind::Sync,
             pull_request: None,
             finished: i as u64,
-            state: "success",
+            state: ResultState::Success,
             description: "applied 1, pruned 0, unchanged 0".into(),
             plan: "x".repeat(plan_bytes),
             report: None,
@@ -289,10 +289,10 @@ mod tests {
     fn sync(i: usize) -> SyncRecord {
         SyncRecord {
             sha: Some(format!("{i:040x}")),
-            reason: "poll",
+            reason: Reason::Poll,
             started: i as u64,
             seconds: 1.5,
-            state: "success",
+            state: ResultState::Success,
             description: "d".repeat(3000),
             non_fast_forward: false,
         }

@@ -16,7 +16,9 @@ use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::BodyExt;
 use sha2::Sha256;
 use storesync::apply::{Applier, Helm};
-use storesync::daemon::{CommitRecord, Context, Settings, StoreView, SyncRecord};
+use storesync::daemon::{
+    CommitKind, CommitRecord, Context, Reason, ResultState, Settings, StoreState, StoreView, SyncRecord,
+};
 use storesync::metrics::Metrics;
 use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
@@ -365,7 +367,7 @@ fn store_with_commit(name: &str, commit: &str) -> StoreView {
         engine: Some("medusa".into()),
         plan: Some("small".into()),
         domain: None,
-        state: "in-sync",
+        state: StoreState::InSync,
         commit: Some(commit.into()),
         release: None,
         ready: None,
@@ -396,10 +398,10 @@ async fn odd_commit_annotations_never_break_the_status_page() {
     for sha in [Some("0123456789aé".to_string()), Some(String::new()), None] {
         state.ctx.state.record_sync(SyncRecord {
             sha,
-            reason: "poll",
+            reason: Reason::Poll,
             started: 0,
             seconds: 0.0,
-            state: "success",
+            state: ResultState::Success,
             description: "ok".into(),
             non_fast_forward: false,
         });
@@ -421,10 +423,10 @@ async fn odd_commit_annotations_never_break_the_status_page() {
 fn commit_record(sha: &str) -> CommitRecord {
     CommitRecord {
         sha: sha.into(),
-        kind: "sync",
+        kind: CommitKind::Sync,
         pull_request: None,
         finished: 0,
-        state: "success",
+        state: ResultState::Success,
         description: "applied 1, pruned 0, unchanged 0".into(),
         plan: String::new(),
         report: None,

@@ -323,13 +323,9 @@ async fn a_commit_in_the_local_repository_triggers_a_sync_through_the_file_watch
     );
     let second = r.repo.commit("Ben", "Add bobs");
     r.until_synced("a sync of the new commit", &second).await;
-    assert!(
-        r.ctx
-            .state
-            .syncs()
-            .iter()
-            .any(|s| s.reason == "file-watch" && s.sha.as_deref() == Some(second.as_str()))
-    );
+    assert!(r.ctx.state.syncs().iter().any(
+        |s| s.reason == storesync::daemon::Reason::FileWatch && s.sha.as_deref() == Some(second.as_str())
+    ));
     r.stop().await;
 }
 
@@ -694,7 +690,10 @@ async fn after_a_restart_the_same_head_is_not_applied_again() {
         },
     )
     .await;
-    assert_eq!(r.ctx.state.syncs()[0].state, "success");
+    assert_eq!(
+        r.ctx.state.syncs()[0].state,
+        storesync::daemon::ResultState::Success
+    );
     assert!(r.cluster.writes().is_empty(), "{:?}", r.cluster.writes());
     assert_eq!(r.helm.calls().len(), helm_calls, "no helm upgrade");
     r.stop().await;

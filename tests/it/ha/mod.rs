@@ -121,11 +121,9 @@ async fn a_push_to_the_replica_that_does_not_lead_is_synced_by_the_leader() {
     let (code, _) = b.push(&world.branch, &second, "7f3c2a10-0001").await;
     assert_eq!(code, StatusCode::ACCEPTED, "every replica takes webhooks");
     until("the leader to sync the push", Duration::from_secs(2), || {
-        a.ctx
-            .state
-            .syncs()
-            .first()
-            .is_some_and(|s| s.sha.as_deref() == Some(second.as_str()) && s.reason == "webhook")
+        a.ctx.state.syncs().first().is_some_and(|s| {
+            s.sha.as_deref() == Some(second.as_str()) && s.reason == storesync::daemon::Reason::Webhook
+        })
     })
     .await;
     assert!(
@@ -286,7 +284,7 @@ async fn helm_never_runs_twice_at_once_for_one_store() {
         b.ctx
             .state
             .last_result()
-            .is_some_and(|l| l.sha == sha && l.state == "success")
+            .is_some_and(|l| l.sha == sha && l.state == storesync::daemon::ResultState::Success)
     })
     .await;
     let operations = world.helm.operations();
