@@ -248,6 +248,42 @@ async fn a_leader_cut_off_from_the_cluster_stops_before_another_starts() {
     b.stop().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn without_election_one_daemon_leads_alone_and_keeps_its_history_across_a_restart() {
+    let (repo, sha) = empty_catalog();
+    let world = World::new(repo);
+    let a = world.start_alone("storesync-a");
+    assert!(a.leads(), "no election: the process leads from the start");
+    until("the startup sync", Duration::from_secs(5), || {
+        a.ctx.state.last_result().is_some_and(|l| l.sha == sha)
+    })
+    .await;
+    let metrics = a.ctx.metrics.render();
+    assert!(metrics.contains("storesync_leader 1"), "{metrics}");
+    let (_, page) = a.get("/").await;
+    assert!(!page.contains("Leader:"), "no election, no leader line: {page}");
+    a.stop().await;
+    assert!(
+        world.lease().0.is_none() && world.cluster.lease(NAMESPACE, "storesync").is_none(),
+        "no Lease"
+    );
+
+    let b = world.start_alone("storesync-b");
+    until("b's own sync", Duration::from_secs(5), || b.syncs_run() >= 1.0).await;
+    assert_eq!(
+        b.ctx.state.syncs().len(),
+        2,
+        "a's sync and b's: the history was read back"
+    );
+    let (code, _) = b.get(&format!("/commits/{sha}")).await;
+    assert_eq!(
+        code,
+        StatusCode::OK,
+        "the result a recorded, as b found the same verdict"
+    );
+    b.stop().await;
+}
+
 /// Real time: the recording helm runs as a process. Timings are short so the test is quick.
 #[tokio::test]
 async fn helm_never_runs_twice_at_once_for_one_store() {

@@ -68,6 +68,15 @@ impl World {
 
     /// A replica named `name`, started.
     pub fn start(&self, name: &str, timings: Timings) -> Replica {
+        self.launch(name, Some(timings))
+    }
+
+    /// A daemon without election (a local `serve`): it always leads.
+    pub fn start_alone(&self, name: &str) -> Replica {
+        self.launch(name, None)
+    }
+
+    fn launch(&self, name: &str, timings: Option<Timings>) -> Replica {
         let link = Link::default();
         let client = self.cluster.client_over(&link);
         let helm = Helm {
@@ -93,14 +102,14 @@ impl World {
             external_url: None,
             plan_workers: 1,
         };
-        let election = ElectionSettings {
+        let election = timings.map(|t| ElectionSettings {
             namespace: NAMESPACE.into(),
             identity: name.into(),
-            lease_duration: timings.lease,
-            renew_deadline: timings.renew,
-            retry_period: timings.retry,
-        };
-        let replicas = Replicas::new(client, NAMESPACE.into(), Some(election));
+            lease_duration: t.lease,
+            renew_deadline: t.renew,
+            retry_period: t.retry,
+        });
+        let replicas = Replicas::new(client, NAMESPACE.into(), election);
         let ctx = Arc::new(
             Context::new(applier, Arc::new(Metrics::default()), None, settings).with_replicas(replicas),
         );
