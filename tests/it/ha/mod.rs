@@ -302,7 +302,7 @@ async fn helm_never_runs_twice_at_once_for_one_store() {
         &store_yaml("bobs-bikes", "medusa", "small", "team-bikes"),
     );
     let sha = repo.commit("Ada", "Two stores");
-    let world = World::new(repo);
+    let world = World::with_github(repo).await;
     // Each helm takes long enough that the leader is cut off while one runs.
     world.helm.slow_down(4.0);
     let a = world.start("storesync-a", quick);
@@ -336,6 +336,21 @@ async fn helm_never_runs_twice_at_once_for_one_store() {
         "a's helm was stopped and b ran its own: {operations:?}"
     );
     assert_eq!(world.helm.overlaps(), Vec::<String>::new(), "{operations:?}");
+    // a stopped leading mid-sync: the verdict on the commit is b's alone.
+    until("b's status", Duration::from_secs(10), || {
+        world
+            .statuses(&sha)
+            .last()
+            .is_some_and(|(state, _)| state == "success")
+    })
+    .await;
+    let statuses = world.statuses(&sha);
+    assert!(
+        statuses
+            .iter()
+            .all(|(state, _)| state == "pending" || state == "success"),
+        "{statuses:?}"
+    );
     a.link.restore();
     a.stop().await;
     b.stop().await;

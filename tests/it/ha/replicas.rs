@@ -13,6 +13,8 @@ use storesync::apply::{Applier, Helm, Policy};
 use storesync::daemon::leader::ElectionSettings;
 use storesync::daemon::{self, Context, Replicas, Settings};
 use storesync::metrics::Metrics;
+use storesync::report::StatusReporter;
+use storesync::report::github::GitHubNotifier;
 use storesync::secret::Secret;
 use storesync::server::{self, HttpLimits, ServerState};
 use storesync::source::tracked::TrackedRepo;
@@ -22,6 +24,7 @@ use tower::ServiceExt;
 
 use crate::common::fake_cluster::FakeCluster;
 use crate::common::fake_coordination::Link;
+use crate::common::fake_github::FakeGitHub;
 use crate::common::fake_helm::FakeHelm;
 use crate::common::{GitRepo, repo_root};
 use crate::daemon::webhooks::{SECRET, push_body, sign};
@@ -50,6 +53,8 @@ pub struct World {
     pub branch: String,
     pub cluster: FakeCluster,
     pub helm: FakeHelm,
+    /// Where commit statuses go, when the test looks at them (a socket: real time only).
+    pub github: Option<FakeGitHub>,
 }
 
 impl World {
@@ -63,7 +68,27 @@ impl World {
             branch,
             cluster,
             helm,
+            github: None,
         }
+    }
+
+    /// Replicas post commit statuses to a fake GitHub.
+    pub async fn with_github(repo: GitRepo) -> World {
+        World {
+            github: Some(FakeGitHub::start().await),
+            ..World::new(repo)
+        }
+    }
+
+    /// `(state, description)` of the statuses posted for `sha`, in order.
+    pub fn statuses(&self, sha: &str) -> Vec<(String, String)> {
+        let github = self.github.as_ref().expect("a world with GitHub");
+        github
+            .statuses()
+            .into_iter()
+            .filter(|s| s.sha == sha && s.context.as_deref() == Some("storesync/sync"))
+            .map(|s| (s.state.clone(), s.description.clone().unwrap_or_default()))
+            .collect()
     }
 
     /// A replica named `name`, started.
@@ -110,9 +135,19 @@ impl World {
             retry_period: t.retry,
         });
         let replicas = Replicas::new(client, NAMESPACE.into(), election);
-        let ctx = Arc::new(
-            Context::new(applier, Arc::new(Metrics::default()), None, settings).with_replicas(replicas),
-        );
+        let metrics = Arc::new(Metrics::default());
+        let statuses = self.github.as_ref().map(|github| {
+            let notifier = GitHubNotifier::new(
+                "acme-platform",
+                "stores",
+                "test-token".into(),
+                Some(&github.url()),
+            )
+            .unwrap();
+            let counter = metrics.clone();
+            StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)))
+        });
+        let ctx = Arc::new(Context::new(applier, metrics, statuses, settings).with_replicas(replicas));
         let state = Arc::new(ServerState::new(
             ctx.clone(),
             Some(Secret::from(SECRET)),
