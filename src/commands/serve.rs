@@ -18,8 +18,8 @@ use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
 
 /// The environment variables secrets come from (flag values would show in `ps`).
-pub const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
-pub const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
+pub(super) const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
+pub(super) const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
 
 /// Runs until `shutdown` turns true; returns once the in-flight sync and requests are done.
 pub async fn serve(
@@ -189,7 +189,7 @@ mod tests {
         };
         let (_stop, shutdown) = watch::channel(false);
         let err = serve(&source, &cluster, &args, shutdown).await.unwrap_err();
-        assert_eq!(err.metric_label(), "listen");
+        assert!(matches!(err, Error::Listen { .. }), "{err:?}");
         let message = err.to_string();
         assert!(
             message.starts_with(&format!("cannot listen on {addr}: ")),

@@ -15,9 +15,9 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 
 use super::state::Records;
-use crate::apply::truncate;
 use crate::desired::{MANAGED_BY, MANAGER};
 use crate::error::{Error, Result};
+use crate::text::truncate;
 
 pub const STATE_CONFIGMAP: &str = "storesync-state";
 pub const REQUESTS_CONFIGMAP: &str = "storesync-requests";
@@ -28,7 +28,7 @@ const HANDLED_KEY: &str = "handled";
 const COMMITS_KEY: &str = "commits";
 
 /// Largest serialized records: under the 1 MiB object limit, with room for the metadata.
-pub const MAX_RECORDS_BYTES: usize = 1000 * 1024;
+pub(super) const MAX_RECORDS_BYTES: usize = 1000 * 1024;
 /// Longest plan text kept per commit record, and longest description or finding.
 const MAX_PLAN_TEXT: usize = 16 * 1024;
 const MAX_LINE: usize = 1024;
@@ -49,7 +49,7 @@ pub struct Shared {
 
 /// The records in at most `limit` bytes of JSON: long texts cut, then the oldest commit
 /// results dropped (they are the large ones), then the oldest syncs.
-pub fn encode(shared: &Shared, limit: usize) -> String {
+pub(super) fn encode(shared: &Shared, limit: usize) -> String {
     let mut s = shared.clone();
     for c in &mut s.records.commits {
         c.plan = truncate(&c.plan, MAX_PLAN_TEXT);
@@ -102,7 +102,7 @@ fn is_conflict(e: &kube::Error) -> bool {
 
 /// The two ConfigMaps of one namespace.
 #[derive(Clone)]
-pub struct Store {
+pub(super) struct Store {
     api: Api<ConfigMap>,
     namespace: String,
 }
@@ -111,7 +111,7 @@ pub struct Store {
 const ATTEMPTS: usize = 5;
 
 impl Store {
-    pub fn new(client: Client, namespace: &str) -> Store {
+    pub(super) fn new(client: Client, namespace: &str) -> Store {
         Store {
             api: Api::namespaced(client, namespace),
             namespace: namespace.into(),
@@ -123,7 +123,7 @@ impl Store {
     }
 
     /// The shared records and the object's version; `None` before the first write.
-    pub async fn read(&self) -> Result<Option<(Shared, String)>> {
+    pub(super) async fn read(&self) -> Result<Option<(Shared, String)>> {
         let what = self.what(STATE_CONFIGMAP);
         let Some(cm) = self
             .api
@@ -139,7 +139,7 @@ impl Store {
             .and_then(|d| d.get(RECORDS_KEY).cloned())
             .unwrap_or_default();
         let shared = serde_json::from_str(&text).map_err(|e| {
-            Error::Source(format!(
+            Error::Unreadable(format!(
                 "{what} has unreadable {RECORDS_KEY} ({e}); the leader writes it anew after its next sync"
             ))
         })?;
@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Writes the records (bounded), over whatever version is stored now.
-    pub async fn write(&self, shared: &Shared) -> Result<()> {
+    pub(super) async fn write(&self, shared: &Shared) -> Result<()> {
         let text = encode(shared, MAX_RECORDS_BYTES);
         let what = self.what(STATE_CONFIGMAP);
         self.modify(STATE_CONFIGMAP, |data| {
@@ -187,7 +187,7 @@ impl Store {
     }
 
     /// Asks the leader to sync: appends `sha` to the waiting pushes.
-    pub async fn request_sync(&self, sha: &str, at: &str) -> Result<()> {
+    pub(super) async fn request_sync(&self, sha: &str, at: &str) -> Result<()> {
         let what = self.what(REQUESTS_CONFIGMAP);
         let mut cm = self
             .modify(REQUESTS_CONFIGMAP, |data| {
@@ -221,7 +221,7 @@ impl Store {
     }
 
     /// The pushes not handled yet, oldest first, marked handled.
-    pub async fn take_requests(&self) -> Result<Vec<String>> {
+    pub(super) async fn take_requests(&self) -> Result<Vec<String>> {
         let what = self.what(REQUESTS_CONFIGMAP);
         let Some(cm) = self
             .api

@@ -11,9 +11,9 @@ use super::persist::{Shared, Store};
 use super::{Context, Reason, SyncTrigger, now};
 
 /// How often the leader looks for pushes other replicas accepted (a push syncs within 2 s).
-pub const REQUEST_POLL: Duration = Duration::from_millis(500);
+pub(super) const REQUEST_POLL: Duration = Duration::from_millis(500);
 /// How often a replica that does not lead reads the leader's records.
-pub const RELOAD: Duration = Duration::from_secs(2);
+pub(super) const RELOAD: Duration = Duration::from_secs(2);
 
 /// How a daemon shares with other replicas; absent, it keeps everything in memory.
 pub struct Replicas {

@@ -1,7 +1,9 @@
-//! Commit statuses: one [`Notifier`] per provider ([`github`]), and a [`StatusReporter`] that
-//! posts them in the background, in order, so a slow or down provider never blocks a sync.
+//! What storesync tells people. Commit statuses: one [`Notifier`] per provider ([`github`]), and
+//! a [`StatusReporter`] that posts them in the background, in order, so a slow or down provider
+//! never blocks a sync. The store table ([`stores`]).
 pub mod github;
 mod reporter;
+pub mod stores;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +15,7 @@ pub use github::GitHubNotifier;
 pub use reporter::{
     RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS, ReporterOptions, StatusReporter,
 };
+pub use stores::{StoreState, StoreView, store_views};
 
 /// Every `result` of `storesync_status_posts_total`.
 pub const STATUS_POST_RESULTS: [&str; 4] = [
@@ -92,7 +95,7 @@ fn one_line(text: &str, max_chars: usize) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    crate::apply::truncate(&flat, max_chars)
+    crate::text::truncate(&flat, max_chars)
 }
 
 /// A failed post. Messages come from the provider's answer, never from the request's headers.

@@ -2,10 +2,10 @@
 use std::fmt::Write;
 
 use crate::daemon::{CommitRecord, Context};
-use crate::source::history::rfc3339;
+use crate::text::rfc3339;
 
 /// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -91,7 +91,7 @@ fn leader_line(ctx: &Context) -> String {
     }
 }
 
-pub fn status(ctx: &Context) -> String {
+pub(super) fn status(ctx: &Context) -> String {
     let stores = ctx.state.stores();
     let syncs = ctx.state.syncs();
     let mut body = String::new();
@@ -162,7 +162,7 @@ pub fn status(ctx: &Context) -> String {
 }
 
 /// `/commits/<sha>`: the plan or sync result of one commit.
-pub fn commit(ctx: &Context, record: &CommitRecord) -> String {
+pub(super) fn commit(ctx: &Context, record: &CommitRecord) -> String {
     let mut body = String::new();
     let what = match record.pull_request {
         Some(n) => format!("Plan of pull request #{n}"),
@@ -209,7 +209,7 @@ pub fn commit(ctx: &Context, record: &CommitRecord) -> String {
     page(&format!("storesync: {}", &record.sha), false, &body)
 }
 
-pub fn unknown_commit(sha: &str) -> String {
+pub(super) fn unknown_commit(sha: &str) -> String {
     page(
         "storesync: unknown commit",
         false,

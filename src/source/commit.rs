@@ -23,9 +23,9 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
     let tree = if subdir.as_os_str().is_empty() {
         root_tree
     } else {
-        let entry = root_tree
-            .get_path(subdir)
-            .map_err(|_| Error::Source(format!("{} does not exist at {}", subdir.display(), &sha[..12])))?;
+        let entry = root_tree.get_path(subdir).map_err(|_| {
+            Error::Repository(format!("{} does not exist at {}", subdir.display(), &sha[..12]))
+        })?;
         entry
             .to_object(repo)
             .and_then(|o| o.peel_to_tree())
@@ -109,7 +109,7 @@ fn locate<'r>(
     Ok(StoresDir::Found(tree))
 }
 
-fn content(repo: &Repository, entry: &TreeEntry) -> Result<RawContent> {
+fn content(repo: &Repository, entry: &TreeEntry<'_>) -> Result<RawContent> {
     Ok(match (entry.filemode(), entry.kind()) {
         (MODE_LINK, _) => RawContent::Symlink,
         (MODE_SUBMODULE, _) => RawContent::Other,

@@ -8,10 +8,13 @@ use super::{Revision, Snapshot, StoresDir, join};
 use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
-pub fn read(root: &Path) -> Result<Snapshot> {
+pub(super) fn read(root: &Path) -> Result<Snapshot> {
     let meta = fs::metadata(root).map_err(Error::io(root))?;
     if !meta.is_dir() {
-        return Err(Error::Source(format!("{} is not a directory", root.display())));
+        return Err(Error::Repository(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     let platform = read_entry(&root.join(PLATFORM_FILE))?;
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));
