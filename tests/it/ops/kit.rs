@@ -9,13 +9,14 @@ pub const CHART: &str = "deploy/helm/storesync";
 pub const DASHBOARD: &str = "deploy/helm/storesync/files/grafana-dashboard.json";
 pub const RULES: &str = "deploy/helm/storesync/files/prometheus-rules.yaml";
 pub const RULE_TESTS: &str = "tests/it/ops/prometheus-rules.test.yaml";
-pub const ALERTS: [&str; 6] = [
+pub const ALERTS: [&str; 7] = [
     "StoresyncDaemonDown",
     "StoresyncNoRecentSuccessfulSync",
     "StoresyncSyncsFailing",
     "StoresyncHelmFailures",
     "StoresyncWebhookUnauthorized",
     "StoresyncStatusPostsFailing",
+    "StoresyncNoLeader",
 ];
 
 pub fn read(path: &str) -> String {
