@@ -150,8 +150,10 @@ impl Store {
     pub(super) async fn write(&self, shared: &Shared) -> Result<()> {
         let text = encode(shared, MAX_RECORDS_BYTES);
         let what = self.what(STATE_CONFIGMAP);
-        self.modify(STATE_CONFIGMAP, |data| {
-            data.insert(RECORDS_KEY.into(), text.clone());
+        self.modify(STATE_CONFIGMAP, |cm| {
+            cm.data
+                .get_or_insert_default()
+                .insert(RECORDS_KEY.into(), text.clone());
         })
         .await
         .map(drop)
@@ -163,19 +165,19 @@ impl Store {
     async fn modify(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut BTreeMap<String, String>),
+        mut change: impl FnMut(&mut ConfigMap),
     ) -> std::result::Result<ConfigMap, kube::Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = match self.api.get_opt(name).await? {
                 Some(mut cm) => {
-                    change(cm.data.get_or_insert_default());
+                    change(&mut cm);
                     self.api.replace(name, &PostParams::default(), &cm).await
                 }
                 None => {
                     let mut cm = owned_configmap(name, &self.namespace);
-                    change(cm.data.get_or_insert_default());
+                    change(&mut cm);
                     self.api.create(&PostParams::default(), &cm).await
                 }
             };
@@ -189,35 +191,27 @@ impl Store {
     /// Asks the leader to sync: appends `sha` to the waiting pushes.
     pub(super) async fn request_sync(&self, sha: &str, at: &str) -> Result<()> {
         let what = self.what(REQUESTS_CONFIGMAP);
-        let mut cm = self
-            .modify(REQUESTS_CONFIGMAP, |data| {
-                let sequence = number(data, SEQUENCE_KEY) + 1;
-                let mut lines: Vec<String> = data
-                    .get(COMMITS_KEY)
-                    .map(|c| c.lines().map(String::from).collect())
-                    .unwrap_or_default();
-                lines.push(format!("{sequence} {sha}"));
-                let skip = lines.len().saturating_sub(MAX_REQUESTS);
-                data.insert(COMMITS_KEY.into(), lines[skip..].join("\n"));
-                data.insert(SEQUENCE_KEY.into(), sequence.to_string());
-            })
-            .await
-            .map_err(Error::kube(format!("cannot write {what}")))?;
-        // The time of the last request, for people (`kubectl describe`), as Flux's requestedAt.
-        cm.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(REQUESTED_AT_ANNOTATION.into(), at.into());
-        match self
-            .api
-            .replace(REQUESTS_CONFIGMAP, &PostParams::default(), &cm)
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Someone wrote in between: their write carries the newer request time.
-            Err(e) if is_conflict(&e) => Ok(()),
-            Err(e) => Err(Error::kube(format!("cannot write {what}"))(e)),
-        }
+        self.modify(REQUESTS_CONFIGMAP, |cm| {
+            // The time of the last request, for people (`kubectl describe`), as Flux's
+            // requestedAt.
+            cm.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(REQUESTED_AT_ANNOTATION.into(), at.into());
+            let data = cm.data.get_or_insert_default();
+            let sequence = number(data, SEQUENCE_KEY) + 1;
+            let mut lines: Vec<String> = data
+                .get(COMMITS_KEY)
+                .map(|c| c.lines().map(String::from).collect())
+                .unwrap_or_default();
+            lines.push(format!("{sequence} {sha}"));
+            let skip = lines.len().saturating_sub(MAX_REQUESTS);
+            data.insert(COMMITS_KEY.into(), lines[skip..].join("\n"));
+            data.insert(SEQUENCE_KEY.into(), sequence.to_string());
+        })
+        .await
+        .map(drop)
+        .map_err(Error::kube(format!("cannot write {what}")))
     }
 
     /// The pushes not handled yet, oldest first, marked handled.

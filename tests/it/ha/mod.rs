@@ -145,6 +145,30 @@ async fn a_push_to_the_replica_that_does_not_lead_is_synced_by_the_leader() {
         "the replica that took the push did not sync it"
     );
 
+    // Pushes arriving together race on the ConfigMap: a stale write is refused and retried, so
+    // none is lost.
+    let shas: Vec<String> = (1..=3).map(|i| format!("{i}").repeat(40)).collect();
+    let (x, y, z) = tokio::join!(
+        b.push(&world.branch, &shas[0], "7f3c2a10-0011"),
+        b.push(&world.branch, &shas[1], "7f3c2a10-0012"),
+        b.push(&world.branch, &shas[2], "7f3c2a10-0013"),
+    );
+    assert!([x.0, y.0, z.0].iter().all(|c| *c == StatusCode::ACCEPTED));
+    until("the leader to take all three", Duration::from_secs(2), || {
+        let cm = world
+            .cluster
+            .get("configmaps", NAMESPACE, "storesync-requests")
+            .unwrap();
+        cm["data"]["sequence"] == "4" && cm["data"]["handled"] == "4"
+    })
+    .await;
+    let cm = world
+        .cluster
+        .get("configmaps", NAMESPACE, "storesync-requests")
+        .unwrap();
+    let commits = cm["data"]["commits"].as_str().unwrap();
+    assert!(shas.iter().all(|sha| commits.contains(sha.as_str())), "{commits}");
+
     // The follower serves the leader's records.
     until("b to read the leader's records", Duration::from_secs(5), || {
         b.ctx.state.last_result().is_some_and(|l| l.sha == second)
