@@ -11,7 +11,8 @@ use crate::daemon::{self, Context, Settings};
 use crate::error::{Error, Result};
 use crate::live::DriftCheck;
 use crate::metrics::Metrics;
-use crate::report::{StatusReporter, github::GitHubNotifier};
+use crate::report::app_auth::AppCredentials;
+use crate::report::{GitHubAuth, GitHubPrWriter, ReporterOptions, StatusReporter, github::GitHubNotifier};
 use crate::secret::{RotatingSecret, Secret};
 use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
@@ -41,24 +42,39 @@ pub async fn serve(
         "--github-token-file",
         args.github_token_file.as_deref(),
     )?;
-    let statuses = match (&args.github_repo, github_token) {
-        (Some(repo), Some(token)) => {
+    let auth = match (github_token, &args.github_app_id, &args.github_app_key_file) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::Usage(
+                "both a GitHub token and --github-app-id are set; keep one".into(),
+            ));
+        }
+        (None, Some(id), Some(key)) => Some(GitHubAuth::App(
+            AppCredentials::from_file(*id, key).map_err(|e| Error::Usage(format!("{e}")))?,
+        )),
+        (token, _, _) => token.map(GitHubAuth::Token),
+    };
+    let statuses = match (&args.github_repo, auth) {
+        (Some(repo), Some(auth)) => {
             let (owner, name) = repo
                 .split_once('/')
                 .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
                 .ok_or_else(|| Error::Usage(format!("--github-repo must be OWNER/NAME, not `{repo}`")))?;
-            let notifier =
-                GitHubNotifier::with_rotating_token(owner, name, token, args.github_api_url.as_deref())
-                    .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let notifier = GitHubNotifier::with_auth(owner, name, auth, args.github_api_url.as_deref())
+                .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let comments = GitHubPrWriter::for_notifier(&notifier);
             let counter = metrics.clone();
-            Some(StatusReporter::spawn(
+            Some(StatusReporter::spawn_full(
                 Arc::new(notifier),
+                Some(Arc::new(comments)),
                 Arc::new(move |label| counter.status_post(label)),
+                ReporterOptions::default(),
             ))
         }
         (Some(_), None) => {
             return Err(Error::Usage(
-                "--github-repo needs a token: GITHUB_TOKEN or --github-token-file".into(),
+                "--github-repo needs a token (GITHUB_TOKEN or --github-token-file) or a GitHub App \
+                 (--github-app-id and --github-app-key-file)"
+                    .into(),
             ));
         }
         (None, _) => {
@@ -151,6 +167,8 @@ mod tests {
             listen: addr,
             github_repo: None,
             github_token_file: None,
+            github_app_id: None,
+            github_app_key_file: None,
             github_api_url: None,
             webhook_secret_file: None,
             external_url: None,
