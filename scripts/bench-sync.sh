@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sync benchmark (tests/e2e_support/bench.rs; docs/e2e.md): the first sync of N stores, a
+# The sync benchmark (tests/e2e/bench.rs; docs/e2e.md): the first sync of N stores, a
 # no-op sync of the same commit, and N sequential no-op `helm upgrade --install` for comparison.
 # Release build; prints a Markdown table with the machine and cluster it ran on.
 #

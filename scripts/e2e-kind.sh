@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end suite (tests/e2e.rs) on a throwaway cluster: creates a kind cluster (or k3d when
+# The end-to-end suite (tests/e2e/main.rs) on a throwaway cluster: creates a kind cluster (or k3d when
 # kind is not on PATH; both run on Docker), runs the suite with STORESYNC_E2E=1, deletes the
 # cluster, and exits with the suite's status. No ingress controller is needed. See docs/e2e.md.
 #

@@ -205,7 +205,7 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
                 "engine": v.engine,
                 "plan": v.plan,
                 "commit": v.commit,
-                "namespace": if v.state == "terminating" { "terminating" } else { "present" },
+                "namespace": if v.state == crate::daemon::StoreState::Terminating { "terminating" } else { "present" },
                 "release": v.release,
                 "ready": v.ready.unwrap_or_else(|| "0/0".into()),
                 "lastError": v.last_error,

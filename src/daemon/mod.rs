@@ -26,7 +26,10 @@ use crate::report::{CommitStatus, StatusReporter, StatusState};
 use crate::source::tracked::TrackedRepo;
 
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
-pub use state::{CommitRecord, DaemonState, LastResult, StoreView, SyncRecord, store_views};
+pub use state::{
+    CommitKind, CommitRecord, DaemonState, LastResult, ResultState, StoreState, StoreView, SyncRecord,
+    store_views,
+};
 pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]

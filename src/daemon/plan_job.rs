@@ -3,9 +3,11 @@ use std::sync::Arc;
 
 use tracing::{instrument, warn};
 
-use super::{CommitRecord, Context, PlanTrigger, blocking, now, sync_job::first_errors};
+use super::{
+    CommitKind, CommitRecord, Context, PlanTrigger, ResultState, blocking, now, sync_job::first_errors,
+};
 use crate::plan::{self, PlanOptions};
-use crate::report::{FeedbackKind, PLAN_CONTEXT, PlanReport, PlanResult, PrFeedback, StatusState};
+use crate::report::{FeedbackKind, PLAN_CONTEXT, PlanReport, PlanResult, PrFeedback};
 use crate::sync;
 use crate::untrusted::printable;
 
@@ -41,31 +43,23 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
         };
         ctx.pr_feedback(trigger.number, FeedbackKind::Planned(Box::new(report)));
     };
-    let finish = |state: StatusState, label: &'static str, description: String, plan: String, errors| {
-        ctx.post(&trigger.sha, PLAN_CONTEXT, state, &description);
+    let finish = |state: ResultState, description: String, plan: String, errors| {
+        ctx.post(&trigger.sha, PLAN_CONTEXT, state.status(), &description);
         ctx.state.record_commit(CommitRecord {
             sha: trigger.sha.clone(),
-            kind: "plan",
+            kind: CommitKind::Plan,
             pull_request: Some(trigger.number),
             finished: now(),
-            state: label,
+            state,
             description,
             plan,
             report: None,
             errors,
         });
-        ctx.metrics.plan_finished(label);
+        ctx.metrics.plan_finished(state.as_str());
     };
     // storesync could not plan: no plan text, no findings.
-    let error = |description: String| {
-        finish(
-            StatusState::Error,
-            "error",
-            description,
-            String::new(),
-            Vec::new(),
-        )
-    };
+    let error = |description: String| finish(ResultState::Error, description, String::new(), Vec::new());
     let snapshot = match read {
         Ok((s, dir)) => {
             catalog_dir = dir;
@@ -85,8 +79,7 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
             let errors = findings.iter().map(ToString::to_string).collect();
             report(&catalog_dir, PlanResult::Invalid(findings.clone()));
             return finish(
-                StatusState::Failure,
-                "failure",
+                ResultState::Failure,
                 first_errors(&findings),
                 String::new(),
                 errors,
@@ -98,21 +91,16 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
             return error(message);
         }
     };
-    let (state, label, description) = match plan.blocked.first() {
+    let (state, description) = match plan.blocked.first() {
         Some(reason) => (
-            StatusState::Failure,
-            "failure",
+            ResultState::Failure,
             format!("plan: {}; blocked: {reason}", plan.summary.line()),
         ),
-        None => (
-            StatusState::Success,
-            "success",
-            format!("plan: {}", plan.summary.line()),
-        ),
+        None => (ResultState::Success, format!("plan: {}", plan.summary.line())),
     };
     let text = plan::render_text(&plan, &format!("pull request #{}", trigger.number));
     report(&catalog_dir, PlanResult::Planned(plan));
-    finish(state, label, description, text, Vec::new());
+    finish(state, description, text, Vec::new());
 }
 
 impl Context {

@@ -8,7 +8,8 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 /// What asked for a sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Reason {
     Startup,
     Poll,

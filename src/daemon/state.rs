@@ -5,16 +5,102 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::apply::{Outcome, SyncReport};
 use crate::desired::{COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
 use crate::live::LiveState;
+use crate::report::StatusState;
+
+use super::queue::Reason;
 
 const KEEP_SYNCS: usize = 50;
 const KEEP_COMMITS: usize = 200;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What the status page says of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    InSync,
+    Applied,
+    Failed,
+    Blocked,
+    Suspended,
+    Skipped,
+    Pruned,
+    Terminating,
+    Pending,
+}
+
+impl StoreState {
+    /// The word for people and scripts, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreState::InSync => "in-sync",
+            StoreState::Applied => "applied",
+            StoreState::Failed => "failed",
+            StoreState::Blocked => "blocked",
+            StoreState::Suspended => "suspended",
+            StoreState::Skipped => "skipped",
+            StoreState::Pruned => "pruned",
+            StoreState::Terminating => "terminating",
+            StoreState::Pending => "pending",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a sync or a plan ended: the label of records and metrics, and its commit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultState {
+    Success,
+    /// The catalog or a store failed, or something was held back.
+    Failure,
+    /// storesync could not finish.
+    Error,
+}
+
+impl ResultState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultState::Success => "success",
+            ResultState::Failure => "failure",
+            ResultState::Error => "error",
+        }
+    }
+
+    pub fn status(self) -> StatusState {
+        match self {
+            ResultState::Success => StatusState::Success,
+            ResultState::Failure => StatusState::Failure,
+            ResultState::Error => StatusState::Error,
+        }
+    }
+}
+
+impl std::fmt::Display for ResultState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced a commit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitKind {
+    /// A sync of the tracked branch.
+    Sync,
+    /// A plan of a pull request's head.
+    Plan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreView {
     pub name: String,
@@ -22,8 +108,7 @@ pub struct StoreView {
     pub engine: Option<String>,
     pub plan: Option<String>,
     pub domain: Option<String>,
-    /// in-sync, applied, failed, blocked, suspended, pruned, terminating, pending, unmanaged
-    pub state: &'static str,
+    pub state: StoreState,
     /// Commit last applied to the store.
     pub commit: Option<String>,
     pub release: Option<String>,
@@ -32,20 +117,19 @@ pub struct StoreView {
     pub last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncRecord {
     pub sha: Option<String>,
-    pub reason: &'static str,
+    pub reason: Reason,
     /// Unix seconds.
     pub started: u64,
     pub seconds: f64,
-    /// success, failure or error.
-    pub state: &'static str,
+    pub state: ResultState,
     pub description: String,
     /// The head synced was not a descendant of the one synced before: the branch moved back
     /// or was rewritten.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub non_fast_forward: bool,
 }
 
@@ -54,28 +138,27 @@ pub struct SyncRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastResult {
     pub sha: String,
-    pub state: &'static str,
+    pub state: ResultState,
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitRecord {
     pub sha: String,
-    /// sync or plan.
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: CommitKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<u64>,
     pub finished: u64,
-    pub state: &'static str,
+    pub state: ResultState,
     pub description: String,
     /// The plan as text (what a reviewer reads).
     pub plan: String,
     /// Per-store results of a sync.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<SyncReport>,
     /// Validation findings of an invalid catalog.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
 
@@ -139,7 +222,7 @@ impl DaemonState {
                 .filter(|c| c.sha == sha || (sha.len() >= 7 && c.sha.starts_with(sha)))
         };
         matching()
-            .find(|c| c.kind == "sync")
+            .find(|c| c.kind == CommitKind::Sync)
             .or_else(|| matching().next())
             .cloned()
     }
@@ -182,7 +265,11 @@ pub fn store_views(
                 engine: l.label(ENGINE_LABEL).map(String::from),
                 plan: l.label(PLAN_LABEL).map(String::from),
                 domain: None,
-                state: if l.terminating() { "terminating" } else { "in-sync" },
+                state: if l.terminating() {
+                    StoreState::Terminating
+                } else {
+                    StoreState::InSync
+                },
                 commit: l.annotation(COMMIT_ANNOTATION).map(String::from),
                 release: l
                     .release
@@ -203,7 +290,7 @@ pub fn store_views(
                 engine: None,
                 plan: None,
                 domain: None,
-                state: "pending",
+                state: StoreState::Pending,
                 commit: None,
                 release: None,
                 ready: None,
@@ -214,7 +301,7 @@ pub fn store_views(
             view.plan = Some(s.plan.clone());
             view.domain = Some(s.domain.clone());
             if s.suspend {
-                view.state = "suspended";
+                view.state = StoreState::Suspended;
             }
         }
     }
@@ -224,12 +311,12 @@ pub fn store_views(
                 continue;
             };
             view.state = match r.outcome {
-                Outcome::Applied => "applied",
-                Outcome::Pruned => "pruned",
-                Outcome::Failed => "failed",
-                Outcome::Blocked => "blocked",
-                Outcome::Skipped if view.state == "suspended" => "suspended",
-                Outcome::Skipped => "skipped",
+                Outcome::Applied => StoreState::Applied,
+                Outcome::Pruned => StoreState::Pruned,
+                Outcome::Failed => StoreState::Failed,
+                Outcome::Blocked => StoreState::Blocked,
+                Outcome::Skipped if view.state == StoreState::Suspended => StoreState::Suspended,
+                Outcome::Skipped => StoreState::Skipped,
                 Outcome::Unchanged => view.state,
             };
             if r.outcome == Outcome::Failed {
@@ -238,4 +325,54 @@ pub fn store_views(
         }
     }
     views.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn records_keep_their_json_and_read_back() {
+        let sync = SyncRecord {
+            sha: Some("a".repeat(40)),
+            reason: Reason::FileWatch,
+            started: 7,
+            seconds: 0.5,
+            state: ResultState::Failure,
+            description: "1 failed".into(),
+            non_fast_forward: false,
+        };
+        let text = serde_json::to_value(&sync).unwrap();
+        assert_eq!(
+            text,
+            json!({"sha": "a".repeat(40), "reason": "file-watch", "started": 7, "seconds": 0.5,
+                   "state": "failure", "description": "1 failed"})
+        );
+        assert_eq!(serde_json::from_value::<SyncRecord>(text).unwrap(), sync);
+
+        let commit = CommitRecord {
+            sha: "b".repeat(40),
+            kind: CommitKind::Plan,
+            pull_request: Some(3),
+            finished: 9,
+            state: ResultState::Success,
+            description: "plan: 1 to create".into(),
+            plan: "+ acme".into(),
+            report: None,
+            errors: Vec::new(),
+        };
+        let text = serde_json::to_value(&commit).unwrap();
+        assert_eq!(text["kind"], "plan");
+        assert_eq!(text["state"], "success");
+        assert_eq!(serde_json::from_value::<CommitRecord>(text).unwrap(), commit);
+
+        for (state, word) in [
+            (StoreState::InSync, "in-sync"),
+            (StoreState::Terminating, "terminating"),
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), word);
+            assert_eq!(state.as_str(), word);
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tracing::{error, info, instrument, warn};
 
+use super::state::{CommitKind, ResultState};
 use super::{CommitRecord, Context, LastResult, SyncRecord, SyncTrigger, blocking, now, store_views};
 use crate::apply::truncate;
 use crate::desired;
@@ -63,44 +64,33 @@ pub(super) fn announce(ctx: &Context, sha: &str) {
 /// What a finished sync tells GitHub, the metrics and the records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    pub status: StatusState,
-    /// success, failure or error: the label of records and metrics.
-    pub label: &'static str,
+    pub state: ResultState,
     pub description: String,
 }
 
 /// The verdict of a sync of a branch head, a pure function of its outcome. `non_fast_forward`
 /// names the head synced before, when this one is not its descendant.
 pub fn verdict(outcome: &Result<SyncOutcome>, non_fast_forward: Option<&str>) -> Verdict {
-    let (status, label, description) = match outcome {
-        Err(e) => (
-            StatusState::Error,
-            "error",
-            format!("storesync could not finish: {e}"),
-        ),
-        Ok(SyncOutcome::Invalid(findings)) => (StatusState::Failure, "failure", first_errors(findings)),
+    let (state, description) = match outcome {
+        Err(e) => (ResultState::Error, format!("storesync could not finish: {e}")),
+        Ok(SyncOutcome::Invalid(findings)) => (ResultState::Failure, first_errors(findings)),
         Ok(SyncOutcome::Done(synced)) if synced.report.cluster_error.is_some() => (
-            StatusState::Error,
-            "error",
+            ResultState::Error,
             format!(
                 "the cluster stopped answering mid-sync, nothing pruned: {}",
                 synced.report.cluster_error.as_deref().unwrap_or_default()
             ),
         ),
         Ok(SyncOutcome::Done(synced)) if synced.report.failed() || synced.plan.is_blocked() => {
-            (StatusState::Failure, "failure", synced.report.description())
+            (ResultState::Failure, synced.report.description())
         }
-        Ok(SyncOutcome::Done(synced)) => (StatusState::Success, "success", synced.report.description()),
+        Ok(SyncOutcome::Done(synced)) => (ResultState::Success, synced.report.description()),
     };
     let description = match non_fast_forward {
         Some(previous) => format!("non-fast-forward from {}: {description}", short(previous)),
         None => description,
     };
-    Verdict {
-        status,
-        label,
-        description,
-    }
+    Verdict { state, description }
 }
 
 /// The first findings of an invalid catalog, as one line.
@@ -190,14 +180,14 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     let wrote = matches!(&outcome, Ok(SyncOutcome::Done(s)) if s.report.summary.applied + s.report.summary.pruned > 0);
     let changed = !repeat
         || last.as_ref().is_some_and(|l| {
-            l.state != v.label || (v.label != "success" && l.description != v.description) || wrote
+            l.state != v.state || (v.state != ResultState::Success && l.description != v.description) || wrote
         });
     if changed || announced {
-        ctx.post(&head, SYNC_CONTEXT, v.status, &v.description);
+        ctx.post(&head, SYNC_CONTEXT, v.state.status(), &v.description);
     }
     for covered in waiting.iter().filter(|w| **w != head) {
         let description = format!("superseded by {}: {}", short(&head), v.description);
-        ctx.post(covered, SYNC_CONTEXT, v.status, &description);
+        ctx.post(covered, SYNC_CONTEXT, v.state.status(), &description);
     }
     if changed {
         let (plan, report, errors) = match &outcome {
@@ -215,10 +205,10 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
         };
         ctx.state.record_commit(CommitRecord {
             sha: head.clone(),
-            kind: "sync",
+            kind: CommitKind::Sync,
             pull_request: None,
             finished: now(),
-            state: v.label,
+            state: v.state,
             description: v.description.clone(),
             plan,
             report,
@@ -228,27 +218,27 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     if let Ok(SyncOutcome::Done(synced)) = &outcome {
         refresh_stores(ctx, synced).await;
     }
-    ctx.metrics.sync_finished(v.label, seconds, now());
+    ctx.metrics.sync_finished(v.state.as_str(), seconds, now());
     ctx.state.record_sync(SyncRecord {
         sha: Some(head.clone()),
-        reason: trigger.reason.label(),
+        reason: trigger.reason,
         started: started_at,
         seconds,
-        state: v.label,
+        state: v.state,
         description: v.description.clone(),
         non_fast_forward: resolved.non_fast_forward.is_some(),
     });
     ctx.state.set_last_result(LastResult {
         sha: head,
-        state: v.label,
+        state: v.state,
         description: v.description.clone(),
     });
     if let Ok(mut p) = ctx.pushes.lock() {
         p.running = None;
     }
     // The description quotes the catalog (file names, validation findings): escaped for logs.
-    info!(state = v.label, description = %printable(&v.description), seconds, "sync finished");
-    v.status == StatusState::Error
+    info!(state = v.state.as_str(), description = %printable(&v.description), seconds, "sync finished");
+    v.state == ResultState::Error
 }
 
 /// The tracked branch could not be read: the sync ends in `error`, and so does every commit
@@ -266,14 +256,17 @@ fn cannot_read(
     for sha in waiting {
         ctx.post(sha, SYNC_CONTEXT, StatusState::Error, &description);
     }
-    ctx.metrics
-        .sync_finished("error", started.elapsed().as_secs_f64(), now());
+    ctx.metrics.sync_finished(
+        ResultState::Error.as_str(),
+        started.elapsed().as_secs_f64(),
+        now(),
+    );
     ctx.state.record_sync(SyncRecord {
         sha: trigger.sha.clone(),
-        reason: trigger.reason.label(),
+        reason: trigger.reason,
         started: started_at,
         seconds: started.elapsed().as_secs_f64(),
-        state: "error",
+        state: ResultState::Error,
         description,
         non_fast_forward: false,
     });
@@ -298,7 +291,7 @@ async fn refresh_stores(ctx: &Context, synced: &crate::sync::Synced) {
     ));
     let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
     for s in ctx.state.stores() {
-        *counts.entry(s.state).or_insert(0) += 1;
+        *counts.entry(s.state.as_str()).or_insert(0) += 1;
     }
     ctx.metrics.set_stores(&counts.into_iter().collect::<Vec<_>>());
 }
@@ -355,11 +348,22 @@ mod tests {
         })))
     }
 
-    fn v(status: StatusState, label: &'static str, description: &str) -> Verdict {
+    fn v(state: ResultState, description: &str) -> Verdict {
         Verdict {
-            status,
-            label,
+            state,
             description: description.into(),
+        }
+    }
+
+    #[test]
+    fn a_result_state_is_one_status_and_one_label() {
+        for (state, status, label) in [
+            (ResultState::Success, StatusState::Success, "success"),
+            (ResultState::Failure, StatusState::Failure, "failure"),
+            (ResultState::Error, StatusState::Error, "error"),
+        ] {
+            assert_eq!((state.status(), state.as_str()), (status, label));
+            assert_eq!(serde_json::to_value(state).unwrap(), label);
         }
     }
 
@@ -372,11 +376,7 @@ mod tests {
         };
         assert_eq!(
             verdict(&done(applied.clone(), None, &[], None), None),
-            v(
-                StatusState::Success,
-                "success",
-                "applied 2, pruned 0, unchanged 40"
-            )
+            v(ResultState::Success, "applied 2, pruned 0, unchanged 40")
         );
         let failed = ResultSummary {
             failed: 1,
@@ -385,16 +385,14 @@ mod tests {
         assert_eq!(
             verdict(&done(failed, Some("helm upgrade failed"), &[], None), None),
             v(
-                StatusState::Failure,
-                "failure",
+                ResultState::Failure,
                 "1 failed; applied 2, pruned 0, unchanged 40; acme: helm upgrade failed"
             )
         );
         assert_eq!(
             verdict(&done(applied.clone(), None, &["too many prunes"], None), None),
             v(
-                StatusState::Failure,
-                "failure",
+                ResultState::Failure,
                 "applied 2, pruned 0, unchanged 40; blocked: too many prunes"
             )
         );
@@ -403,8 +401,8 @@ mod tests {
                 &done(applied.clone(), None, &[], Some("connection refused")),
                 None
             )
-            .status,
-            StatusState::Error,
+            .state,
+            ResultState::Error,
             "a cluster that went away mid-sync is storesync not finishing, not a failed store"
         );
         let invalid = Ok(SyncOutcome::Invalid(vec![
@@ -414,15 +412,14 @@ mod tests {
         assert_eq!(
             verdict(&invalid, None),
             v(
-                StatusState::Failure,
-                "failure",
+                ResultState::Failure,
                 "invalid catalog: stores/a.yaml:2:9: unknown engine `x`"
             )
         );
         let err = Err(Error::Source("boom".into()));
         assert_eq!(
             verdict(&err, None),
-            v(StatusState::Error, "error", "storesync could not finish: boom")
+            v(ResultState::Error, "storesync could not finish: boom")
         );
         assert_eq!(
             verdict(&done(applied, None, &[], None), Some(&"b".repeat(40))).description,

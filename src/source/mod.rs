@@ -50,7 +50,7 @@ impl RepoLocation {
 }
 
 /// The revision a catalog was read at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     /// Full commit id; `None` for a work tree read as it is on disk.
     pub commit: Option<String>,

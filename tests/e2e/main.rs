@@ -1,0 +1,214 @@
+//! End-to-end suite: storesync, run for real, against the Kubernetes cluster of KUBECONFIG.
+//!
+//! Off unless `STORESYNC_E2E=1`: every cluster test then prints `SKIPPED: ...` and passes. With it
+//! set, an unreachable cluster is a failure. storesync always runs as a ServiceAccount bound to
+//! deploy/rbac/clusterrole.yaml (never as the admin), syncs commits of a real Git repository,
+//! and installs the tiny engine chart of tests/e2e/charts/tiny; assertions read the cluster as
+//! the admin with kubectl and helm. One test at a time holds the cluster (a localhost port lock),
+//! each test uses its own store names and deletes its namespaces even when it fails. A cluster
+//! holding stores this suite did not create is refused: use a throwaway one
+//! (`scripts/e2e-kind.sh`). See docs/e2e.md.
+//!
+//! The `offline_*` tests need no cluster and always run: they check the suite's own fixtures
+//! (the tiny chart with the values storesync really passes, the catalogs it generates).
+
+mod bench;
+mod catalog;
+mod cluster;
+mod harness;
+mod lifecycle;
+mod output;
+mod repair;
+mod safety;
+
+use std::process::Command;
+use std::time::Duration;
+
+use catalog::{Platform, StoreFile, StoresRepo};
+use harness::{helm, path_str, run, storesync_bin, tiny_chart};
+use serde_json::Value;
+
+fn storesync_offline(args: &[&str]) -> harness::Output {
+    let mut cmd = Command::new(storesync_bin());
+    cmd.args(args);
+    run(cmd, None, Duration::from_secs(60))
+}
+
+/// The catalog the scenarios build validates, and plans the objects they assert on.
+#[test]
+fn offline_suite_catalogs_validate_and_plan() {
+    let repo = StoresRepo::new(&Platform::default());
+    repo.put(&StoreFile::new("e2e0000-a").value("message", "hi"));
+    repo.put(
+        &StoreFile::new("e2e0000-b")
+            .plan("medium")
+            .owner("team-b")
+            .protected(),
+    );
+    let sha = repo.commit("two stores");
+    let dir = path_str(repo.path());
+
+    storesync_offline(&["validate", "--repo", dir, "--rev", &sha]).expect_ok();
+    let plan = storesync_offline(&[
+        "plan",
+        "--offline",
+        "--repo",
+        dir,
+        "--rev",
+        &sha,
+        "--output",
+        "json",
+    ])
+    .expect_ok()
+    .json();
+    assert_eq!(plan["revision"]["commit"], sha.as_str());
+    assert_eq!(plan["summary"]["create"], 2, "{plan:#}");
+    for store in ["e2e0000-a", "e2e0000-b"] {
+        let entry = plan["stores"]
+            .as_array()
+            .and_then(|s| s.iter().find(|p| p["store"] == store));
+        let changes = entry.map(|e| e["changes"].to_string()).unwrap_or_default();
+        for object in [
+            "store-quota",
+            "store-limits",
+            "default-deny",
+            "store-credentials",
+            "HelmRelease",
+        ] {
+            assert!(changes.contains(object), "{store} plans no {object}: {changes}");
+        }
+        assert_eq!(entry.map(|e| &e["engine"]), Some(&Value::from("tiny")));
+    }
+
+    // Scenario 8's bad commit: rejected, and the diagnostic names the file and the field.
+    let bad = "e2e0000-bad";
+    repo.file(
+        &format!("stores/{bad}.yaml"),
+        &format!("{}colour: red\n", StoreFile::new(bad).yaml()),
+    );
+    let bad_sha = repo.commit("typo");
+    let out = storesync_offline(&["validate", "--repo", dir, "--rev", &bad_sha]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!("stores/{bad}.yaml")) && out.stderr.contains("colour"),
+        "{out}"
+    );
+}
+
+/// The values storesync passes to `store`'s release, read from `plan --offline --diff`.
+fn release_values(repo: &StoresRepo, sha: &str, store: &str) -> Value {
+    let plan = storesync_offline(&[
+        "plan",
+        "--offline",
+        "--diff",
+        "--repo",
+        path_str(repo.path()),
+        "--rev",
+        sha,
+        "--output",
+        "json",
+    ])
+    .expect_ok()
+    .json();
+    let diff = plan["stores"]
+        .as_array()
+        .and_then(|s| s.iter().find(|p| p["store"] == store))
+        .and_then(|p| p["changes"].as_array())
+        .and_then(|c| c.iter().find(|c| c["kind"] == "HelmRelease"))
+        .and_then(|c| c["diff"].as_str())
+        .unwrap_or_else(|| panic!("no release diff for {store}: {plan:#}"))
+        .to_string();
+    let yaml: String = diff
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .map(|l| format!("{}\n", &l[1..]))
+        .collect();
+    let release: Value =
+        serde_yaml_ng::from_str(&yaml).unwrap_or_else(|e| panic!("release YAML ({e}):\n{yaml}"));
+    release["values"].clone()
+}
+
+/// The tiny chart lints, and renders from exactly the values storesync passes: no Ingress, the
+/// credentials read from the store's Secret, the allowlisted message, and small enough for the
+/// suite's smallest plan.
+#[test]
+fn offline_tiny_chart_lints_and_renders_the_engine_contract() {
+    let lint = {
+        let mut cmd = Command::new(helm());
+        cmd.args(["lint", "--strict", path_str(&tiny_chart())]);
+        run(cmd, None, Duration::from_secs(60))
+    };
+    assert!(
+        lint.ok(),
+        "helm lint failed (helm is $STORESYNC_HELM, tools/bin/helm or PATH; scripts/setup-tools.sh installs it)\n{lint}"
+    );
+
+    let store = "e2e0000-render";
+    let repo = StoresRepo::new(&Platform::default());
+    repo.put(&StoreFile::new(store).value("message", "rendered"));
+    let sha = repo.commit("one store");
+    let values = release_values(&repo, &sha, store);
+    assert_eq!(
+        values["credentials"]["existingSecret"], "store-credentials",
+        "{values:#}"
+    );
+    assert_eq!(
+        values["ingress"]["enabled"], true,
+        "storesync asks for an Ingress: {values:#}"
+    );
+
+    let file = repo.path().join("values.json");
+    std::fs::write(&file, values.to_string()).expect("write values");
+    let ns = harness::namespace(store);
+    let mut cmd = Command::new(helm());
+    cmd.args([
+        "template",
+        store,
+        path_str(&tiny_chart()),
+        "--namespace",
+        &ns,
+        "--values",
+        path_str(&file),
+    ]);
+    let rendered = run(cmd, None, Duration::from_secs(60)).expect_ok().stdout;
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|d: &Value| d.is_object())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["ConfigMap", "Deployment"],
+        "the tiny chart renders only these"
+    );
+
+    let config = &docs[0];
+    assert_eq!(config["data"]["message"], "rendered");
+    assert_eq!(config["data"]["store"], store);
+    assert_eq!(config["data"]["plan"], "small");
+    let deployment = &docs[1];
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm",
+        "storesync status counts these"
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.k8s.io/pause:3.10");
+    let secret = &container["env"][0]["valueFrom"]["secretKeyRef"];
+    assert_eq!(
+        (&secret["name"], &secret["key"]),
+        (&Value::from("store-credentials"), &Value::from("admin-password"))
+    );
+    let max = Platform::default().container_limits("small").max;
+    assert_eq!(
+        container["resources"]["limits"]["cpu"], "50m",
+        "within the small plan's {max:?}"
+    );
+    assert_eq!(
+        container["resources"]["limits"]["memory"], "32Mi",
+        "within the small plan's {max:?}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
+        65535
+    );
+}

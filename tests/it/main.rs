@@ -1,0 +1,16 @@
+//! The in-process integration tests, linked into one binary: each suite is a module, and
+//! `common` holds what they share (fixtures, the fake API server, the fake GitHub, the
+//! recording helm). Filter by module path: `cargo nextest run --test it sync::`.
+
+mod charts;
+mod common;
+mod daemon;
+mod git_cache;
+mod github_status;
+mod history;
+mod ops;
+mod plan_offline;
+mod prune;
+mod sync;
+mod validate;
+mod webhook;
