@@ -10,6 +10,7 @@ mod github_status;
 mod history;
 mod ops;
 mod plan_offline;
+mod pr_feedback;
 mod prune;
 mod sync;
 mod validate;
