@@ -175,8 +175,44 @@ mod tests {
             plan_workers: 1,
         };
         let (_stop, shutdown) = watch::channel(false);
-        let err = serve(&source, &cluster, &args, shutdown).await.unwrap_err();
+        let err = serve(&source, &cluster, &args, shutdown.clone())
+            .await
+            .unwrap_err();
         assert_eq!(err.metric_label(), "listen");
+
+        // A GitHub App and a token at once, or an App key that is no key: usage errors naming
+        // what to fix, before anything is contacted.
+        let dir = tempfile::tempdir().unwrap();
+        let (token, key) = (dir.path().join("token"), dir.path().join("app.pem"));
+        std::fs::write(&token, "ghp_s3cret").unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let app = ServeArgs {
+            github_repo: Some("acme/stores".into()),
+            github_app_id: Some(12),
+            github_app_key_file: Some(key.clone()),
+            ..args.clone()
+        };
+        let both = ServeArgs {
+            github_token_file: Some(token),
+            ..app.clone()
+        };
+        let twice = serve(&source, &cluster, &both, shutdown.clone())
+            .await
+            .unwrap_err();
+        assert!(twice.to_string().contains("keep one"), "{twice}");
+        let bad = serve(&source, &cluster, &app, shutdown)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains(&key.display().to_string()) && bad.contains("PEM"),
+            "{bad}"
+        );
+        assert!(!bad.contains("not-a-key") && !bad.contains("s3cret"), "{bad}");
         let message = err.to_string();
         assert!(
             message.starts_with(&format!("cannot listen on {addr}: ")),

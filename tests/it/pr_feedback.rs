@@ -465,3 +465,32 @@ async fn the_fake_refuses_what_github_refuses() {
     );
     assert!(github.pr.lock().comments.is_empty() && github.pr.lock().check_runs.is_empty());
 }
+
+#[tokio::test]
+async fn an_app_posts_statuses_with_its_installation_token() {
+    use storesync::report::{CommitStatus, Notifier, PLAN_CONTEXT, StatusState};
+    let github = FakeGitHub::start().await;
+    let app = TestApp::generate(31);
+    github.pr.set_app(AppConfig {
+        app_id: 31,
+        public_key_der: app.public_key_der.clone(),
+        installation_id: 8,
+        token_ttl: Duration::from_secs(3600),
+    });
+    let credentials = AppCredentials::new(31, app.pem.into()).unwrap();
+    let debug = format!("{credentials:?}");
+    assert!(!debug.contains("PRIVATE KEY") && debug.contains("***"), "{debug}");
+    let notifier =
+        GitHubNotifier::with_app("acme-platform", "stores", credentials, Some(&github.url())).unwrap();
+    let status = CommitStatus::new(
+        SHA1,
+        PLAN_CONTEXT,
+        StatusState::Success,
+        "plan: 3 unchanged",
+        None,
+    );
+    notifier.post(&status).await.unwrap();
+    let posted = github.statuses();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].authorization.as_deref(), Some("Bearer ghs_fake0001"));
+}
