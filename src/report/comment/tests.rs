@@ -107,7 +107,15 @@ fn example_plan() -> Plan {
                 Action::Update,
                 "@team-bikes | <b>x</b>",
                 vec![
-                    change(ObjectKind::ResourceQuota, "quota", Action::Update, Some(quota)),
+                    Change {
+                        namespace: Some("store-bobs-bikes".into()),
+                        ..change(
+                            ObjectKind::ResourceQuota,
+                            "store-quota",
+                            Action::Update,
+                            Some(quota),
+                        )
+                    },
                     change(
                         ObjectKind::HelmRelease,
                         "bobs-bikes",
