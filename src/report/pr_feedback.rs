@@ -119,10 +119,14 @@ impl GitHubPrWriter {
             }
             FeedbackKind::Planned(report) => {
                 let body = report.markdown(number, &self.conn.web_url());
-                if self.conn.is_app() {
-                    self.checks.finish(&crab, &self.conn, report, &body).await?;
-                }
-                self.upsert(&crab, number, &body).await
+                // Both are tried: a missing Checks permission must not cost the comment. A
+                // retry edits the comment again and sends only the batches not yet sent.
+                let comment = self.upsert(&crab, number, &body).await;
+                let check = match self.conn.is_app() {
+                    true => self.checks.finish(&crab, &self.conn, report, &body).await,
+                    false => Ok(()),
+                };
+                comment.and(check)
             }
             FeedbackKind::Closed { merged } => {
                 let Some(found) = self.find(&crab, number).await? else {

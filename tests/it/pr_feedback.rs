@@ -494,3 +494,22 @@ async fn an_app_posts_statuses_with_its_installation_token() {
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].authorization.as_deref(), Some("Bearer ghs_fake0001"));
 }
+
+#[tokio::test]
+async fn an_app_without_the_checks_permission_still_gets_its_comment() {
+    let github = FakeGitHub::start().await;
+    let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
+    github.pr.lock().checks_forbidden = true;
+    let err = writer
+        .write(&planned(12, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "rejected (HTTP 403): Resource not accessible by integration"
+    );
+    assert!(!err.is_retryable());
+    let ours = storesync_comments(&github, 12);
+    assert_eq!(ours.len(), 1);
+    assert!(ours[0].body().contains(SHA1));
+}

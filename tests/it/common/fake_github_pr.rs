@@ -78,6 +78,8 @@ pub struct PrInner {
     /// Installation tokens handed out, and whether each still works.
     tokens: HashMap<String, bool>,
     pub token_exchanges: usize,
+    /// An App installed without the Checks permission: check-run writes get 403.
+    pub checks_forbidden: bool,
     pub installation_lookups: usize,
     /// Requests refused for their credentials (`METHOD path`).
     pub unauthorized: Vec<String>,
@@ -365,7 +367,10 @@ async fn create_check_run(
         if let Some(refused) = refused(&mut inner, "POST", &uri, &headers) {
             return refused;
         }
-        // Only Apps may write check runs.
+        // Only Apps with the Checks permission may write check runs.
+        if inner.checks_forbidden {
+            return error(StatusCode::FORBIDDEN, "Resource not accessible by integration");
+        }
         if inner.app.is_none() {
             return error(StatusCode::FORBIDDEN, "You must authenticate via a GitHub App.");
         }
