@@ -54,7 +54,7 @@ pub fn render_within(ctx: &CommentContext<'_>, outcome: &Outcome<'_>, budget: us
     let _ = writeln!(out, "### storesync plan for #{} at `{short}`\n", ctx.number);
     let _ = writeln!(out, "Head commit: `{}`", escape(ctx.sha));
     if ctx.from_fork {
-        out.push_str("\nFrom a fork: planned read-only; nothing from a fork is ever applied.\n");
+        out.push_str("\nFrom a fork: planned read-only, like every pull request; only the tracked branch is ever applied.\n");
     }
     let footer = "\n---\n<sub>Planned read-only by storesync, against the cluster as it is now; this comment \
                   is updated on every push to the pull request.</sub>\n";
