@@ -3,6 +3,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::error::Result;
+use crate::secret::RotatingSecret;
+use crate::source::{self, Credentials, RepoLocation, SourceOptions};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "storesync",
@@ -130,6 +134,48 @@ pub struct SourceArgs {
     pub git_ssh_known_hosts: Option<PathBuf>,
 }
 
+/// The environment variable holding the HTTPS token for Git URLs.
+pub const GIT_TOKEN_ENV: &str = "STORESYNC_GIT_TOKEN";
+
+impl SourceArgs {
+    pub fn location(&self) -> RepoLocation {
+        RepoLocation::parse(&self.repo)
+    }
+
+    /// Where and how to read a Git URL; the HTTPS token from `STORESYNC_GIT_TOKEN` (fixed for
+    /// the process) or `--git-token-file` (read again at each fetch, so it may be rotated).
+    pub fn options(&self) -> Result<SourceOptions> {
+        self.options_with(std::env::var(GIT_TOKEN_ENV).ok())
+    }
+
+    /// [`SourceArgs::options`] with the value of `STORESYNC_GIT_TOKEN` given.
+    pub fn options_with(&self, git_token: Option<String>) -> Result<SourceOptions> {
+        let https_token = RotatingSecret::from_env_or_file(
+            GIT_TOKEN_ENV,
+            git_token,
+            "--git-token-file",
+            self.git_token_file.as_deref(),
+        )?;
+        Ok(SourceOptions {
+            cache_dir: self.cache_dir.clone(),
+            branch: Some(self.branch.clone()),
+            credentials: Credentials {
+                https_token,
+                ssh_key: self.git_ssh_key.clone(),
+                known_hosts: self.git_ssh_known_hosts.clone(),
+            },
+        })
+    }
+
+    /// How the repository is named in output: never with credentials.
+    pub fn display(&self) -> String {
+        match self.location() {
+            RepoLocation::Local(p) => p.display().to_string(),
+            RepoLocation::Url(u) => source::redact(&u),
+        }
+    }
+}
+
 /// The repository URL may carry a user and password: shown without them.
 impl std::fmt::Debug for SourceArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -189,24 +235,6 @@ fn parse_oci_prefix(s: &str) -> Result<String, String> {
         return Err(format!("`{s}` is not an oci://HOST[/PATH] prefix"));
     }
     Ok(s.to_string())
-}
-
-impl ClusterArgs {
-    pub fn options(&self) -> crate::commands::ClusterOptions {
-        crate::commands::ClusterOptions {
-            helm: self.helm.clone(),
-            charts_dir: self.charts_dir.clone(),
-            helm_timeout: self.helm_timeout,
-            concurrency: usize::from(self.concurrency),
-            api_timeout: self.api_timeout,
-            allow_prune_all: self.allow_prune_all,
-            allowed_chart_prefixes: self.allowed_chart_prefixes.clone(),
-            namespace: self
-                .namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty())),
-        }
-    }
 }
 
 /// Secrets are never flag values: the GitHub token comes from `GITHUB_TOKEN` or

@@ -1,8 +1,6 @@
 //! The library's error type: a variant per failure site, its cause kept as the source.
 use std::path::PathBuf;
 
-use crate::desired::Diagnostic;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
@@ -17,10 +15,17 @@ pub enum Error {
         #[source]
         source: git2::Error,
     },
+    /// The stores repository is not where or what it was said to be: not a directory, a bare
+    /// repository, a path outside it, a commit it does not have, a cache that cannot be rebuilt.
     #[error("{0}")]
-    Source(String),
-    #[error("the catalog is invalid ({} error(s))", .0.iter().filter(|d| d.is_error()).count())]
-    InvalidCatalog(Vec<Diagnostic>),
+    Repository(String),
+    /// An object in the cluster that storesync reads for itself (a Helm release Secret, its own
+    /// breaker record) does not hold what it must.
+    #[error("{0}")]
+    Unreadable(String),
+    /// storesync itself failed: a task that panicked, a system facility that is not there.
+    #[error("{0}")]
+    Internal(String),
     #[error("cannot render output: {source}")]
     Output {
         #[source]
@@ -39,8 +44,11 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    #[error("cannot connect to the cluster: {0}")]
-    Connect(String),
+    #[error("cannot connect to the cluster: {source}")]
+    Connect {
+        #[source]
+        source: kube::Error,
+    },
     /// An object storesync would write exists and is not storesync's: it is never touched.
     #[error("{0}")]
     NotOwned(String),
@@ -53,28 +61,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// A fixed, bounded label for metrics: never derived from the error's text.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Io { .. } => "io",
-            Error::Git { .. } => "git",
-            Error::Source(_) => "source",
-            Error::InvalidCatalog(_) => "invalid_catalog",
-            Error::Output { .. } => "output",
-            Error::Usage(_) => "usage",
-            Error::Helm { .. } => "helm",
-            Error::Kube { .. } => "kube",
-            Error::Connect(_) => "connect",
-            Error::NotOwned(_) => "not_owned",
-            Error::Listen { .. } => "listen",
-        }
-    }
-
     /// The API server did not answer (refused, reset, timed out): as opposed to an answer that
     /// refuses (403, 409, 422), which means it is reachable.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            Error::Connect(_) => true,
+            Error::Connect { .. } => true,
             Error::Kube { source, .. } => matches!(
                 source,
                 kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)

@@ -91,7 +91,7 @@ impl Events {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(crate::apply::truncate(&note, NOTE_LIMIT)),
+            note: Some(crate::text::truncate(&note, NOTE_LIMIT)),
             action: action.into(),
             secondary: None,
         };

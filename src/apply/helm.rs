@@ -9,11 +9,10 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tracing::debug;
 
+use crate::desired::RELEASE_HASH_LABEL;
 use crate::desired::ReleaseSpec;
 use crate::error::{Error, Result};
 
-/// Label Helm stores on the release (its Secret) with the digest of chart, version and values.
-pub const RELEASE_HASH_LABEL: &str = "storesync.dev/release-hash";
 /// Longest stderr kept in an error, in bytes.
 const STDERR_LIMIT: usize = 4096;
 
@@ -272,7 +271,7 @@ fn helm_may_see(name: &str) -> bool {
 
 fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
-        .ok_or_else(|| Error::Source(format!("{} is not a UTF-8 path", p.display())))
+        .ok_or_else(|| Error::Usage(format!("{} is not a UTF-8 path", p.display())))
 }
 
 #[cfg(test)]

@@ -13,15 +13,16 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::desired::{self, Catalog, DesiredStore};
+use crate::desired::{self, Catalog, DesiredStore, LAST_ERROR_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::live::{DriftCheck, LiveState, LiveStore};
 use crate::plan::{Action, ObjectKind, Plan, StorePlan};
 use crate::source::Revision;
+use crate::text::truncate;
 
 pub use events::{Events, REPORTING_CONTROLLER, StoreEvent};
-pub use helm::{Helm, HelmOp, RELEASE_HASH_LABEL};
-pub use objects::{FIELD_MANAGER, LAST_ERROR_ANNOTATION, record_applied};
+pub use helm::{Helm, HelmOp};
+pub use objects::record_applied;
 
 /// How a sync writes.
 #[derive(Clone)]
@@ -171,15 +172,6 @@ impl SyncReport {
         }
         truncate(&text, 140)
     }
-}
-
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
 }
 
 fn result(store: &str, outcome: Outcome, detail: Option<String>) -> StoreResult {
@@ -545,7 +537,7 @@ async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>
     let Some(live) = live else { return Ok(()) };
     // The planner only prunes what it observed as storesync's; check again before deleting.
     if live.label(desired::MANAGED_BY) != Some(desired::MANAGER) {
-        return Err(Error::Source(format!(
+        return Err(Error::NotOwned(format!(
             "namespace of {} is not managed by storesync; not pruned",
             sp.store
         )));

@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::desired::{self, CREDENTIAL_KEYS, CREDENTIALS_SECRET};
+use crate::desired::{FIELD_MANAGER, LAST_ERROR_ANNOTATION};
 use crate::error::{Error, Result};
 
-pub const FIELD_MANAGER: &str = "storesync";
 /// Length of each generated credential: letters and digits only, so it is safe in URLs.
 const SECRET_LENGTH: usize = 40;
 
@@ -80,7 +80,7 @@ fn generate() -> Result<String> {
     let mut buf = [0u8; 64];
     while out.len() < SECRET_LENGTH {
         getrandom::fill(&mut buf)
-            .map_err(|e| Error::Source(format!("the system random generator failed: {e}")))?;
+            .map_err(|e| Error::Internal(format!("the system random generator failed: {e}")))?;
         // Rejection sampling keeps every character equally likely (248 = 62 * 4).
         out.extend(
             buf.iter()
@@ -185,8 +185,6 @@ pub async fn record_error(client: &Client, store: &str, error: Option<&str>) -> 
         .map_err(Error::kube(format!("cannot annotate Namespace {name}")))?;
     Ok(())
 }
-
-pub const LAST_ERROR_ANNOTATION: &str = "storesync.dev/last-error";
 
 /// Records what the commit just applied allowed, for the prune breaker of later syncs.
 pub async fn record_applied(

@@ -7,7 +7,7 @@ use kube::Client;
 
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, print_diagnostics, print_plan, report_invalid, write_err};
 use crate::apply::{Applier, Helm, Outcome, Policy, SyncReport};
-use crate::config::{OutputFormat, SourceArgs};
+use crate::config::{ClusterArgs, OutputFormat, SourceArgs};
 use crate::error::{Error, Result};
 use crate::live;
 use crate::plan::{self, PlanOptions};
@@ -28,6 +28,25 @@ pub struct ClusterOptions {
     pub namespace: Option<String>,
 }
 
+impl ClusterOptions {
+    /// The options `args` give; the records' namespace defaults to `POD_NAMESPACE`.
+    pub fn from_args(args: &ClusterArgs) -> ClusterOptions {
+        ClusterOptions {
+            helm: args.helm.clone(),
+            charts_dir: args.charts_dir.clone(),
+            helm_timeout: args.helm_timeout,
+            concurrency: usize::from(args.concurrency),
+            api_timeout: args.api_timeout,
+            allow_prune_all: args.allow_prune_all,
+            allowed_chart_prefixes: args.allowed_chart_prefixes.clone(),
+            namespace: args
+                .namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty())),
+        }
+    }
+}
+
 /// Longest wait for an answer of the API server by default: a server that hangs fails the sync,
 /// which is retried, instead of holding it forever.
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,12 +54,12 @@ pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 /// A client for the cluster of `KUBECONFIG` or the in-cluster config, waiting at most `timeout`
 /// for any answer.
 pub async fn connect(timeout: Duration) -> Result<Client> {
-    let mut config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::Connect(e.to_string()))?;
+    let mut config = kube::Config::infer().await.map_err(|e| Error::Connect {
+        source: kube::Error::InferConfig(e),
+    })?;
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
-    Client::try_from(config).map_err(|e| Error::Connect(e.to_string()))
+    Client::try_from(config).map_err(|source| Error::Connect { source })
 }
 
 impl ClusterOptions {
@@ -74,7 +93,7 @@ pub async fn plan_live(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
-    let snapshot = args.read()?;
+    let snapshot = super::read(args)?;
     let applier = cluster.applier(client, true);
     let options = PlanOptions {
         create_diffs,
@@ -136,7 +155,7 @@ pub async fn apply(
         dry_run,
         output,
     } = request;
-    let snapshot = args.read()?;
+    let snapshot = super::read(args)?;
     let applier = cluster.applier(client, dry_run);
     let options = PlanOptions {
         no_prune,
@@ -196,7 +215,7 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
     let live = live::observe(&client).await?;
     let ready = live::readiness(&client).await?;
     // The same derivation as the daemon's store table.
-    let rows: Vec<serde_json::Value> = crate::daemon::store_views(&live, None, None, &ready)
+    let rows: Vec<serde_json::Value> = crate::report::store_views(&live, None, None, &ready)
         .into_iter()
         .map(|v| {
             serde_json::json!({
@@ -205,7 +224,7 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
                 "engine": v.engine,
                 "plan": v.plan,
                 "commit": v.commit,
-                "namespace": if v.state == crate::daemon::StoreState::Terminating { "terminating" } else { "present" },
+                "namespace": if v.state == crate::report::StoreState::Terminating { "terminating" } else { "present" },
                 "release": v.release,
                 "ready": v.ready.unwrap_or_else(|| "0/0".into()),
                 "lastError": v.last_error,

@@ -10,16 +10,12 @@ use crate::desired::{self, Diagnostic};
 use crate::error::{Error, Result};
 use crate::live::LiveState;
 use crate::plan::{self, PlanOptions};
-use crate::secret::RotatingSecret;
-use crate::source::{self, Credentials, RepoLocation, Snapshot, SourceOptions};
+use crate::source::{self, Snapshot};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAILED: u8 = 3;
-
-/// The environment variable holding the HTTPS token for Git URLs.
-pub const GIT_TOKEN_ENV: &str = "STORESYNC_GIT_TOKEN";
 
 fn write_err(e: std::io::Error) -> Error {
     Error::Io {
@@ -28,47 +24,9 @@ fn write_err(e: std::io::Error) -> Error {
     }
 }
 
-impl SourceArgs {
-    pub fn location(&self) -> RepoLocation {
-        RepoLocation::parse(&self.repo)
-    }
-
-    /// Where and how to read a Git URL; the HTTPS token from `STORESYNC_GIT_TOKEN` (fixed for
-    /// the process) or `--git-token-file` (read again at each fetch, so it may be rotated).
-    pub fn options(&self) -> Result<SourceOptions> {
-        self.options_with(std::env::var(GIT_TOKEN_ENV).ok())
-    }
-
-    /// [`SourceArgs::options`] with the value of `STORESYNC_GIT_TOKEN` given.
-    pub fn options_with(&self, git_token: Option<String>) -> Result<SourceOptions> {
-        let https_token = RotatingSecret::from_env_or_file(
-            GIT_TOKEN_ENV,
-            git_token,
-            "--git-token-file",
-            self.git_token_file.as_deref(),
-        )?;
-        Ok(SourceOptions {
-            cache_dir: self.cache_dir.clone(),
-            branch: Some(self.branch.clone()),
-            credentials: Credentials {
-                https_token,
-                ssh_key: self.git_ssh_key.clone(),
-                known_hosts: self.git_ssh_known_hosts.clone(),
-            },
-        })
-    }
-
-    /// How the repository is named in output: never with credentials.
-    pub fn display(&self) -> String {
-        match self.location() {
-            RepoLocation::Local(p) => p.display().to_string(),
-            RepoLocation::Url(u) => source::redact(&u),
-        }
-    }
-
-    fn read(&self) -> Result<Snapshot> {
-        source::read(&self.location(), self.rev.as_deref(), &self.options()?)
-    }
+/// The catalog `args` name, at its revision.
+fn read(args: &SourceArgs) -> Result<Snapshot> {
+    source::read(&args.location(), args.rev.as_deref(), &args.options()?)
 }
 
 /// An invalid catalog: findings on stderr, and with `--output json` a machine-readable verdict on
@@ -129,7 +87,7 @@ pub fn validate(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
-    let snapshot = args.read()?;
+    let snapshot = read(args)?;
     let result = desired::load(&snapshot.raw);
     let (valid, stores, diagnostics) = match &result {
         Ok(catalog) => (true, catalog.stores.len(), catalog.warnings.as_slice()),
@@ -172,7 +130,7 @@ pub fn plan_offline(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
-    let snapshot = args.read()?;
+    let snapshot = read(args)?;
     let catalog = match desired::load(&snapshot.raw) {
         Ok(catalog) => catalog,
         Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),

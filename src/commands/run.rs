@@ -1,7 +1,7 @@
 //! One parsed command line, run: the dispatch `main` calls, writing to the given streams.
 use std::io::Write;
 
-use super::{API_TIMEOUT, connect};
+use super::{API_TIMEOUT, ClusterOptions, connect};
 use crate::config::{Cli, Command};
 use crate::error::Result;
 use crate::shutdown;
@@ -27,7 +27,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
             output,
             diff,
         } => {
-            let options = cluster.options();
+            let options = ClusterOptions::from_args(&cluster);
             let client = connect(options.api_timeout).await?;
             super::plan_live(client, &source, &options, output, diff, out, err).await?
         }
@@ -43,7 +43,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
                 dry_run,
                 output,
             };
-            let options = cluster.options();
+            let options = ClusterOptions::from_args(&cluster);
             super::apply(
                 connect(options.api_timeout).await?,
                 &source,
@@ -60,7 +60,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
             serve,
         } => {
             let (draining, aborted) = shutdown::on_signals();
-            let options = cluster.options();
+            let options = ClusterOptions::from_args(&cluster);
             let serving = super::serve(&source, &options, &serve, draining);
             match shutdown::drain_or_abort(serving, aborted).await {
                 Ok(code) => code?,

@@ -25,11 +25,9 @@ use crate::metrics::Metrics;
 use crate::report::{CommitStatus, StatusReporter, StatusState};
 use crate::source::tracked::TrackedRepo;
 
+pub use crate::report::{StoreState, StoreView, store_views};
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
-pub use state::{
-    CommitKind, CommitRecord, DaemonState, LastResult, ResultState, StoreState, StoreView, SyncRecord,
-    store_views,
-};
+pub use state::{CommitKind, CommitRecord, DaemonState, LastResult, ResultState, SyncRecord};
 pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]
@@ -120,7 +118,7 @@ impl Context {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Source(format!("a Git task ended abnormally: {e}")))?
+        .map_err(|e| Error::Internal(format!("a Git task ended abnormally: {e}")))?
 }
 
 /// Runs until `shutdown` turns true: the in-flight sync finishes, then everything stops.

@@ -1,59 +1,19 @@
 //! What the daemon knows for people and scripts: the stores as last observed, the last syncs
 //! and the plan or result of recent commits. Memory only: the cluster holds the live state, so
 //! a restart loses nothing that the next sync does not rebuild.
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Outcome, SyncReport};
-use crate::desired::{COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, OWNER_LABEL, PLAN_LABEL};
-use crate::live::LiveState;
-use crate::report::StatusState;
+use crate::apply::SyncReport;
+use crate::report::{StatusState, StoreView};
 
 use super::queue::Reason;
 
 const KEEP_SYNCS: usize = 50;
 const KEEP_COMMITS: usize = 200;
-
-/// What the status page says of a store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StoreState {
-    InSync,
-    Applied,
-    Failed,
-    Blocked,
-    Suspended,
-    Skipped,
-    Pruned,
-    Terminating,
-    Pending,
-}
-
-impl StoreState {
-    /// The word for people and scripts, as in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreState::InSync => "in-sync",
-            StoreState::Applied => "applied",
-            StoreState::Failed => "failed",
-            StoreState::Blocked => "blocked",
-            StoreState::Suspended => "suspended",
-            StoreState::Skipped => "skipped",
-            StoreState::Pruned => "pruned",
-            StoreState::Terminating => "terminating",
-            StoreState::Pending => "pending",
-        }
-    }
-}
-
-impl std::fmt::Display for StoreState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// How a sync or a plan ended: the label of records and metrics, and its commit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,23 +58,6 @@ pub enum CommitKind {
     Sync,
     /// A plan of a pull request's head.
     Plan,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoreView {
-    pub name: String,
-    pub owner: Option<String>,
-    pub engine: Option<String>,
-    pub plan: Option<String>,
-    pub domain: Option<String>,
-    pub state: StoreState,
-    /// Commit last applied to the store.
-    pub commit: Option<String>,
-    pub release: Option<String>,
-    /// Ready workloads / workloads.
-    pub ready: Option<String>,
-    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,89 +190,10 @@ impl DaemonState {
     }
 }
 
-/// The store table from live state, the catalog of the last sync and its results.
-pub fn store_views(
-    live: &LiveState,
-    catalog: Option<&Catalog>,
-    report: Option<&SyncReport>,
-    ready: &BTreeMap<String, (usize, usize)>,
-) -> Vec<StoreView> {
-    let mut views: BTreeMap<String, StoreView> = BTreeMap::new();
-    for (name, l) in &live.stores {
-        let ns = l.namespace.metadata.name.clone().unwrap_or_default();
-        views.insert(
-            name.clone(),
-            StoreView {
-                name: name.clone(),
-                owner: l.label(OWNER_LABEL).map(String::from),
-                engine: l.label(ENGINE_LABEL).map(String::from),
-                plan: l.label(PLAN_LABEL).map(String::from),
-                domain: None,
-                state: if l.terminating() {
-                    StoreState::Terminating
-                } else {
-                    StoreState::InSync
-                },
-                commit: l.annotation(COMMIT_ANNOTATION).map(String::from),
-                release: l
-                    .release
-                    .as_ref()
-                    .map(|r| format!("{} (rev {})", r.status, r.revision)),
-                ready: ready.get(&ns).map(|(r, t)| format!("{r}/{t}")),
-                last_error: l
-                    .annotation(crate::apply::LAST_ERROR_ANNOTATION)
-                    .map(String::from),
-            },
-        );
-    }
-    if let Some(catalog) = catalog {
-        for s in &catalog.stores {
-            let view = views.entry(s.name.clone()).or_insert_with(|| StoreView {
-                name: s.name.clone(),
-                owner: None,
-                engine: None,
-                plan: None,
-                domain: None,
-                state: StoreState::Pending,
-                commit: None,
-                release: None,
-                ready: None,
-                last_error: None,
-            });
-            view.owner = Some(s.owner.clone());
-            view.engine = Some(s.engine.clone());
-            view.plan = Some(s.plan.clone());
-            view.domain = Some(s.domain.clone());
-            if s.suspend {
-                view.state = StoreState::Suspended;
-            }
-        }
-    }
-    if let Some(report) = report {
-        for r in &report.stores {
-            let Some(view) = views.get_mut(&r.store) else {
-                continue;
-            };
-            view.state = match r.outcome {
-                Outcome::Applied => StoreState::Applied,
-                Outcome::Pruned => StoreState::Pruned,
-                Outcome::Failed => StoreState::Failed,
-                Outcome::Blocked => StoreState::Blocked,
-                Outcome::Skipped if view.state == StoreState::Suspended => StoreState::Suspended,
-                Outcome::Skipped => StoreState::Skipped,
-                Outcome::Unchanged => view.state,
-            };
-            if r.outcome == Outcome::Failed {
-                view.last_error = r.detail.clone();
-            }
-        }
-    }
-    views.into_values().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::StoreState;
     use serde_json::json;
 
     #[test]

@@ -8,7 +8,6 @@ use tracing::{error, info, instrument, warn};
 
 use super::state::{CommitKind, ResultState};
 use super::{CommitRecord, Context, LastResult, SyncRecord, SyncTrigger, blocking, now, store_views};
-use crate::apply::truncate;
 use crate::desired;
 use crate::error::{Error, Result};
 use crate::live;
@@ -17,6 +16,7 @@ use crate::report::{SYNC_CONTEXT, StatusState};
 use crate::source::Snapshot;
 use crate::source::tracked::is_strict_ancestor;
 use crate::sync::{self, SyncOutcome};
+use crate::text::truncate;
 use crate::untrusted::printable;
 
 /// Commits announced by pushes and not answered yet.
@@ -416,7 +416,7 @@ mod tests {
                 "invalid catalog: stores/a.yaml:2:9: unknown engine `x`"
             )
         );
-        let err = Err(Error::Source("boom".into()));
+        let err = Err(Error::Internal("boom".into()));
         assert_eq!(
             verdict(&err, None),
             v(ResultState::Error, "storesync could not finish: boom")

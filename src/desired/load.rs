@@ -6,108 +6,22 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 use super::diagnostics::{Diagnostic, Findings, Omitted};
-use super::model::{PlatformConfig, StoreFile};
+use super::model::{
+    Catalog, MAX_FILE_BYTES, PLATFORM_FILE, Parsed, PlatformConfig, RawCatalog, RawContent, RawEntry, Store,
+    StoreFile,
+};
 use super::position::Positions;
 use super::scan;
 use super::validate;
 
 /// Largest store or platform file read, in bytes.
-pub const MAX_FILE_BYTES: u64 = 64 * 1024;
-pub const PLATFORM_FILE: &str = "storesync.yaml";
 /// The files besides store files that a stores directory may hold.
 const ALLOWED_OTHER_FILES: &[&str] = &["README.md", ".gitkeep"];
-
-/// What one directory entry under the stores directory holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawContent {
-    File(Vec<u8>),
-    /// A file over [`MAX_FILE_BYTES`], not read; holds its size.
-    TooLarge(u64),
-    Symlink,
-    Directory,
-    /// Anything else Git or the file system can hold (a submodule, a socket).
-    Other,
-    /// A symbolic link on the way to the stores directory, named by the entry's path; nothing
-    /// behind it is read.
-    LinkToStoresDir,
-}
-
-impl RawContent {
-    /// The bytes of a regular file that was read.
-    pub fn file(&self) -> Option<&[u8]> {
-        match self {
-            RawContent::File(bytes) => Some(bytes),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawEntry {
-    /// Path relative to the catalog root, `/`-separated: `stores/acme.yaml`.
-    pub path: String,
-    /// File name within the stores directory: `acme.yaml`.
-    pub name: String,
-    pub content: RawContent,
-}
-
-/// The files of a catalog as read from a work tree or a commit.
-#[derive(Debug, Clone, Default)]
-pub struct RawCatalog {
-    /// `storesync.yaml`, when present.
-    pub platform: Option<RawContent>,
-    /// The stores directory, as configured (or defaulted) when the source was read.
-    pub stores_dir: String,
-    /// `None` when the stores directory does not exist. A symbolic link on the way to it is
-    /// the only entry, as [`RawContent::LinkToStoresDir`]; a `stores_dir` that is not a relative
-    /// path inside the catalog is not read (an empty list; the platform file's finding says why).
-    pub entries: Option<Vec<RawEntry>>,
-}
-
-/// A store that passed validation, with its effective domain.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Store {
-    /// Path of the store's file relative to the catalog root.
-    pub file: String,
-    pub name: String,
-    pub engine: String,
-    pub plan: String,
-    pub owner: String,
-    pub domain: String,
-    pub protected: bool,
-    pub suspend: bool,
-    pub values: serde_json::Map<String, serde_json::Value>,
-}
-
-/// A fully valid catalog: every file parsed and passed every rule.
-#[derive(Debug, Clone)]
-pub struct Catalog {
-    pub platform: PlatformConfig,
-    /// Sorted by name.
-    pub stores: Vec<Store>,
-    /// Findings that do not invalidate the catalog; every rule today reports an error.
-    pub warnings: Vec<Diagnostic>,
-}
 
 /// A file above this size keeps the positions its scan found, since finding them again costs as
 /// much as the scan; a smaller one is scanned again when a finding needs them, so that a valid
 /// catalog of many small files holds no positions.
 const KEEP_POSITIONS_ABOVE: usize = 4 * 1024;
-
-/// A parsed store file, kept with its text so that later rules can locate their findings.
-pub(crate) struct Parsed {
-    pub path: String,
-    pub stem: String,
-    pub text: String,
-    positions: OnceLock<Positions>,
-    pub store: StoreFile,
-}
-
-impl Parsed {
-    pub fn positions(&self) -> &Positions {
-        self.positions.get_or_init(|| Positions::of(&self.text))
-    }
-}
 
 /// The stores directory named by a platform file, read before the rest of the catalog. An
 /// unreadable file yields the default; its errors are reported by [`load`].
@@ -419,4 +333,37 @@ fn check(path: &str, text: &str) -> Result<Positions, Rejected> {
         kept,
         omitted: scan.omitted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load;
+    use crate::desired::model::{DriftPolicy, RawCatalog, RawContent};
+
+    fn platform(text: &str) -> Result<DriftPolicy, Vec<String>> {
+        let raw = RawCatalog {
+            platform: Some(RawContent::File(text.as_bytes().to_vec())),
+            stores_dir: "stores".into(),
+            entries: Some(Vec::new()),
+        };
+        load(&raw)
+            .map(|c| c.platform.drift_policy)
+            .map_err(|findings| findings.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn drift_policy_defaults_to_repair_and_rejects_other_values_where_they_are() {
+        assert_eq!(
+            platform("baseDomain: shop.example.com\n"),
+            Ok(DriftPolicy::Repair)
+        );
+        assert_eq!(platform("driftPolicy: report\n"), Ok(DriftPolicy::Report));
+        assert_eq!(
+            platform("baseDomain: shop.example.com\ndriftPolicy: sometimes\n"),
+            Err(vec![
+                "storesync.yaml:2:14: error: driftPolicy: unknown variant `sometimes`, expected `repair` or `report`\n  hint: use one of the values the message lists"
+                    .to_string()
+            ])
+        );
+    }
 }

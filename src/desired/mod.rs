@@ -2,6 +2,7 @@
 //! objects each store needs. Pure: the bytes come from [`crate::source`].
 mod defaults;
 mod diagnostics;
+pub mod labels;
 mod load;
 pub mod model;
 mod policy;
@@ -14,10 +15,12 @@ mod values;
 
 pub use defaults::{CHART_VERSION, default_engines, default_plans};
 pub use diagnostics::{Diagnostic, MAX_FINDINGS_PER_FILE, Severity, sort as sort_diagnostics};
-pub use load::{
-    Catalog, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, Store, load, stores_dir_of,
+pub use labels::*;
+pub use load::{load, stores_dir_of};
+pub use model::{
+    Catalog, EngineSpec, Limits, MAX_FILE_BYTES, PLATFORM_FILE, PlanSpec, PlatformConfig, RawCatalog,
+    RawContent, RawEntry, Store, StoreFile,
 };
-pub use model::{EngineSpec, Limits, PlanSpec, PlatformConfig, StoreFile};
 pub use policy::{chart_policy, chart_under_prefix};
 pub use render::*;
 pub use scan::MAX_DEPTH;

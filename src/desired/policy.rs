@@ -1,8 +1,7 @@
 //! Rules the operator sets on top of the catalog's own: which OCI registries engine charts may
 //! come from. A catalog that breaks them is invalid as a whole, like any other finding.
 use super::diagnostics::Diagnostic;
-use super::load::{PLATFORM_FILE, RawCatalog, RawContent};
-use super::model::PlatformConfig;
+use super::model::{PLATFORM_FILE, PlatformConfig, RawCatalog, RawContent};
 use super::position::Positions;
 
 /// Whether `chart` lies under `prefix`, on a path-segment boundary: `oci://r.example/charts`
@@ -47,8 +46,10 @@ pub fn chart_policy(
 
 fn platform_positions(raw: &RawCatalog) -> Positions {
     match &raw.platform {
-        Some(RawContent::File(bytes)) => Positions::of(std::str::from_utf8(bytes).unwrap_or_default()),
-        _ => Positions::of(""),
+        Some(RawContent::File(bytes)) => {
+            super::scan::positions_of(std::str::from_utf8(bytes).unwrap_or_default())
+        }
+        _ => super::scan::positions_of(""),
     }
 }
 

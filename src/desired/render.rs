@@ -15,19 +15,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::load::{Catalog, Store};
-use super::model::PlatformConfig;
+use super::labels::*;
+use super::model::{Catalog, PlatformConfig, Store};
 
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const MANAGER: &str = "storesync";
-pub const STORE_LABEL: &str = "storesync.dev/store";
-pub const OWNER_LABEL: &str = "storesync.dev/owner";
-pub const ENGINE_LABEL: &str = "storesync.dev/engine";
-pub const PLAN_LABEL: &str = "storesync.dev/plan";
-/// `"true"` on the namespace of a protected store: it is never pruned, even once its file is gone.
-pub const PROTECTED_LABEL: &str = "storesync.dev/protected";
-pub const COMMIT_ANNOTATION: &str = "storesync.dev/commit";
-pub const SPEC_HASH_ANNOTATION: &str = "storesync.dev/spec-hash";
 pub const QUOTA_NAME: &str = "store-quota";
 pub const LIMITS_NAME: &str = "store-limits";
 pub const CREDENTIALS_SECRET: &str = "store-credentials";

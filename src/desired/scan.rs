@@ -284,6 +284,52 @@ fn token(text: &str, from: usize) -> String {
     shown(&rest[..end])
 }
 
+/// Positions of `text`, by scanning it again.
+pub fn positions_of(text: &str) -> Positions {
+    scan("", text).positions
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+
+    const DOC: &str = "name: acme\nengine:   medusa\nvalues:\n  admin:\n    email: a@b.c\n  list:\n    - x\n";
+
+    #[test]
+    fn finds_keys_and_values() {
+        let p = positions_of(DOC);
+        assert_eq!(p.key(&["name"]), (1, 1));
+        assert_eq!(p.value(&["engine"]), (2, 11));
+        assert_eq!(p.key(&["values", "admin", "email"]), (5, 5));
+        assert_eq!(p.value(&["values", "admin", "email"]), (5, 12));
+        assert_eq!(p.key(&["values", "list", "0"]), (7, 7));
+        assert!(p.has(&["values", "list"]) && !p.has(&["values", "lists"]));
+    }
+
+    #[test]
+    fn falls_back_to_enclosing_key() {
+        let p = positions_of(DOC);
+        assert_eq!(p.key(&["values", "admin", "missing"]), (4, 3));
+        assert_eq!(p.key(&["nothing"]), (1, 1));
+        assert_eq!(positions_of("").key(&["x"]), (1, 1));
+    }
+
+    #[test]
+    fn complex_keys_are_skipped_and_the_first_duplicate_wins() {
+        let p = positions_of("? {a: 1}\n: {b: 2}\nc: 1\nc: 2\nd: [x, {e: 3}]\n");
+        assert!(!p.has(&["a"]) && !p.has(&["b"]));
+        assert_eq!(p.value(&["c"]), (3, 4));
+        assert_eq!(p.key(&["d", "1", "e"]), (5, 9));
+    }
+
+    #[test]
+    fn deep_nesting_stops_at_the_scan_bound() {
+        let p = positions_of(&format!("{}1", "- ".repeat(30_000)));
+        assert!(p.has(&["0"; 32]));
+        assert!(!p.has(&["0"; 33]));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

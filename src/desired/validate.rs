@@ -2,8 +2,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostics::{Capped, Diagnostic, MAX_FINDINGS_PER_FILE, Omitted};
-use super::load::{PLATFORM_FILE, Parsed, RawCatalog, Store};
-use super::model::PlatformConfig;
+use super::model::{PLATFORM_FILE, Parsed, PlatformConfig, RawCatalog, Store};
 use super::position::Positions;
 use super::rules;
 pub(crate) use super::values::Allowlists;
@@ -416,10 +415,10 @@ pub(crate) fn across_stores(
 /// Where to point a finding about a platform limit: its key in storesync.yaml, or the stores
 /// directory when the limit is a built-in default.
 fn limit_position(raw: &RawCatalog, path: &[&str]) -> (String, (usize, usize)) {
-    if let Some(super::load::RawContent::File(bytes)) = &raw.platform
+    if let Some(super::model::RawContent::File(bytes)) = &raw.platform
         && let Ok(text) = std::str::from_utf8(bytes)
     {
-        let pos = Positions::of(text);
+        let pos = super::scan::positions_of(text);
         if pos.has(path) {
             return (PLATFORM_FILE.to_string(), pos.value(path));
         }

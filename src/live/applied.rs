@@ -52,7 +52,7 @@ fn parse(namespace: &str, cm: &ConfigMap) -> Result<AppliedLimits> {
         .get(MAX_PRUNES_KEY)
         .and_then(|v| v.parse::<usize>().ok())
         .ok_or_else(|| {
-            Error::Source(format!(
+            Error::Unreadable(format!(
                 "ConfigMap {what} has no valid {MAX_PRUNES_KEY}; fix or delete it (the next sync records it again)"
             ))
         })?;

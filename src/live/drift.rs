@@ -418,7 +418,7 @@ impl DriftCheck {
 }
 
 fn poisoned() -> Error {
-    Error::Source("the drift check's cache is unusable after a panic".into())
+    Error::Internal("the drift check's cache is unusable after a panic".into())
 }
 
 /// One GET of a release's Secret, decoded to its comparable objects; `None` when it is gone.
@@ -430,7 +430,8 @@ async fn read_release(client: &Client, r: &ReleaseRef) -> Result<Option<Vec<Rend
         r.namespace
     )))?;
     let Some(secret) = found else { return Ok(None) };
-    let garbled = |why: String| Error::Source(format!("Helm's release Secret {}/{name}: {why}", r.namespace));
+    let garbled =
+        |why: String| Error::Unreadable(format!("Helm's release Secret {}/{name}: {why}", r.namespace));
     let payload = secret
         .data
         .as_ref()

@@ -14,8 +14,7 @@ use serde::de::DeserializeOwned;
 use tracing::{instrument, warn};
 
 use super::{LiveRelease, LiveState, LiveStore};
-use crate::apply::RELEASE_HASH_LABEL;
-use crate::desired::{CREDENTIALS_SECRET, MANAGED_BY, MANAGER, STORE_LABEL};
+use crate::desired::{CREDENTIALS_SECRET, MANAGED_BY, MANAGER, RELEASE_HASH_LABEL, STORE_LABEL};
 use crate::error::{Error, Result};
 
 /// Label selector of everything storesync owns.

@@ -1,7 +1,7 @@
-//! Commit statuses: one [`Notifier`] per provider ([`github`]), and a [`StatusReporter`] that
-//! posts them in the background, in order, so a slow or down provider never blocks a sync.
-//! Pull requests also get a sticky plan comment and, as a GitHub App, a check run
-//! ([`pr_feedback`]), through the same queue.
+//! What storesync tells people. Commit statuses: one [`Notifier`] per provider ([`github`]), and
+//! a [`StatusReporter`] that posts them in the background, in order, so a slow or down provider
+//! never blocks a sync. Pull requests also get a sticky plan comment and, as a GitHub App, a
+//! check run ([`pr_feedback`]), through the same queue. The store table ([`stores`]).
 pub mod app_auth;
 pub mod checks;
 pub mod comment;
@@ -9,6 +9,7 @@ pub mod connection;
 pub mod github;
 pub mod pr_feedback;
 mod reporter;
+pub mod stores;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ pub use pr_feedback::{FeedbackKind, GitHubPrWriter, PlanReport, PlanResult, PrFe
 pub use reporter::{
     RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS, ReporterOptions, StatusReporter,
 };
+pub use stores::{StoreState, StoreView, store_views};
 
 /// Every `result` of `storesync_status_posts_total`.
 pub const STATUS_POST_RESULTS: [&str; 4] = [
@@ -101,7 +103,7 @@ fn one_line(text: &str, max_chars: usize) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    crate::apply::truncate(&flat, max_chars)
+    crate::text::truncate(&flat, max_chars)
 }
 
 /// A failed post. Messages come from the provider's answer, never from the request's headers.

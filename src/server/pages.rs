@@ -2,7 +2,7 @@
 use std::fmt::Write;
 
 use crate::daemon::{CommitRecord, Context};
-use crate::source::history::rfc3339;
+use crate::text::rfc3339;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {

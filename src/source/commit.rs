@@ -23,9 +23,9 @@ pub fn read_commit(repo: &Repository, rev: &str, subdir: &Path) -> Result<Snapsh
     let tree = if subdir.as_os_str().is_empty() {
         root_tree
     } else {
-        let entry = root_tree
-            .get_path(subdir)
-            .map_err(|_| Error::Source(format!("{} does not exist at {}", subdir.display(), &sha[..12])))?;
+        let entry = root_tree.get_path(subdir).map_err(|_| {
+            Error::Repository(format!("{} does not exist at {}", subdir.display(), &sha[..12]))
+        })?;
         entry
             .to_object(repo)
             .and_then(|o| o.peel_to_tree())

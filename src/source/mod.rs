@@ -149,7 +149,7 @@ pub fn revision(
 /// The path of `dir` inside the repository's work tree, `/`-separated.
 fn subdir_of(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
     let workdir = repo.workdir().ok_or_else(|| {
-        Error::Source(format!(
+        Error::Repository(format!(
             "{} is a bare repository; pass a work tree",
             repo.path().display()
         ))
@@ -157,7 +157,7 @@ fn subdir_of(repo: &git2::Repository, dir: &Path) -> Result<PathBuf> {
     let workdir = workdir.canonicalize().map_err(Error::io(workdir))?;
     let dir = dir.canonicalize().map_err(Error::io(dir))?;
     dir.strip_prefix(&workdir).map(Path::to_path_buf).map_err(|_| {
-        Error::Source(format!(
+        Error::Repository(format!(
             "{} is outside the repository at {}",
             dir.display(),
             workdir.display()

@@ -99,7 +99,7 @@ impl RemoteCache {
         let cloned = self.fetch_into(&fresh, url, branch, true).map(drop);
         if let Err(failure) = cloned {
             let _ = remove_all(&fresh);
-            return Err(Error::Source(format!(
+            return Err(Error::Repository(format!(
                 "the Git cache {} is unusable ({reason}) and cloning it again failed: {}",
                 path.display(),
                 failure.into_error()

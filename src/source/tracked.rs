@@ -61,7 +61,7 @@ impl TrackedRepo {
                     RemoteCache::new(self.options.cache_dir.clone(), self.options.credentials.clone());
                 cache.fetch_ref(&opened.repo, url, &format!("refs/pull/{number}/head"))
             }
-            RepoLocation::Local(_) => Err(Error::Source(format!(
+            RepoLocation::Local(_) => Err(Error::Repository(format!(
                 "commit {sha} of pull request #{number} is not in the local repository"
             ))),
         }

@@ -11,7 +11,10 @@ use crate::error::{Error, Result};
 pub fn read(root: &Path) -> Result<Snapshot> {
     let meta = fs::metadata(root).map_err(Error::io(root))?;
     if !meta.is_dir() {
-        return Err(Error::Source(format!("{} is not a directory", root.display())));
+        return Err(Error::Repository(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     let platform = read_entry(&root.join(PLATFORM_FILE))?;
     let stores_dir = stores_dir_of(platform.as_ref().and_then(RawContent::file));

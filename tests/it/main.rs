@@ -8,6 +8,7 @@ mod daemon;
 mod git_cache;
 mod github_status;
 mod history;
+mod layering;
 mod ops;
 mod plan_offline;
 mod pr_feedback;

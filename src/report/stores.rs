@@ -1,0 +1,144 @@
+//! The store table people and scripts read (`storesync status`, the status page, `/api/stores`):
+//! each store's state from live state, the catalog of the last sync and its results.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{Outcome, SyncReport};
+use crate::desired::{
+    COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, LAST_ERROR_ANNOTATION, OWNER_LABEL, PLAN_LABEL,
+};
+use crate::live::LiveState;
+
+/// What the status page says of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    InSync,
+    Applied,
+    Failed,
+    Blocked,
+    Suspended,
+    Skipped,
+    Pruned,
+    Terminating,
+    Pending,
+}
+
+impl StoreState {
+    /// The word for people and scripts, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreState::InSync => "in-sync",
+            StoreState::Applied => "applied",
+            StoreState::Failed => "failed",
+            StoreState::Blocked => "blocked",
+            StoreState::Suspended => "suspended",
+            StoreState::Skipped => "skipped",
+            StoreState::Pruned => "pruned",
+            StoreState::Terminating => "terminating",
+            StoreState::Pending => "pending",
+        }
+    }
+}
+
+impl std::fmt::Display for StoreState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreView {
+    pub name: String,
+    pub owner: Option<String>,
+    pub engine: Option<String>,
+    pub plan: Option<String>,
+    pub domain: Option<String>,
+    pub state: StoreState,
+    /// Commit last applied to the store.
+    pub commit: Option<String>,
+    pub release: Option<String>,
+    /// Ready workloads / workloads.
+    pub ready: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The store table from live state, the catalog of the last sync and its results.
+pub fn store_views(
+    live: &LiveState,
+    catalog: Option<&Catalog>,
+    report: Option<&SyncReport>,
+    ready: &BTreeMap<String, (usize, usize)>,
+) -> Vec<StoreView> {
+    let mut views: BTreeMap<String, StoreView> = BTreeMap::new();
+    for (name, l) in &live.stores {
+        let ns = l.namespace.metadata.name.clone().unwrap_or_default();
+        views.insert(
+            name.clone(),
+            StoreView {
+                name: name.clone(),
+                owner: l.label(OWNER_LABEL).map(String::from),
+                engine: l.label(ENGINE_LABEL).map(String::from),
+                plan: l.label(PLAN_LABEL).map(String::from),
+                domain: None,
+                state: if l.terminating() {
+                    StoreState::Terminating
+                } else {
+                    StoreState::InSync
+                },
+                commit: l.annotation(COMMIT_ANNOTATION).map(String::from),
+                release: l
+                    .release
+                    .as_ref()
+                    .map(|r| format!("{} (rev {})", r.status, r.revision)),
+                ready: ready.get(&ns).map(|(r, t)| format!("{r}/{t}")),
+                last_error: l.annotation(LAST_ERROR_ANNOTATION).map(String::from),
+            },
+        );
+    }
+    if let Some(catalog) = catalog {
+        for s in &catalog.stores {
+            let view = views.entry(s.name.clone()).or_insert_with(|| StoreView {
+                name: s.name.clone(),
+                owner: None,
+                engine: None,
+                plan: None,
+                domain: None,
+                state: StoreState::Pending,
+                commit: None,
+                release: None,
+                ready: None,
+                last_error: None,
+            });
+            view.owner = Some(s.owner.clone());
+            view.engine = Some(s.engine.clone());
+            view.plan = Some(s.plan.clone());
+            view.domain = Some(s.domain.clone());
+            if s.suspend {
+                view.state = StoreState::Suspended;
+            }
+        }
+    }
+    if let Some(report) = report {
+        for r in &report.stores {
+            let Some(view) = views.get_mut(&r.store) else {
+                continue;
+            };
+            view.state = match r.outcome {
+                Outcome::Applied => StoreState::Applied,
+                Outcome::Pruned => StoreState::Pruned,
+                Outcome::Failed => StoreState::Failed,
+                Outcome::Blocked => StoreState::Blocked,
+                Outcome::Skipped if view.state == StoreState::Suspended => StoreState::Suspended,
+                Outcome::Skipped => StoreState::Skipped,
+                Outcome::Unchanged => view.state,
+            };
+            if r.outcome == Outcome::Failed {
+                view.last_error = r.detail.clone();
+            }
+        }
+    }
+    views.into_values().collect()
+}
