@@ -1,14 +1,9 @@
-//! GitHub App authentication: a JWT signed with the App's private key (RS256, `iss` = the App
-//! id, valid at most 10 minutes), exchanged for installation tokens of the installation on
-//! `--github-repo`. octocrab signs the JWTs, finds nothing itself, and refreshes the
-//! installation token 30 s before it expires or when GitHub answers 401.
+//! GitHub App credentials: the App's id and private key, which signs the JWTs (RS256, `iss` =
+//! the App id, valid at most 10 minutes) exchanged for installation tokens
+//! ([`super::connection`] finds the installation; octocrab mints and refreshes the tokens).
 use std::path::Path;
 
-use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
-
 use super::NotifyError;
-use super::connection::{base_builder, classify};
 use crate::secret::Secret;
 
 /// An App's id and private key (PEM). The key is a [`Secret`]: never printed.
@@ -57,50 +52,10 @@ impl AppCredentials {
         })
     }
 
-    /// A client authenticated as the App itself (JWT). Must be called inside a tokio runtime.
-    fn app_client(&self, api_url: &str) -> Result<Octocrab, NotifyError> {
-        let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(self.key.expose().as_bytes())
-            .map_err(|_| NotifyError::Config("the GitHub App key cannot be used".into()))?;
-        base_builder(api_url)?
-            .app(AppId(self.app_id), key)
-            .build()
-            .map_err(|e| NotifyError::Config(format!("cannot build the GitHub client: {e}")))
-    }
-
-    /// A client of the App's installation on `owner/repo`: looks the installation up
-    /// (`GET /repos/{owner}/{repo}/installation` as the App), then lets octocrab mint and
-    /// refresh installation tokens.
-    pub async fn installation_client(
-        &self,
-        api_url: &str,
-        owner: &str,
-        repo: &str,
-    ) -> Result<Octocrab, NotifyError> {
-        #[derive(serde::Deserialize)]
-        struct Installation {
-            id: u64,
-        }
-        let app = self.app_client(api_url)?;
-        let installation: Installation = app
-            .get(format!("/repos/{owner}/{repo}/installation"), None::<&()>)
-            .await
-            .map_err(|e| match classify(e) {
-                NotifyError::Rejected { status: 404, .. } => NotifyError::Rejected {
-                    status: 404,
-                    message: format!(
-                        "the GitHub App {} is not installed on {owner}/{repo}: install it there",
-                        self.app_id
-                    ),
-                },
-                other => other,
-            })?;
-        tracing::info!(
-            app = self.app_id,
-            installation = installation.id,
-            "authenticating as the GitHub App"
-        );
-        app.installation(InstallationId(installation.id))
-            .map_err(|e| NotifyError::Config(format!("cannot authenticate as the installation: {e}")))
+    /// The key for signing the App's JWTs.
+    pub(super) fn encoding_key(&self) -> Result<octocrab::jsonwebtoken::EncodingKey, NotifyError> {
+        octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(self.key.expose().as_bytes())
+            .map_err(|_| NotifyError::Config("the GitHub App key cannot be used".into()))
     }
 }
 

@@ -11,7 +11,6 @@ use serde_json::json;
 use super::NotifyError;
 use super::PLAN_CONTEXT;
 use super::connection::{Connection, classify};
-use super::pr_feedback::{PlanReport, PlanResult, annotations};
 use crate::desired::Diagnostic;
 
 /// The Checks API takes at most 50 annotations per request.
@@ -59,6 +58,16 @@ impl Annotation {
     }
 }
 
+/// What a completed check run says.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    pub sha: &'a str,
+    pub success: bool,
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub annotations: &'a [Annotation],
+}
+
 /// How far the check run of one head got, so a retried write neither makes a second run nor
 /// sends a batch of annotations twice.
 #[derive(Debug, Clone, Copy)]
@@ -97,30 +106,31 @@ impl CheckRuns {
         Ok(run.id)
     }
 
-    /// Completes the head's check run (made now if the start was never written): `summary` as
-    /// its output, the findings in batches of [`ANNOTATIONS_PER_REQUEST`], the last request
-    /// with the conclusion.
+    /// Completes the check run of `finished.sha` (made now if its start was never written):
+    /// `title` and `summary` as its output, the annotations in batches of
+    /// [`ANNOTATIONS_PER_REQUEST`], the last request with the conclusion.
     pub async fn finish(
         &self,
         crab: &Octocrab,
         conn: &Connection,
-        report: &PlanReport,
-        summary: &str,
+        finished: &Finished<'_>,
     ) -> Result<(), NotifyError> {
-        let id = self.start(crab, conn, &report.sha).await?;
-        let notes = match &report.result {
-            PlanResult::Invalid(findings) => annotations(&report.catalog_dir, findings),
-            _ => Vec::new(),
-        };
+        let Finished {
+            sha,
+            success,
+            title,
+            summary,
+            annotations: notes,
+        } = *finished;
+        let id = self.start(crab, conn, sha).await?;
         let batches: Vec<&[Annotation]> = if notes.is_empty() {
             vec![&[]]
         } else {
             notes.chunks(ANNOTATIONS_PER_REQUEST).collect()
         };
-        let title = title(report);
         let route = format!("/repos/{}/{}/check-runs/{id}", conn.owner(), conn.repo());
-        let conclusion = if report.succeeded() { "success" } else { "failure" };
-        let from = self.get(&report.sha).map_or(0, |p| p.batches_sent);
+        let conclusion = if success { "success" } else { "failure" };
+        let from = self.get(sha).map_or(0, |p| p.batches_sent);
         for (i, batch) in batches.iter().enumerate().skip(from) {
             let mut body = json!({
                 "output": { "title": title, "summary": summary, "annotations": batch },
@@ -131,7 +141,7 @@ impl CheckRuns {
             }
             let _: CheckRun = crab.patch(&route, Some(&body)).await.map_err(classify)?;
             self.set(
-                &report.sha,
+                sha,
                 Progress {
                     id,
                     batches_sent: i + 1,
@@ -158,18 +168,6 @@ impl CheckRuns {
             runs.clear();
         }
         runs.insert(sha.to_owned(), progress);
-    }
-}
-
-/// The check run's one-line title.
-fn title(report: &PlanReport) -> String {
-    match &report.result {
-        PlanResult::Planned(plan) => format!("plan: {}", super::comment::summary_line(&plan.summary)),
-        PlanResult::Invalid(findings) => {
-            let errors = findings.iter().filter(|d| d.is_error()).count();
-            format!("invalid catalog: {errors} errors, {} findings", findings.len())
-        }
-        PlanResult::Failed(_) => "storesync could not plan this commit".to_owned(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId};
 use octocrab::service::middleware::retry::RetryConfig;
 use tokio::sync::OnceCell;
 
@@ -147,7 +148,7 @@ impl Connection {
                 Ok(client.1.clone())
             }
             Clients::App(app, installation) => installation
-                .get_or_try_init(|| app.installation_client(&self.api_url, &self.owner, &self.repo))
+                .get_or_try_init(|| installation_client(app, &self.api_url, &self.owner, &self.repo))
                 .await
                 .cloned(),
         }
@@ -162,9 +163,50 @@ impl Connection {
     }
 }
 
+/// A client of the App's installation on `owner/repo`: finds the installation
+/// (`GET /repos/{owner}/{repo}/installation`, authenticated with the App's JWT), then lets
+/// octocrab mint installation tokens, and mint a new one 30 s before the last expires or when
+/// GitHub answers 401.
+async fn installation_client(
+    app: &AppCredentials,
+    api_url: &str,
+    owner: &str,
+    repo: &str,
+) -> Result<Octocrab, NotifyError> {
+    #[derive(serde::Deserialize)]
+    struct Installation {
+        id: u64,
+    }
+    let as_app = base_builder(api_url)?
+        .app(AppId(app.app_id), app.encoding_key()?)
+        .build()
+        .map_err(|e| NotifyError::Config(format!("cannot build the GitHub client: {e}")))?;
+    let installation: Installation = as_app
+        .get(format!("/repos/{owner}/{repo}/installation"), None::<&()>)
+        .await
+        .map_err(|e| match classify(e) {
+            NotifyError::Rejected { status: 404, .. } => NotifyError::Rejected {
+                status: 404,
+                message: format!(
+                    "the GitHub App {} is not installed on {owner}/{repo}: install it there",
+                    app.app_id
+                ),
+            },
+            other => other,
+        })?;
+    tracing::info!(
+        app = app.app_id,
+        installation = installation.id,
+        "authenticating as the GitHub App"
+    );
+    as_app
+        .installation(InstallationId(installation.id))
+        .map_err(|e| NotifyError::Config(format!("cannot authenticate as the installation: {e}")))
+}
+
 /// octocrab's builder with storesync's settings: the API root, no retries of its own (the
 /// reporter retries), timeouts. Must be called inside a tokio runtime.
-pub(super) fn base_builder(api_url: &str) -> Result<Builder, NotifyError> {
+fn base_builder(api_url: &str) -> Result<Builder, NotifyError> {
     // octocrab starts its client on the current runtime and would panic without one.
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(NotifyError::Config(

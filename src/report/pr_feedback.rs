@@ -11,7 +11,7 @@ use octocrab::Octocrab;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::checks::{self, CheckRuns};
+use super::checks::{self, CheckRuns, Finished};
 use super::comment::{self, CLOSED_MARKER, CommentContext, MARKER, Outcome};
 use super::connection::{Connection, classify};
 use super::{NotifyError, github::GitHubNotifier};
@@ -71,6 +71,18 @@ impl PlanReport {
         comment::render(&ctx, &outcome)
     }
 
+    /// The check run's one-line title.
+    pub fn title(&self) -> String {
+        match &self.result {
+            PlanResult::Planned(plan) => format!("plan: {}", comment::summary_line(&plan.summary)),
+            PlanResult::Invalid(findings) => {
+                let errors = findings.iter().filter(|d| d.is_error()).count();
+                format!("invalid catalog: {errors} errors, {} findings", findings.len())
+            }
+            PlanResult::Failed(_) => "storesync could not plan this commit".to_owned(),
+        }
+    }
+
     /// Whether the plan may be merged as it is.
     pub fn succeeded(&self) -> bool {
         matches!(&self.result, PlanResult::Planned(plan) if !plan.is_blocked())
@@ -123,7 +135,20 @@ impl GitHubPrWriter {
                 // retry edits the comment again and sends only the batches not yet sent.
                 let comment = self.upsert(&crab, number, &body).await;
                 let check = match self.conn.is_app() {
-                    true => self.checks.finish(&crab, &self.conn, report, &body).await,
+                    true => {
+                        let notes = match &report.result {
+                            PlanResult::Invalid(findings) => annotations(&report.catalog_dir, findings),
+                            _ => Vec::new(),
+                        };
+                        let finished = Finished {
+                            sha: &report.sha,
+                            success: report.succeeded(),
+                            title: &report.title(),
+                            summary: &body,
+                            annotations: &notes,
+                        };
+                        self.checks.finish(&crab, &self.conn, &finished).await
+                    }
                     false => Ok(()),
                 };
                 comment.and(check)

@@ -8,9 +8,10 @@ use storesync::desired::{self, Diagnostic};
 use storesync::plan::{Action, Change, ObjectKind, Plan, StorePlan, Summary};
 use storesync::report::app_auth::AppCredentials;
 use storesync::report::comment::{CLOSED_MARKER, MARKER, MAX_COMMENT_CHARS};
+use storesync::report::connection::Connection;
 use storesync::report::github::GitHubNotifier;
 use storesync::report::{
-    FeedbackKind, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter, ReporterOptions,
+    FeedbackKind, GitHubAuth, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter, ReporterOptions,
     StatusReporter,
 };
 use storesync::source::{RepoLocation, Revision, SourceOptions};
@@ -424,17 +425,13 @@ async fn the_fake_refuses_what_github_refuses() {
     };
     // A JWT signed with another key is refused.
     let stranger = TestApp::generate(99);
-    let err = AppCredentials::new(99, stranger.pem.into())
-        .unwrap()
-        .installation_client(&github.url(), "acme-platform", "stores")
-        .await
-        .unwrap_err();
+    let connect = |pem: String| {
+        let app = GitHubAuth::App(AppCredentials::new(99, pem.into()).unwrap());
+        Connection::new("acme-platform", "stores", app, Some(&github.url())).unwrap()
+    };
+    let err = connect(stranger.pem).client().await.unwrap_err();
     assert_eq!(err.metric_label(), "rejected", "{err}");
-    let crab = AppCredentials::new(99, app.pem.into())
-        .unwrap()
-        .installation_client(&github.url(), "acme-platform", "stores")
-        .await
-        .unwrap();
+    let crab = connect(app.pem).client().await.unwrap();
     let long = serde_json::json!({ "body": "x".repeat(MAX_COMMENT_CHARS + 1) });
     assert_eq!(
         status(
