@@ -3,10 +3,10 @@
 use std::path::Path;
 
 /// The webhook secret the benchmarks start `storesync serve` with.
-pub const SECRET: &str = "bench-webhook-secret";
+pub(crate) const SECRET: &str = "bench-webhook-secret";
 
 /// `X-Hub-Signature-256` of `body` under [`SECRET`].
-pub fn sign(body: &[u8]) -> String {
+pub(crate) fn sign(body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(body);
@@ -14,7 +14,7 @@ pub fn sign(body: &[u8]) -> String {
 }
 
 /// Adds store `shop-<n>` to the repository at `dir` and commits it on `main`.
-pub fn commit(repo: &git2::Repository, dir: &Path, n: usize) -> String {
+pub(crate) fn commit(repo: &git2::Repository, dir: &Path, n: usize) -> String {
     std::fs::write(
         dir.join(format!("stores/shop-{n:04}.yaml")),
         format!("name: shop-{n:04}\nengine: woocommerce\nplan: small\nowner: team-bench\n"),
@@ -31,14 +31,14 @@ pub fn commit(repo: &git2::Repository, dir: &Path, n: usize) -> String {
         .find_reference("refs/heads/main")
         .ok()
         .and_then(|r| r.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     repo.commit(Some("refs/heads/main"), &sig, &sig, "bench", &tree, &parents)
         .expect("commit")
         .to_string()
 }
 
 /// `N cores, <CPU model>`.
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -23,7 +23,7 @@ fn apply_params(dry_run: bool) -> PatchParams {
 }
 
 /// Server-side applies a namespaced object.
-pub async fn apply_namespaced<K>(client: &Client, obj: &K, dry_run: bool) -> Result<()>
+pub(super) async fn apply_namespaced<K>(client: &Client, obj: &K, dry_run: bool) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -46,7 +46,7 @@ where
     Ok(())
 }
 
-pub async fn apply_namespace(client: &Client, ns: &Namespace, dry_run: bool) -> Result<()> {
+pub(super) async fn apply_namespace(client: &Client, ns: &Namespace, dry_run: bool) -> Result<()> {
     let name = ns.metadata.name.clone().unwrap_or_default();
     let api: Api<Namespace> = Api::all(client.clone());
     api.patch(&name, &apply_params(dry_run), &Patch::Apply(ns))
@@ -57,7 +57,7 @@ pub async fn apply_namespace(client: &Client, ns: &Namespace, dry_run: bool) -> 
 
 /// Whether a namespace of that name exists without being storesync's: such a namespace is
 /// never taken over.
-pub async fn is_foreign_namespace(client: &Client, name: &str) -> Result<bool> {
+pub(super) async fn is_foreign_namespace(client: &Client, name: &str) -> Result<bool> {
     let api: Api<Namespace> = Api::all(client.clone());
     let found = api
         .get_opt(name)
@@ -94,7 +94,7 @@ fn generate() -> Result<String> {
 
 /// Creates the store's credentials once. An existing Secret is never overwritten, so the
 /// credentials of a store never change once generated.
-pub async fn create_credentials(client: &Client, store: &str, dry_run: bool) -> Result<()> {
+pub(super) async fn create_credentials(client: &Client, store: &str, dry_run: bool) -> Result<()> {
     let namespace = desired::namespace_of(store);
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
     for key in CREDENTIAL_KEYS {
@@ -140,7 +140,12 @@ fn guarded(uid: Option<&str>, dry_run: bool) -> DeleteParams {
 
 /// Deletes a namespace storesync owns; `uid` guards against deleting a namespace re-created
 /// by someone else since it was observed.
-pub async fn delete_namespace(client: &Client, name: &str, uid: Option<&str>, dry_run: bool) -> Result<()> {
+pub(super) async fn delete_namespace(
+    client: &Client,
+    name: &str,
+    uid: Option<&str>,
+    dry_run: bool,
+) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
     match api.delete(name, &guarded(uid, dry_run)).await {
         Ok(_) => Ok(()),
@@ -152,7 +157,7 @@ pub async fn delete_namespace(client: &Client, name: &str, uid: Option<&str>, dr
     }
 }
 
-pub async fn delete_network_policy(
+pub(super) async fn delete_network_policy(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -172,7 +177,7 @@ pub async fn delete_network_policy(
 }
 
 /// Records (or clears) the last error of a store on its namespace, for `storesync status`.
-pub async fn record_error(client: &Client, store: &str, error: Option<&str>) -> Result<()> {
+pub(super) async fn record_error(client: &Client, store: &str, error: Option<&str>) -> Result<()> {
     let name = desired::namespace_of(store);
     let api: Api<Namespace> = Api::all(client.clone());
     let patch = serde_json::json!({ "metadata": { "annotations": { LAST_ERROR_ANNOTATION: error } } });

@@ -18,8 +18,8 @@ use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
 
 /// The environment variables secrets come from (flag values would show in `ps`).
-pub const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
-pub const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
+pub(super) const GITHUB_TOKEN_ENV: &str = "GITHUB_TOKEN";
+pub(super) const WEBHOOK_SECRET_ENV: &str = "STORESYNC_WEBHOOK_SECRET";
 
 /// Runs until `shutdown` turns true; returns once the in-flight sync and requests are done.
 pub async fn serve(

@@ -9,7 +9,7 @@ use tracing::debug;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
-pub struct RepoWatch {
+pub(super) struct RepoWatch {
     // Kept alive for as long as events are wanted.
     _watcher: RecommendedWatcher,
     events: mpsc::UnboundedReceiver<()>,
@@ -17,7 +17,10 @@ pub struct RepoWatch {
 }
 
 /// Watches `git_dir` (refs, packed refs, HEAD) and calls `on_change` after each burst of changes.
-pub fn spawn(git_dir: &Path, on_change: impl Fn() + Send + Sync + 'static) -> notify::Result<RepoWatch> {
+pub(super) fn spawn(
+    git_dir: &Path,
+    on_change: impl Fn() + Send + Sync + 'static,
+) -> notify::Result<RepoWatch> {
     let (tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
@@ -51,7 +54,7 @@ pub fn spawn(git_dir: &Path, on_change: impl Fn() + Send + Sync + 'static) -> no
 }
 
 impl RepoWatch {
-    pub async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         while self.events.recv().await.is_some() {
             tokio::time::sleep(DEBOUNCE).await;
             while self.events.try_recv().is_ok() {}

@@ -99,7 +99,7 @@ pub const MAX_FINDINGS_PER_FILE: usize = 50;
 /// Findings of one file that a producer left out past the cap: how many, where the first one
 /// is, and whether any is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Omitted {
+pub(super) struct Omitted {
     pub count: usize,
     pub first: (usize, usize),
     pub error: bool,
@@ -117,14 +117,14 @@ impl Omitted {
 
 /// The findings of one file as they come, in position order: the first `max` are built and
 /// kept, the rest only counted, so that a file with thousands costs no more than `max`.
-pub struct Capped {
+pub(super) struct Capped {
     pub kept: Vec<Diagnostic>,
     pub omitted: Option<Omitted>,
     max: usize,
 }
 
 impl Capped {
-    pub fn new(max: usize) -> Capped {
+    pub(super) fn new(max: usize) -> Capped {
         Capped {
             kept: Vec::new(),
             omitted: None,
@@ -133,7 +133,7 @@ impl Capped {
     }
 
     /// Adds the finding at `at`; `make` builds it only when it is kept.
-    pub fn push(&mut self, at: (usize, usize), error: bool, make: impl FnOnce() -> Diagnostic) {
+    pub(super) fn push(&mut self, at: (usize, usize), error: bool, make: impl FnOnce() -> Diagnostic) {
         if self.kept.len() < self.max {
             self.kept.push(make());
             return;
@@ -149,22 +149,22 @@ impl Capped {
 
 /// The findings of a whole catalog, and what producers left out of each file.
 #[derive(Default)]
-pub struct Findings {
+pub(super) struct Findings {
     list: Vec<Diagnostic>,
     omitted: HashMap<String, Omitted>,
 }
 
 impl Findings {
-    pub fn push(&mut self, d: Diagnostic) {
+    pub(super) fn push(&mut self, d: Diagnostic) {
         self.list.push(d);
     }
 
-    pub fn extend(&mut self, found: impl IntoIterator<Item = Diagnostic>) {
+    pub(super) fn extend(&mut self, found: impl IntoIterator<Item = Diagnostic>) {
         self.list.extend(found);
     }
 
     /// Adds the findings of `file` that a producer kept, and the count of those it left out.
-    pub fn add(&mut self, file: &str, kept: Vec<Diagnostic>, omitted: Option<Omitted>) {
+    pub(super) fn add(&mut self, file: &str, kept: Vec<Diagnostic>, omitted: Option<Omitted>) {
         self.list.extend(kept);
         if let Some(o) = omitted {
             let merged = self.omitted.get(file).map_or(o, |had| had.add(o));
@@ -173,7 +173,7 @@ impl Findings {
     }
 
     /// Sorted, at most [`MAX_FINDINGS_PER_FILE`] per file and then their count.
-    pub fn finish(self) -> Vec<Diagnostic> {
+    pub(super) fn finish(self) -> Vec<Diagnostic> {
         let mut list = self.list;
         sort(&mut list);
         cap_per_file(&mut list, &self.omitted, MAX_FINDINGS_PER_FILE);
@@ -184,7 +184,11 @@ impl Findings {
 /// Keeps the first `max` findings of each file of a sorted list and replaces the rest, with
 /// what producers already left out (`omitted`, by file), by one finding that counts them at
 /// the first one left out.
-pub fn cap_per_file(diagnostics: &mut Vec<Diagnostic>, omitted: &HashMap<String, Omitted>, max: usize) {
+pub(super) fn cap_per_file(
+    diagnostics: &mut Vec<Diagnostic>,
+    omitted: &HashMap<String, Omitted>,
+    max: usize,
+) {
     let all = std::mem::take(diagnostics);
     let mut files: Vec<&String> = omitted.keys().collect();
     files.extend(all.iter().map(|d| &d.file));

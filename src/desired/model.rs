@@ -221,7 +221,7 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
-    pub fn positions(&self) -> &Positions {
+    pub(crate) fn positions(&self) -> &Positions {
         self.positions
             .get_or_init(|| super::scan::positions_of(&self.text))
     }

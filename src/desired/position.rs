@@ -14,7 +14,7 @@ struct Node {
 
 /// An index of the key/value positions of one YAML document.
 #[derive(Debug)]
-pub struct Positions {
+pub(crate) struct Positions {
     /// `nodes[ROOT]` is the document's root; nodes added without a parent are never looked up.
     nodes: Vec<Node>,
 }
@@ -74,12 +74,12 @@ impl Positions {
         Some(node)
     }
 
-    pub fn has(&self, path: &[&str]) -> bool {
+    pub(crate) fn has(&self, path: &[&str]) -> bool {
         self.find(path).is_some()
     }
 
     /// Position of the key at `path`, or of the nearest enclosing key found; `(1, 1)` at worst.
-    pub fn key(&self, path: &[&str]) -> (usize, usize) {
+    pub(crate) fn key(&self, path: &[&str]) -> (usize, usize) {
         (1..=path.len())
             .rev()
             .find_map(|n| self.find(&path[..n]).map(|e| e.key))
@@ -87,7 +87,7 @@ impl Positions {
     }
 
     /// Position of the value at `path`, or of the nearest enclosing key found.
-    pub fn value(&self, path: &[&str]) -> (usize, usize) {
+    pub(crate) fn value(&self, path: &[&str]) -> (usize, usize) {
         match self.find(path) {
             Some(e) => e.value,
             None => self.key(path),

@@ -25,7 +25,7 @@ pub(crate) struct Scan {
 
 impl Scan {
     /// Whether the file may go on to serde.
-    pub fn is_clean(&self) -> bool {
+    pub(super) fn is_clean(&self) -> bool {
         self.findings.is_empty() && self.syntax.is_none()
     }
 }
@@ -285,7 +285,7 @@ fn token(text: &str, from: usize) -> String {
 }
 
 /// Positions of `text`, by scanning it again.
-pub fn positions_of(text: &str) -> Positions {
+pub(super) fn positions_of(text: &str) -> Positions {
     scan("", text).positions
 }
 

@@ -12,7 +12,7 @@ use super::values::{Verdict, for_each_leaf};
 pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
 
 /// Rules of `storesync.yaml` beyond its shape.
-pub fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
+pub(super) fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let mut err = |at: (usize, usize), message: String, hint: &str| {
         out.push(Diagnostic::error(PLATFORM_FILE, at, message).hint(hint));

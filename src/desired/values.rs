@@ -81,7 +81,7 @@ impl Allowlist {
         }
     }
 
-    pub fn verdict(&self, path: &str) -> Verdict {
+    pub(super) fn verdict(&self, path: &str) -> Verdict {
         let under_entry = path
             .match_indices('.')
             .map(|(i, _)| &path[..i])
@@ -104,7 +104,7 @@ pub(crate) struct Allowlists {
 }
 
 impl Allowlists {
-    pub fn of(platform: &PlatformConfig) -> Allowlists {
+    pub(super) fn of(platform: &PlatformConfig) -> Allowlists {
         Allowlists {
             engines: platform
                 .engines
@@ -115,7 +115,7 @@ impl Allowlists {
         }
     }
 
-    pub fn get(&self, engine: &str) -> &Allowlist {
+    pub(super) fn get(&self, engine: &str) -> &Allowlist {
         self.engines.get(engine).unwrap_or(&self.none)
     }
 }

@@ -201,7 +201,7 @@ impl DriftCheck {
         };
         let manifests = self.manifests(client, releases, generation).await?;
         // kind -> (namespace, name) -> (store, rendered object)
-        let mut index: BTreeMap<&str, Wanted> = BTreeMap::new();
+        let mut index: BTreeMap<&str, Wanted<'_>> = BTreeMap::new();
         for (release, objects) in &manifests {
             for o in objects.iter() {
                 match KINDS.iter().find(|(v, k, _)| *v == o.api_version && *k == o.kind) {

@@ -7,7 +7,7 @@ use super::{Action, Change, ObjectKind, change};
 use crate::desired::model::DriftPolicy;
 use crate::desired::{self, COMMIT_ANNOTATION, CREDENTIALS_SECRET, DesiredStore};
 use crate::live::LiveStore;
-pub use crate::live::quantity_nanos;
+pub(super) use crate::live::quantity_nanos;
 
 /// Metadata the API server owns; never part of a comparison.
 const SERVER_FIELDS: &[&str] = &[

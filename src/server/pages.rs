@@ -5,7 +5,7 @@ use crate::daemon::{CommitRecord, Context};
 use crate::text::rfc3339;
 
 /// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -71,7 +71,7 @@ fn commit_link(sha: Option<&str>) -> String {
 }
 
 /// `/`: every store and the last syncs.
-pub fn status(ctx: &Context) -> String {
+pub(super) fn status(ctx: &Context) -> String {
     let stores = ctx.state.stores();
     let syncs = ctx.state.syncs();
     let mut body = String::new();
@@ -141,7 +141,7 @@ pub fn status(ctx: &Context) -> String {
 }
 
 /// `/commits/<sha>`: the plan or sync result of one commit.
-pub fn commit(ctx: &Context, record: &CommitRecord) -> String {
+pub(super) fn commit(ctx: &Context, record: &CommitRecord) -> String {
     let mut body = String::new();
     let what = match record.pull_request {
         Some(n) => format!("Plan of pull request #{n}"),
@@ -188,7 +188,7 @@ pub fn commit(ctx: &Context, record: &CommitRecord) -> String {
     page(&format!("storesync: {}", &record.sha), false, &body)
 }
 
-pub fn unknown_commit(sha: &str) -> String {
+pub(super) fn unknown_commit(sha: &str) -> String {
     page(
         "storesync: unknown commit",
         false,

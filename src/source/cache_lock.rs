@@ -91,7 +91,7 @@ fn lock_file(repo: &Path) -> PathBuf {
 
 /// Where a repository is cloned again before it replaces `repo`, and where the replaced one
 /// goes until it is removed: next to it, on the same file system, so renames are atomic.
-pub fn sibling(repo: &Path, suffix: &str) -> PathBuf {
+pub(super) fn sibling(repo: &Path, suffix: &str) -> PathBuf {
     let mut name = repo.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{suffix}"));
     repo.with_file_name(name)
@@ -101,7 +101,7 @@ pub fn sibling(repo: &Path, suffix: &str) -> PathBuf {
 /// `shallow.lock`, `packed-refs.lock`, `config.lock`, `HEAD.lock` at its top), which make every
 /// later fetch fail. Only call it holding the [`CacheLock`]: then no fetch is running. Returns
 /// the files removed.
-pub fn remove_stale_locks(repo: &Path) -> Vec<PathBuf> {
+pub(super) fn remove_stale_locks(repo: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     lock_files(&repo.join("refs"), true, &mut found);
     lock_files(repo, false, &mut found);

@@ -109,7 +109,7 @@ fn locate<'r>(
     Ok(StoresDir::Found(tree))
 }
 
-fn content(repo: &Repository, entry: &TreeEntry) -> Result<RawContent> {
+fn content(repo: &Repository, entry: &TreeEntry<'_>) -> Result<RawContent> {
     Ok(match (entry.filemode(), entry.kind()) {
         (MODE_LINK, _) => RawContent::Symlink,
         (MODE_SUBMODULE, _) => RawContent::Other,

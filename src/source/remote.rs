@@ -277,7 +277,7 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 /// A revision as a user names it, resolved in a cache: branches live under `origin/`.
-pub fn resolve_name(repo: &Repository, rev: &str) -> String {
+pub(super) fn resolve_name(repo: &Repository, rev: &str) -> String {
     let branch = format!("refs/remotes/origin/{}", rev.trim_start_matches("refs/heads/"));
     if repo.find_reference(&branch).is_ok() {
         branch
@@ -338,7 +338,7 @@ fn callbacks(credentials: &Credentials, login: Option<UrlLogin>) -> RemoteCallba
 
 /// Whether `known_hosts` (OpenSSH format, plain host names) lists `key` for `host`. Hashed
 /// entries (`ssh-keyscan -H`) are not supported: keep host names in clear.
-pub fn known_host_key(known_hosts: &str, host: &str, key: &[u8]) -> bool {
+pub(super) fn known_host_key(known_hosts: &str, host: &str, key: &[u8]) -> bool {
     use base64::Engine;
     known_hosts
         .lines()

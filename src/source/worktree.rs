@@ -8,7 +8,7 @@ use super::{Revision, Snapshot, StoresDir, join};
 use crate::desired::{MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry, rules, stores_dir_of};
 use crate::error::{Error, Result};
 
-pub fn read(root: &Path) -> Result<Snapshot> {
+pub(super) fn read(root: &Path) -> Result<Snapshot> {
     let meta = fs::metadata(root).map_err(Error::io(root))?;
     if !meta.is_dir() {
         return Err(Error::Repository(format!(

@@ -224,7 +224,7 @@ impl StoresRepo {
             .expect("tree");
         let who = git2::Signature::now("storesync e2e", "e2e@storesync.test").expect("signature");
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let oid = self
             .repo
             .commit(Some("HEAD"), &who, &who, message, &tree, &parents)

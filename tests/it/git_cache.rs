@@ -69,7 +69,7 @@ impl Remote {
             .find_reference("refs/heads/main")
             .ok()
             .and_then(|r| r.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let message = format!("commit {}", self.commits);
         self.repo
             .commit(Some("refs/heads/main"), &sig, &sig, &message, &tree, &parents)

@@ -1,6 +1,8 @@
 //! The in-process integration tests, linked into one binary: each suite is a module, and
 //! `common` holds what they share (fixtures, the fake API server, the fake GitHub, the
 //! recording helm). Filter by module path: `cargo nextest run --test it sync::`.
+// Test helpers are `pub` for their sibling suites; the public-surface lint is for the library.
+#![allow(unreachable_pub)]
 
 mod charts;
 mod common;

@@ -203,7 +203,7 @@ impl GitRepo {
         )
         .expect("signature");
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         self.repo
             .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
             .expect("commit")
