@@ -279,6 +279,13 @@ pub struct ServeArgs {
     /// GITHUB_TOKEN.
     #[arg(long, env = "STORESYNC_GITHUB_TOKEN_FILE")]
     pub github_token_file: Option<PathBuf>,
+    /// GitHub App id: authenticate as the App's installation on --github-repo (check runs with
+    /// annotations besides statuses and comments) instead of with a token.
+    #[arg(long, env = "STORESYNC_GITHUB_APP_ID", requires = "github_app_key_file")]
+    pub github_app_id: Option<u64>,
+    /// File holding the GitHub App's private key (PEM), with --github-app-id.
+    #[arg(long, env = "STORESYNC_GITHUB_APP_KEY_FILE", requires = "github_app_id")]
+    pub github_app_key_file: Option<PathBuf>,
     /// GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).
     #[arg(long, env = "STORESYNC_GITHUB_API_URL")]
     pub github_api_url: Option<String>,
@@ -300,8 +307,31 @@ mod tests {
     use super::Cli;
 
     #[test]
+    fn a_github_app_needs_its_id_and_its_key_file() {
+        let base = ["storesync", "serve", "--repo", "."];
+        for extra in [
+            &["--github-app-id", "12"][..],
+            &["--github-app-key-file", "/run/app.pem"],
+        ] {
+            let err = Cli::try_parse_from(base.iter().chain(extra)).expect_err("one without the other");
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{err}"
+            );
+        }
+        let both = ["--github-app-id", "12", "--github-app-key-file", "/run/app.pem"];
+        assert!(Cli::try_parse_from(base.iter().chain(&both)).is_ok());
+    }
+
+    #[test]
     fn secrets_are_not_flags() {
-        for flag in ["--webhook-secret", "--github-token", "--git-token"] {
+        for flag in [
+            "--webhook-secret",
+            "--github-token",
+            "--git-token",
+            "--github-app-key",
+        ] {
             let joined = format!("{flag}=s3cret-value");
             for args in [vec![flag, "s3cret-value"], vec![joined.as_str()]] {
                 let mut argv = vec!["storesync", "serve", "--repo", "."];

@@ -144,12 +144,17 @@ impl Helm {
     pub async fn rollback(&self, name: &str, namespace: &str, revision: u32) -> Result<()> {
         let revision = revision.to_string();
         let timeout = format!("{}s", self.timeout.as_secs());
+        // Server-side like every upgrade, forcing conflicts: a field a person took over is taken
+        // back, as the upgrade that follows would.
         let args = [
             "rollback",
             name,
             &revision,
             "--namespace",
             namespace,
+            "--server-side",
+            "true",
+            "--force-conflicts",
             "--wait",
             "--timeout",
             &timeout,

@@ -12,7 +12,8 @@ use crate::daemon::{self, Context, Replicas, Settings};
 use crate::error::{Error, Result};
 use crate::live::DriftCheck;
 use crate::metrics::Metrics;
-use crate::report::{StatusReporter, github::GitHubNotifier};
+use crate::report::app_auth::AppCredentials;
+use crate::report::{GitHubAuth, GitHubPrWriter, ReporterOptions, StatusReporter, github::GitHubNotifier};
 use crate::secret::{RotatingSecret, Secret};
 use crate::server::{self, HttpLimits, ServerState};
 use crate::source::tracked::TrackedRepo;
@@ -53,24 +54,39 @@ pub async fn serve(
         "--github-token-file",
         args.github_token_file.as_deref(),
     )?;
-    let statuses = match (&args.github_repo, github_token) {
-        (Some(repo), Some(token)) => {
+    let auth = match (github_token, &args.github_app_id, &args.github_app_key_file) {
+        (Some(_), Some(_), _) => {
+            return Err(Error::Usage(
+                "both a GitHub token and --github-app-id are set; keep one".into(),
+            ));
+        }
+        (None, Some(id), Some(key)) => Some(GitHubAuth::App(
+            AppCredentials::from_file(*id, key).map_err(|e| Error::Usage(format!("{e}")))?,
+        )),
+        (token, _, _) => token.map(GitHubAuth::Token),
+    };
+    let statuses = match (&args.github_repo, auth) {
+        (Some(repo), Some(auth)) => {
             let (owner, name) = repo
                 .split_once('/')
                 .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
                 .ok_or_else(|| Error::Usage(format!("--github-repo must be OWNER/NAME, not `{repo}`")))?;
-            let notifier =
-                GitHubNotifier::with_rotating_token(owner, name, token, args.github_api_url.as_deref())
-                    .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let notifier = GitHubNotifier::with_auth(owner, name, auth, args.github_api_url.as_deref())
+                .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
+            let comments = GitHubPrWriter::for_notifier(&notifier);
             let counter = metrics.clone();
-            Some(StatusReporter::spawn(
+            Some(StatusReporter::spawn_full(
                 Arc::new(notifier),
+                Some(Arc::new(comments)),
                 Arc::new(move |label| counter.status_post(label)),
+                ReporterOptions::default(),
             ))
         }
         (Some(_), None) => {
             return Err(Error::Usage(
-                "--github-repo needs a token: GITHUB_TOKEN or --github-token-file".into(),
+                "--github-repo needs a token (GITHUB_TOKEN or --github-token-file) or a GitHub App \
+                 (--github-app-id and --github-app-key-file)"
+                    .into(),
             ));
         }
         (None, _) => {
@@ -182,14 +198,52 @@ mod tests {
             listen: addr,
             github_repo: None,
             github_token_file: None,
+            github_app_id: None,
+            github_app_key_file: None,
             github_api_url: None,
             webhook_secret_file: None,
             external_url: None,
             plan_workers: 1,
         };
         let (_stop, shutdown) = watch::channel(false);
-        let err = serve(&source, &cluster, &args, shutdown).await.unwrap_err();
+        let err = serve(&source, &cluster, &args, shutdown.clone())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Listen { .. }), "{err:?}");
+
+        // A GitHub App and a token at once, or an App key that is no key: usage errors naming
+        // what to fix, before anything is contacted.
+        let dir = tempfile::tempdir().unwrap();
+        let (token, key) = (dir.path().join("token"), dir.path().join("app.pem"));
+        std::fs::write(&token, "ghp_s3cret").unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let app = ServeArgs {
+            github_repo: Some("acme/stores".into()),
+            github_app_id: Some(12),
+            github_app_key_file: Some(key.clone()),
+            ..args.clone()
+        };
+        let both = ServeArgs {
+            github_token_file: Some(token),
+            ..app.clone()
+        };
+        let twice = serve(&source, &cluster, &both, shutdown.clone())
+            .await
+            .unwrap_err();
+        assert!(twice.to_string().contains("keep one"), "{twice}");
+        let bad = serve(&source, &cluster, &app, shutdown)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains(&key.display().to_string()) && bad.contains("PEM"),
+            "{bad}"
+        );
+        assert!(!bad.contains("not-a-key") && !bad.contains("s3cret"), "{bad}");
         let message = err.to_string();
         assert!(
             message.starts_with(&format!("cannot listen on {addr}: ")),

@@ -146,6 +146,13 @@ impl PlanQueue {
         self.notify.notify_one();
     }
 
+    /// Drops the pending plan of pull request `number` (it was closed).
+    pub fn cancel(&self, number: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.pending.retain(|p| p.number != number);
+        }
+    }
+
     pub async fn next(&self) -> Option<PlanTrigger> {
         next_from(&self.inner, &self.notify, |i| i.pending.pop_front(), |i| i.closed).await
     }
@@ -270,5 +277,12 @@ mod tests {
         assert_eq!(q.len(), 2);
         assert_eq!(q.next().await.unwrap().number, 2, "the oldest (PR 1) was dropped");
         assert_eq!(q.next().await.unwrap().sha, "d");
+        q.push(PlanTrigger {
+            number: 4,
+            sha: "e".into(),
+            from_fork: false,
+        });
+        q.cancel(4);
+        assert!(q.is_empty(), "a closed pull request's plan is dropped");
     }
 }

@@ -1,7 +1,13 @@
 //! What storesync tells people. Commit statuses: one [`Notifier`] per provider ([`github`]), and
 //! a [`StatusReporter`] that posts them in the background, in order, so a slow or down provider
-//! never blocks a sync. The store table ([`stores`]).
+//! never blocks a sync. Pull requests also get a sticky plan comment and, as a GitHub App, a
+//! check run ([`pr_feedback`]), through the same queue. The store table ([`stores`]).
+pub mod app_auth;
+pub mod checks;
+pub mod comment;
+pub mod connection;
 pub mod github;
+pub mod pr_feedback;
 mod reporter;
 pub mod stores;
 
@@ -11,7 +17,9 @@ use std::time::Duration;
 
 use tracing::info;
 
+pub use connection::GitHubAuth;
 pub use github::GitHubNotifier;
+pub use pr_feedback::{FeedbackKind, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter};
 pub use reporter::{
     RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS, ReporterOptions, StatusReporter,
 };

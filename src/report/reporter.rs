@@ -1,10 +1,13 @@
 //! Posting statuses in the background: a bounded queue, one worker, retries with backoff.
-use std::sync::Arc;
+//! Pull-request feedback (comments, check runs) shares the queue, coalesced per pull request.
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::pr_feedback::{FeedbackKind, PrFeedback, PrWriter};
 use super::{CommitStatus, Notifier, NotifyError};
 
 /// Outcome labels passed to `on_result`.
@@ -51,7 +54,21 @@ impl ReporterOptions {
 
 enum Job {
     Post(CommitStatus),
+    /// Write the latest feedback of this pull request.
+    Feedback(u64),
     Flush(oneshot::Sender<()>),
+}
+
+/// Pull requests closed and not reopened are remembered up to this many.
+const CLOSED_REMEMBERED: usize = 4096;
+
+/// Feedback waiting in the queue: one entry per pull request, the newest, so ten pushes in a
+/// minute make one write of the last head.
+#[derive(Default)]
+struct FeedbackSlots {
+    pending: HashMap<u64, PrFeedback>,
+    /// Closed pull requests: a plan that finishes after the close is not written.
+    closed: HashSet<u64>,
 }
 
 type OnResult = Arc<dyn Fn(&'static str) + Send + Sync>;
@@ -65,6 +82,8 @@ type OnResult = Arc<dyn Fn(&'static str) + Send + Sync>;
 pub struct StatusReporter {
     jobs: mpsc::Sender<Job>,
     on_result: OnResult,
+    slots: Arc<Mutex<FeedbackSlots>>,
+    writes_feedback: bool,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -88,8 +107,22 @@ impl StatusReporter {
         on_result: Arc<dyn Fn(&'static str) + Send + Sync>,
         options: ReporterOptions,
     ) -> Self {
+        Self::spawn_full(notifier, None, on_result, options)
+    }
+
+    /// Like [`StatusReporter::spawn_with`], and writes pull-request feedback with `pr_writer`
+    /// (without one, [`StatusReporter::feedback`] does nothing). `on_result` counts statuses only.
+    pub fn spawn_full(
+        notifier: Arc<dyn Notifier>,
+        pr_writer: Option<Arc<dyn PrWriter>>,
+        on_result: Arc<dyn Fn(&'static str) + Send + Sync>,
+        options: ReporterOptions,
+    ) -> Self {
         let (jobs, mut queue) = mpsc::channel(options.queue.max(1));
         let worker_result = on_result.clone();
+        let slots = Arc::new(Mutex::new(FeedbackSlots::default()));
+        let writes_feedback = pr_writer.is_some();
+        let worker_slots = slots.clone();
         tokio::spawn(async move {
             while let Some(job) = queue.recv().await {
                 match job {
@@ -97,13 +130,61 @@ impl StatusReporter {
                         let label = post_with_retries(notifier.as_ref(), &status, &options).await;
                         worker_result(label);
                     }
+                    Job::Feedback(number) => {
+                        let feedback = slots_lock(&worker_slots).pending.remove(&number);
+                        if let (Some(writer), Some(feedback)) = (&pr_writer, feedback) {
+                            write_with_retries(writer.as_ref(), &feedback, &options).await;
+                        }
+                    }
                     Job::Flush(done) => {
                         let _ = done.send(());
                     }
                 }
             }
         });
-        StatusReporter { jobs, on_result }
+        StatusReporter {
+            jobs,
+            on_result,
+            slots,
+            writes_feedback,
+        }
+    }
+
+    /// Enqueues feedback for a pull request and returns at once. It replaces feedback of the
+    /// same pull request still waiting (in its place in the queue); a plan that finishes after
+    /// the pull request closed is not written.
+    pub fn feedback(&self, feedback: PrFeedback) {
+        if !self.writes_feedback {
+            return;
+        }
+        let number = feedback.number;
+        {
+            let mut slots = slots_lock(&self.slots);
+            match &feedback.kind {
+                FeedbackKind::Closed { .. } => {
+                    if slots.closed.len() >= CLOSED_REMEMBERED {
+                        slots.closed.clear();
+                    }
+                    slots.closed.insert(number);
+                }
+                FeedbackKind::Planning { .. } => {
+                    slots.closed.remove(&number);
+                }
+                FeedbackKind::Planned(_) if slots.closed.contains(&number) => {
+                    debug!(pr = number, "pull request closed: its plan is not written");
+                    return;
+                }
+                FeedbackKind::Planned(_) => {}
+            }
+            if slots.pending.insert(number, feedback).is_some() {
+                debug!(pr = number, "pull request feedback replaced by a newer one");
+                return;
+            }
+        }
+        if let Err(e) = self.jobs.try_send(Job::Feedback(number)) {
+            slots_lock(&self.slots).pending.remove(&number);
+            warn!(pr = number, error = %e, "pull request feedback dropped");
+        }
     }
 
     /// Enqueues `status` and returns at once.
@@ -131,6 +212,39 @@ impl StatusReporter {
         let (done, finished) = oneshot::channel();
         let wait = async { self.jobs.send(Job::Flush(done)).await.is_ok() && finished.await.is_ok() };
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+}
+
+fn slots_lock(slots: &Mutex<FeedbackSlots>) -> std::sync::MutexGuard<'_, FeedbackSlots> {
+    slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes one pull request's feedback, retrying like a status.
+async fn write_with_retries(writer: &dyn PrWriter, feedback: &PrFeedback, options: &ReporterOptions) {
+    let attempts = options.attempts.max(1);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let err = match tokio::time::timeout(options.attempt_timeout, writer.write(feedback)).await {
+            Ok(Ok(())) => {
+                debug!(pr = feedback.number, tries, "pull request feedback written");
+                return;
+            }
+            Ok(Err(err)) => err,
+            Err(_) => NotifyError::Timeout(options.attempt_timeout),
+        };
+        if !err.is_retryable() || tries >= attempts {
+            warn!(
+                pr = feedback.number, tries, error = %err, kind = err.metric_label(),
+                "pull request feedback not written, giving up"
+            );
+            return;
+        }
+        let wait = err
+            .retry_after()
+            .map_or_else(|| options.backoff(tries), |asked| asked.min(options.max_wait));
+        debug!(pr = feedback.number, tries, error = %err, wait = ?wait, "pull request feedback not written, retrying");
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -412,3 +526,6 @@ mod tests {
         assert_eq!(*labels.lock().unwrap(), ["success"]);
     }
 }
+
+#[cfg(test)]
+mod feedback_tests;

@@ -245,6 +245,15 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
             metrics.webhook(label, "accepted");
             (StatusCode::ACCEPTED, "plan queued\n").into_response()
         }
+        Ok(WebhookAction::Closed { number, merged }) => {
+            info!(
+                pr = number,
+                merged, "pull request closed: its plan comment is marked"
+            );
+            s.ctx.pull_request_closed(number, merged);
+            metrics.webhook(label, "accepted");
+            (StatusCode::ACCEPTED, "pull request closed\n").into_response()
+        }
         Ok(WebhookAction::Ignore(reason)) => {
             debug!(event = label, reason, "webhook ignored");
             metrics.webhook(label, "ignored");

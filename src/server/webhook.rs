@@ -63,6 +63,11 @@ pub enum WebhookAction {
         head_ref: String,
         from_fork: bool,
     },
+    /// `pull_request` closed (merged or not): its plan comment says so and stops changing.
+    Closed {
+        number: u64,
+        merged: bool,
+    },
     /// Accepted but nothing to do; the reason is for logs.
     Ignore(&'static str),
 }
@@ -143,6 +148,28 @@ struct PullRequest {
     base: GitRef,
 }
 
+/// What a `closed` delivery needs: less than a plan, so a deleted fork's head does not matter.
+#[derive(Deserialize)]
+struct ClosedEvent {
+    number: u64,
+    pull_request: ClosedPullRequest,
+    #[serde(default)]
+    repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct ClosedPullRequest {
+    #[serde(default)]
+    merged: bool,
+    base: BaseRef,
+}
+
+#[derive(Deserialize)]
+struct BaseRef {
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
 #[derive(Deserialize)]
 struct GitRef {
     #[serde(rename = "ref")]
@@ -211,7 +238,7 @@ fn parse_pull_request(
     let action: PullRequestAction = serde_json::from_slice(body).map_err(&from_serde)?;
     match action.action.as_str() {
         "opened" | "synchronize" | "reopened" => {}
-        "closed" => return Ok(WebhookAction::Ignore("pull_request closed")),
+        "closed" => return parse_closed(body, tracked_branch, repository),
         _ => return Ok(WebhookAction::Ignore("pull_request action not handled")),
     }
     let event: PullRequestEvent = serde_json::from_slice(body).map_err(&from_serde)?;
@@ -245,6 +272,25 @@ fn parse_pull_request(
         sha: pr.head.sha,
         head_ref: pr.head.git_ref,
         from_fork,
+    })
+}
+
+fn parse_closed(
+    body: &[u8],
+    tracked_branch: &str,
+    repository: Option<&str>,
+) -> Result<WebhookAction, WebhookError> {
+    let event: ClosedEvent =
+        serde_json::from_slice(body).map_err(WebhookError::from_serde("pull_request"))?;
+    if !same_repository(repository, event.repository.as_ref()) {
+        return Ok(WebhookAction::Ignore("event for another repository"));
+    }
+    if event.pull_request.base.git_ref != tracked_branch {
+        return Ok(WebhookAction::Ignore("pull request to another branch"));
+    }
+    Ok(WebhookAction::Closed {
+        number: event.number,
+        merged: event.pull_request.merged,
     })
 }
 
@@ -560,7 +606,7 @@ mod tests {
     fn pull_request_rules_ignore() {
         let repo = json!({"full_name": REPO});
         let cases = [
-            ("closed", "main", "pull_request closed"),
+            ("closed", "release", "pull request to another branch"),
             ("labeled", "main", "pull_request action not handled"),
             ("edited", "main", "pull_request action not handled"),
             ("opened", "release", "pull request to another branch"),
@@ -579,9 +625,40 @@ mod tests {
         );
         // An ignored action needs nothing but its name.
         assert_eq!(
-            parse_main("pull_request", br#"{"action": "closed"}"#).unwrap(),
-            WebhookAction::Ignore("pull_request closed")
+            parse_main("pull_request", br#"{"action": "labeled"}"#).unwrap(),
+            WebhookAction::Ignore("pull_request action not handled")
         );
+    }
+
+    #[test]
+    fn closed_pull_requests_mark_their_comment() {
+        let mut body: Value = serde_json::from_slice(&pull_request("closed", Value::Null, "main")).unwrap();
+        assert_eq!(
+            parse_main("pull_request", &serde_json::to_vec(&body).unwrap()).unwrap(),
+            WebhookAction::Closed {
+                number: 42,
+                merged: false
+            }
+        );
+        body["pull_request"]["merged"] = json!(true);
+        assert_eq!(
+            parse_main("pull_request", &serde_json::to_vec(&body).unwrap()).unwrap(),
+            WebhookAction::Closed {
+                number: 42,
+                merged: true
+            }
+        );
+        // GitHub's own sample: pull request 2 of Codertocat/Hello-World into master, not merged.
+        let sample = include_bytes!("../../webhooks/payloads/octokit-pull_request-closed.json");
+        assert_eq!(
+            parse("pull_request", sample, "master", Some("Codertocat/Hello-World")).unwrap(),
+            WebhookAction::Closed {
+                number: 2,
+                merged: false
+            }
+        );
+        let err = parse_main("pull_request", br#"{"action": "closed"}"#).unwrap_err();
+        assert_eq!(err.metric_label(), "invalid_payload");
     }
 
     #[test]

@@ -112,7 +112,10 @@ fn samples_parse_to_their_actions() {
         (
             "pull_request",
             "pull_request-closed.json",
-            WebhookAction::Ignore("pull_request closed"),
+            WebhookAction::Closed {
+                number: 42,
+                merged: true,
+            },
         ),
     ];
     for (event, name, expected) in cases {
@@ -475,7 +478,7 @@ async fn samples_through_the_router_answer_as_the_readme_says() {
         ("push", "push-other-branch.json", StatusCode::NO_CONTENT),
         ("push", "push-branch-deleted.json", StatusCode::NO_CONTENT),
         ("pull_request", "pull_request-opened.json", StatusCode::ACCEPTED),
-        ("pull_request", "pull_request-closed.json", StatusCode::NO_CONTENT),
+        ("pull_request", "pull_request-closed.json", StatusCode::ACCEPTED),
         ("issues", "ping.json", StatusCode::NO_CONTENT),
     ];
     for (i, (event, name, expected)) in cases.into_iter().enumerate() {

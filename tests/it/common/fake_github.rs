@@ -1,4 +1,5 @@
-//! A local stand-in for GitHub's commit status API: records every
+//! A local stand-in for GitHub's commit status API (and, in [`super::fake_github_pr`], its
+//! comments, check runs and App authentication): records every
 //! `POST /repos/{owner}/{repo}/statuses/{sha}` (also under `/api/v3`, as GitHub Enterprise
 //! Server serves it), validates like GitHub does (state, 140-character description), and can
 //! be told to fail the next requests. Use as `--github-api-url` / `GitHubNotifier`'s `api_url`.
@@ -26,6 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+
+use super::fake_github_pr::{self, PrShared};
 
 /// One status GitHub accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,8 @@ struct Shared {
 pub struct FakeGitHub {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// Comments, check runs and App authentication: [`super::fake_github_pr`].
+    pub pr: Arc<PrShared>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -81,12 +86,18 @@ impl FakeGitHub {
     /// Listens on 127.0.0.1 on a free port.
     pub async fn start() -> FakeGitHub {
         let shared = Arc::new(Shared::default());
+        let pr = Arc::new(PrShared::default());
         let statuses = post(record_status);
         let app = Router::new()
             .route("/repos/{owner}/{repo}/statuses/{sha}", statuses.clone())
             .route("/api/v3/repos/{owner}/{repo}/statuses/{sha}", statuses)
             .fallback(unexpected)
-            .with_state(shared.clone());
+            .with_state(shared.clone())
+            .merge(
+                fake_github_pr::routes("")
+                    .merge(fake_github_pr::routes("/api/v3"))
+                    .with_state(pr.clone()),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake GitHub");
@@ -94,7 +105,12 @@ impl FakeGitHub {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("fake GitHub server");
         });
-        FakeGitHub { addr, shared, server }
+        FakeGitHub {
+            addr,
+            shared,
+            pr,
+            server,
+        }
     }
 
     /// The API root, e.g. `http://127.0.0.1:41234` (no trailing slash).
@@ -186,6 +202,29 @@ impl FakeGitHub {
                 panic!(
                     "fake GitHub: waited {timeout:?} for {count} statuses, got {}: {accepted:#?}",
                     accepted.len()
+                );
+            }
+        }
+    }
+
+    /// Waits until `done` holds for the pull-request side; panics after `timeout`.
+    pub async fn wait_pr(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&fake_github_pr::PrInner) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.pr.changed.notified();
+            if done(&self.pr.lock()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let inner = self.pr.lock();
+                panic!(
+                    "fake GitHub: waited {timeout:?} for {what}; requests {:#?}, refused {:#?}",
+                    inner.requests, inner.unauthorized
                 );
             }
         }

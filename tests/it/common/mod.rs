@@ -4,6 +4,7 @@
 pub mod fake_cluster;
 pub mod fake_coordination;
 pub mod fake_github;
+pub mod fake_github_pr;
 pub mod fake_helm;
 pub mod fake_release;
 

@@ -5,6 +5,7 @@ use crate::common;
 mod chromium;
 mod faults;
 mod http;
+mod pr_comment;
 mod running;
 pub(crate) mod webhooks;
 

@@ -9,8 +9,8 @@ use http_body_util::BodyExt;
 use storesync::apply::{Applier, Helm};
 use storesync::daemon::{self, Context, Settings};
 use storesync::metrics::Metrics;
-use storesync::report::StatusReporter;
 use storesync::report::github::GitHubNotifier;
+use storesync::report::{GitHubPrWriter, ReporterOptions, StatusReporter};
 use storesync::secret::Secret;
 use storesync::server::{self, HttpLimits, ServerState};
 use storesync::source::tracked::TrackedRepo;
@@ -83,7 +83,13 @@ impl Running {
         )
         .unwrap();
         let counter = metrics.clone();
-        let statuses = StatusReporter::spawn(Arc::new(notifier), Arc::new(move |l| counter.status_post(l)));
+        let comments = Arc::new(GitHubPrWriter::for_notifier(&notifier));
+        let statuses = StatusReporter::spawn_full(
+            Arc::new(notifier),
+            Some(comments),
+            Arc::new(move |l| counter.status_post(l)),
+            ReporterOptions::default(),
+        );
         let fake_helm = Helm {
             binary: helm.binary(),
             charts_dir: repo_root().join("charts"),

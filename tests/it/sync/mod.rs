@@ -324,6 +324,9 @@ async fn stuck_release_is_rolled_back_then_upgraded() {
             "2",
             "--namespace",
             "store-acme",
+            "--server-side",
+            "true",
+            "--force-conflicts",
             "--wait",
             "--timeout",
             "60s"

@@ -1,0 +1,276 @@
+//! The rendered comment against reviewed golden files (`tests/golden/pr-comment-*.md`); after an
+//! intended change, regenerate with `STORESYNC_BLESS=1` and review the diff before committing.
+use std::path::PathBuf;
+
+use super::*;
+use crate::desired::Diagnostic;
+use crate::plan::{Change, ObjectKind};
+use crate::source::Revision;
+
+const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+
+fn ctx() -> CommentContext<'static> {
+    CommentContext {
+        number: 12,
+        sha: SHA,
+        repo_url: "https://github.com/acme-platform/stores",
+        catalog_dir: "",
+        from_fork: false,
+    }
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("STORESYNC_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with STORESYNC_BLESS=1 to create it", path.display()));
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual)
+            .unified_diff()
+            .header("golden", "actual")
+            .to_string();
+        panic!("{} differs from the output:\n{diff}", path.display());
+    }
+}
+
+fn store(name: &str, action: Action, owner: &str, changes: Vec<Change>, reason: Option<&str>) -> StorePlan {
+    StorePlan {
+        store: name.into(),
+        action,
+        owner: Some(owner.into()),
+        engine: Some("woocommerce".into()),
+        plan: Some("small".into()),
+        domain: None,
+        spec_hash: None,
+        reason: reason.map(String::from),
+        changes,
+    }
+}
+
+fn change(kind: ObjectKind, name: &str, action: Action, diff: Option<&str>) -> Change {
+    Change {
+        kind,
+        namespace: (kind != ObjectKind::Namespace).then(|| format!("store-{name}")),
+        name: name.into(),
+        action,
+        diff: diff.map(String::from),
+        reason: None,
+        drift: None,
+    }
+}
+
+fn plan(stores: Vec<StorePlan>, blocked: Vec<String>, unchanged: usize) -> Plan {
+    let mut summary = Summary {
+        unchanged,
+        ..Summary::default()
+    };
+    for s in &stores {
+        match s.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Prune => summary.prune += 1,
+            Action::Blocked => summary.blocked += 1,
+            Action::Skip => summary.skip += 1,
+            Action::Unchanged => summary.unchanged += 1,
+        }
+    }
+    Plan {
+        revision: Revision {
+            commit: Some(SHA.into()),
+            label: SHA[..12].into(),
+        },
+        offline: false,
+        summary,
+        stores,
+        blocked,
+    }
+}
+
+fn example_plan() -> Plan {
+    let quota = "--- live\n+++ desired\n@@ -3,4 +3,4 @@\n spec:\n   hard:\n-    cpu: '2'\n+    cpu: '4'\n";
+    plan(
+        vec![
+            store(
+                "acme",
+                Action::Create,
+                "team-acme",
+                vec![change(ObjectKind::Namespace, "store-acme", Action::Create, None)],
+                None,
+            ),
+            store(
+                "bobs-bikes",
+                Action::Update,
+                "@team-bikes | <b>x</b>",
+                vec![
+                    Change {
+                        namespace: Some("store-bobs-bikes".into()),
+                        ..change(
+                            ObjectKind::ResourceQuota,
+                            "store-quota",
+                            Action::Update,
+                            Some(quota),
+                        )
+                    },
+                    change(
+                        ObjectKind::HelmRelease,
+                        "bobs-bikes",
+                        Action::Update,
+                        Some("-replicas: 1\n+replicas: 2\n```\n"),
+                    ),
+                ],
+                None,
+            ),
+            store(
+                "old-shop",
+                Action::Prune,
+                "team-old",
+                vec![change(
+                    ObjectKind::Namespace,
+                    "store-old-shop",
+                    Action::Prune,
+                    None,
+                )],
+                None,
+            ),
+            store(
+                "gone-shop",
+                Action::Blocked,
+                "team-gone",
+                Vec::new(),
+                Some("prune breaker: too many stores would go at once"),
+            ),
+        ],
+        vec!["3 stores would be pruned; limits.maxPrunesPerSync is 2: no store is pruned".into()],
+        40,
+    )
+}
+
+#[test]
+fn summary_names_what_changes_and_the_unchanged() {
+    let p = plan(Vec::new(), Vec::new(), 40);
+    assert_eq!(summary_line(&p.summary), "40 unchanged");
+    let s = Summary {
+        create: 2,
+        prune: 1,
+        unchanged: 40,
+        ..Summary::default()
+    };
+    assert_eq!(summary_line(&s), "2 to create, 1 to prune, 40 unchanged");
+}
+
+#[test]
+fn plan_comment_matches_its_golden() {
+    let body = render(&ctx(), &Outcome::Planned(&example_plan()));
+    assert!(body.starts_with(MARKER), "{body}");
+    assert!(body.contains(SHA));
+    assert!(!body.contains("@team"), "no mention: {body}");
+    golden("pr-comment-plan.md", &body);
+}
+
+#[test]
+fn findings_comment_links_each_line_of_the_head() {
+    let findings = vec![
+        Diagnostic::error("stores/acme.yaml", (3, 7), "unknown field `colour`").hint("did you mean `color`?"),
+        Diagnostic::error(
+            "stores/bad name.yml",
+            (0, 0),
+            "a store file must be named <name>.yaml",
+        ),
+        Diagnostic::warning("storesync.yaml", (12, 1), "plan `huge` is not used by any store"),
+    ];
+    let ctx = CommentContext {
+        catalog_dir: "catalog/",
+        from_fork: true,
+        ..ctx()
+    };
+    let body = render(&ctx, &Outcome::Invalid(&findings));
+    assert!(
+        body.contains(&format!(
+            "[catalog/stores/acme.yaml:3:7](https://github.com/acme-platform/stores/blob/{SHA}/catalog/stores/acme.yaml#L3)"
+        )),
+        "{body}"
+    );
+    assert!(body.contains("catalog/stores/bad%20name.yml)"), "{body}");
+    golden("pr-comment-invalid.md", &body);
+}
+
+#[test]
+fn failure_comment_matches_its_golden() {
+    let body = render(&ctx(), &Outcome::Failed("the cluster did not answer within 60s"));
+    golden("pr-comment-error.md", &body);
+}
+
+#[test]
+fn closing_marks_the_comment_once_and_keeps_the_plan() {
+    let body = render(&ctx(), &Outcome::Planned(&example_plan()));
+    let closed = mark_closed(&body, true);
+    assert!(
+        closed.starts_with(&format!("{MARKER}\n{CLOSED_MARKER}\n")),
+        "{closed}"
+    );
+    assert!(closed.contains("was merged"), "{closed}");
+    assert!(closed.contains(SHA));
+    assert_eq!(mark_closed(&closed, false), closed, "marked once");
+    golden("pr-comment-closed.md", &closed);
+}
+
+#[test]
+fn a_huge_diff_is_cut_last_and_said_so() {
+    // 3 MB of diff over 30 stores.
+    let line = format!("+    {}\n", "x".repeat(95));
+    let big: String = line.repeat(1_000);
+    let stores = (0..30)
+        .map(|i| {
+            let name = format!("store-{i:02}");
+            let c = change(ObjectKind::HelmRelease, &name, Action::Update, Some(&big));
+            store(&name, Action::Update, "team", vec![c], None)
+        })
+        .collect();
+    let p = plan(stores, Vec::new(), 5);
+    let body = render(&ctx(), &Outcome::Planned(&p));
+    let n = body.chars().count();
+    assert!(n <= BUDGET_CHARS && n > BUDGET_CHARS - 2_000, "{n}");
+    assert!(
+        body.contains("Diffs cut to stay under GitHub's 65536-character comment limit"),
+        "{body}"
+    );
+    assert!(
+        body.contains("(diff cut here"),
+        "the store that did not fit is cut at a line"
+    );
+    // Every store is still in the table: diffs are what is cut.
+    for i in 0..30 {
+        assert!(body.contains(&format!("| store-{i:02} | update |")), "{i}");
+    }
+    assert!(body.ends_with("</sub>\n"), "the footer survives");
+    let closed = mark_closed(&body, false);
+    assert!(closed.chars().count() <= MAX_COMMENT_CHARS);
+}
+
+#[test]
+fn thousands_of_findings_stay_under_the_limit() {
+    let findings: Vec<Diagnostic> = (1..=5_000)
+        .map(|i| Diagnostic::error(format!("stores/s{i}.yaml"), (i, 1), "x".repeat(80)))
+        .collect();
+    let body = render(&ctx(), &Outcome::Invalid(&findings));
+    assert!(body.chars().count() <= BUDGET_CHARS);
+    assert!(
+        body.contains("more: run `storesync validate` to see them all"),
+        "{body}"
+    );
+}
+
+#[test]
+fn escaping_leaves_no_markup() {
+    assert_eq!(
+        escape("a|b <i>@x</i> [l](u) `c`\nd"),
+        "a\\|b &lt;i&gt;&#64;x&lt;/i&gt; \\[l\\](u) \\`c\\` d"
+    );
+    assert_eq!(fence_for("a ```` b"), "`````");
+    assert_eq!(fence_for("plain"), "```");
+}

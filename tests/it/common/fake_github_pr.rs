@@ -1,0 +1,572 @@
+//! The pull-request side of the fake GitHub: issue comments (list with real pagination and
+//! absolute `Link` URLs, create, update), check runs (create, update, annotations appended, at
+//! most 50 per request), and GitHub App authentication (`GET /repos/{o}/{r}/installation` and
+//! `POST /app/installations/{id}/access_tokens` check the RS256 JWT with the App's public key,
+//! its `iss`, `iat` and `exp`). Comment and check-run requests need an `Authorization` header;
+//! with an App configured, a live installation token.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use octocrab::jsonwebtoken::{self, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// GitHub's limits.
+pub const MAX_COMMENT_CHARS: usize = 65_536;
+pub const MAX_SUMMARY_CHARS: usize = 65_535;
+pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
+
+/// An issue comment as the fake keeps it.
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub user: String,
+    /// Every body it had, the first one first.
+    pub bodies: Vec<String>,
+}
+
+impl Comment {
+    pub fn body(&self) -> &str {
+        self.bodies.last().map_or("", String::as_str)
+    }
+
+    /// Edits after it was created.
+    pub fn edits(&self) -> usize {
+        self.bodies.len() - 1
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CheckRun {
+    pub id: u64,
+    pub name: String,
+    pub head_sha: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub annotations: Vec<Value>,
+    /// Annotations sent per request (create and updates), in order.
+    pub batches: Vec<usize>,
+}
+
+/// A GitHub App the fake knows: its id, public key (PKCS#1 DER) and installation.
+#[derive(Clone)]
+pub struct AppConfig {
+    pub app_id: u64,
+    pub public_key_der: Vec<u8>,
+    pub installation_id: u64,
+    /// Lifetime of the installation tokens it hands out.
+    pub token_ttl: Duration,
+}
+
+#[derive(Default)]
+pub struct PrInner {
+    pub comments: Vec<Comment>,
+    pub check_runs: Vec<CheckRun>,
+    next_id: u64,
+    app: Option<AppConfig>,
+    /// Installation tokens handed out, and whether each still works.
+    tokens: HashMap<String, bool>,
+    pub token_exchanges: usize,
+    /// An App installed without the Checks permission: check-run writes get 403.
+    pub checks_forbidden: bool,
+    pub installation_lookups: usize,
+    /// Requests refused for their credentials (`METHOD path`).
+    pub unauthorized: Vec<String>,
+    /// Every comment or check-run request (`METHOD path?query`).
+    pub requests: Vec<String>,
+}
+
+#[derive(Default)]
+pub struct PrShared {
+    pub inner: Mutex<PrInner>,
+    pub changed: Notify,
+}
+
+impl PrShared {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, PrInner> {
+        self.inner.lock().expect("fake GitHub pull-request state")
+    }
+
+    pub fn set_app(&self, app: AppConfig) {
+        self.lock().app = Some(app);
+    }
+
+    /// Makes every installation token handed out so far stop working (a rotation).
+    pub fn revoke_tokens(&self) {
+        for valid in self.lock().tokens.values_mut() {
+            *valid = false;
+        }
+    }
+
+    /// Adds a comment by someone else (or by storesync, with its marker in `body`).
+    pub fn add_comment(&self, issue: u64, user: &str, body: &str) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.comments.push(Comment {
+            id,
+            issue,
+            user: user.into(),
+            bodies: vec![body.into()],
+        });
+        id
+    }
+}
+
+/// The routes, under `prefix` (`""`, or `/api/v3` as GitHub Enterprise Server serves them).
+pub fn routes(prefix: &str) -> Router<Arc<PrShared>> {
+    Router::new()
+        .route(
+            &format!("{prefix}/repos/{{owner}}/{{repo}}/issues/{{number}}/comments"),
+            get(list_comments).post(create_comment),
+        )
+        .route(
+            &format!("{prefix}/repos/{{owner}}/{{repo}}/issues/comments/{{id}}"),
+            patch(update_comment),
+        )
+        .route(
+            &format!("{prefix}/repos/{{owner}}/{{repo}}/check-runs"),
+            post(create_check_run),
+        )
+        .route(
+            &format!("{prefix}/repos/{{owner}}/{{repo}}/check-runs/{{id}}"),
+            patch(update_check_run),
+        )
+        .route(
+            &format!("{prefix}/repos/{{owner}}/{{repo}}/installation"),
+            get(installation),
+        )
+        .route(
+            &format!("{prefix}/app/installations/{{id}}/access_tokens"),
+            post(access_token),
+        )
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "message": message, "documentation_url": "https://docs.github.com/rest",
+                       "status": status.as_u16().to_string() });
+    (status, Json(body)).into_response()
+}
+
+fn validation_failed(resource: &str, message: &str) -> Response {
+    let body = json!({
+        "message": "Validation Failed",
+        "errors": [{ "resource": resource, "code": "custom", "message": message }],
+        "status": "422",
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+/// `None` for an installation token that works (or any token when no App is configured), else
+/// the refusal.
+fn refused(inner: &mut PrInner, method: &str, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    inner.requests.push(format!("{method} {uri}"));
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")));
+    let ok = match (&inner.app, token) {
+        (_, None) => false,
+        (None, Some(t)) => !t.is_empty(),
+        (Some(_), Some(t)) => inner.tokens.get(t).copied().unwrap_or(false),
+    };
+    if ok {
+        None
+    } else {
+        inner.unauthorized.push(format!("{method} {uri}"));
+        Some(error(StatusCode::UNAUTHORIZED, "Bad credentials"))
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+fn comment_json(c: &Comment) -> Value {
+    json!({ "id": c.id, "body": c.body(), "user": { "login": c.user },
+            "created_at": "2024-05-01T12:00:00Z", "updated_at": "2024-05-01T12:00:00Z" })
+}
+
+async fn list_comments(
+    State(shared): State<Arc<PrShared>>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let mut inner = shared.lock();
+    if let Some(refused) = refused(&mut inner, "GET", &uri, &headers) {
+        return refused;
+    }
+    let per_page = q.per_page.unwrap_or(30).clamp(1, 100);
+    let page = q.page.unwrap_or(1).max(1);
+    let all: Vec<&Comment> = inner.comments.iter().filter(|c| c.issue == number).collect();
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|c| comment_json(c))
+        .collect();
+    let last = all.len().div_ceil(per_page).max(1);
+    let mut response = Json(Value::Array(items)).into_response();
+    if page < last {
+        // Absolute, as GitHub sends them: the host from the request, the prefix kept.
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let prefix = if uri.path().starts_with("/api/v3/") {
+            "/api/v3"
+        } else {
+            ""
+        };
+        let at = |p: usize| {
+            format!(
+                "http://{host}{prefix}/repos/{owner}/{repo}/issues/{number}/comments?per_page={per_page}&page={p}"
+            )
+        };
+        let link = format!("<{}>; rel=\"next\", <{}>; rel=\"last\"", at(page + 1), at(last));
+        response
+            .headers_mut()
+            .insert("link", link.parse().expect("link header"));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct CommentBody {
+    body: String,
+}
+
+async fn create_comment(
+    State(shared): State<Arc<PrShared>>,
+    Path((_, _, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Json(body): Json<CommentBody>,
+) -> Response {
+    let response = {
+        let mut inner = shared.lock();
+        if let Some(refused) = refused(&mut inner, "POST", &uri, &headers) {
+            return refused;
+        }
+        if body.body.chars().count() > MAX_COMMENT_CHARS {
+            return validation_failed("IssueComment", "body is too long (maximum is 65536 characters)");
+        }
+        inner.next_id += 1;
+        let comment = Comment {
+            id: inner.next_id,
+            issue: number,
+            user: "storesync[bot]".into(),
+            bodies: vec![body.body],
+        };
+        let answer = comment_json(&comment);
+        inner.comments.push(comment);
+        (StatusCode::CREATED, Json(answer)).into_response()
+    };
+    shared.changed.notify_waiters();
+    response
+}
+
+async fn update_comment(
+    State(shared): State<Arc<PrShared>>,
+    Path((_, _, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Json(body): Json<CommentBody>,
+) -> Response {
+    let response = {
+        let mut inner = shared.lock();
+        if let Some(refused) = refused(&mut inner, "PATCH", &uri, &headers) {
+            return refused;
+        }
+        if body.body.chars().count() > MAX_COMMENT_CHARS {
+            return validation_failed("IssueComment", "body is too long (maximum is 65536 characters)");
+        }
+        let Some(comment) = inner.comments.iter_mut().find(|c| c.id == id) else {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        comment.bodies.push(body.body);
+        Json(comment_json(comment)).into_response()
+    };
+    shared.changed.notify_waiters();
+    response
+}
+
+/// Applies a create or update body to `run` as GitHub does; GitHub's message when invalid.
+fn apply_check_run(run: &mut CheckRun, body: &Value) -> Result<(), &'static str> {
+    if let Some(status) = body.get("status").and_then(Value::as_str) {
+        if !["queued", "in_progress", "completed"].contains(&status) {
+            return Err("status is not included in the list");
+        }
+        run.status = status.into();
+    }
+    if let Some(conclusion) = body.get("conclusion").and_then(Value::as_str) {
+        run.conclusion = Some(conclusion.into());
+        run.status = "completed".into();
+    }
+    if run.status == "completed" && run.conclusion.is_none() {
+        return Err("conclusion is required when completed");
+    }
+    if let Some(output) = body.get("output") {
+        let text = |k: &str| output.get(k).and_then(Value::as_str).map(String::from);
+        let (Some(title), Some(summary)) = (text("title"), text("summary")) else {
+            return Err("output needs a title and a summary");
+        };
+        if summary.chars().count() > MAX_SUMMARY_CHARS {
+            return Err("summary is too long (maximum is 65535 characters)");
+        }
+        let notes = output
+            .get("annotations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if notes.len() > MAX_ANNOTATIONS_PER_REQUEST {
+            return Err("only 50 annotations are allowed per request");
+        }
+        for a in &notes {
+            let has = |k: &str| a.get(k).is_some();
+            if !(has("path")
+                && has("start_line")
+                && has("end_line")
+                && has("annotation_level")
+                && has("message"))
+            {
+                return Err("an annotation lacks a required field");
+            }
+        }
+        run.title = Some(title);
+        run.summary = Some(summary);
+        run.batches.push(notes.len());
+        run.annotations.extend(notes);
+    }
+    Ok(())
+}
+
+async fn create_check_run(
+    State(shared): State<Arc<PrShared>>,
+    headers: HeaderMap,
+    uri: Uri,
+    Json(body): Json<Value>,
+) -> Response {
+    let response = {
+        let mut inner = shared.lock();
+        if let Some(refused) = refused(&mut inner, "POST", &uri, &headers) {
+            return refused;
+        }
+        // Only Apps with the Checks permission may write check runs.
+        if inner.checks_forbidden {
+            return error(StatusCode::FORBIDDEN, "Resource not accessible by integration");
+        }
+        if inner.app.is_none() {
+            return error(StatusCode::FORBIDDEN, "You must authenticate via a GitHub App.");
+        }
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(String::from);
+        let (Some(name), Some(head_sha)) = (text("name"), text("head_sha")) else {
+            return validation_failed("CheckRun", "name and head_sha are required");
+        };
+        inner.next_id += 1;
+        let mut run = CheckRun {
+            id: inner.next_id,
+            name,
+            head_sha,
+            status: "queued".into(),
+            ..CheckRun::default()
+        };
+        if let Err(message) = apply_check_run(&mut run, &body) {
+            return validation_failed("CheckRun", message);
+        }
+        let answer = json!({ "id": run.id, "status": run.status, "head_sha": run.head_sha });
+        inner.check_runs.push(run);
+        (StatusCode::CREATED, Json(answer)).into_response()
+    };
+    shared.changed.notify_waiters();
+    response
+}
+
+async fn update_check_run(
+    State(shared): State<Arc<PrShared>>,
+    Path((_, _, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    uri: Uri,
+    Json(body): Json<Value>,
+) -> Response {
+    let response = {
+        let mut inner = shared.lock();
+        if let Some(refused) = refused(&mut inner, "PATCH", &uri, &headers) {
+            return refused;
+        }
+        let Some(run) = inner.check_runs.iter_mut().find(|r| r.id == id) else {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        // Validated on a copy: a refused request changes nothing.
+        let mut updated = run.clone();
+        if let Err(message) = apply_check_run(&mut updated, &body) {
+            return validation_failed("CheckRun", message);
+        }
+        *run = updated;
+        Json(json!({ "id": run.id, "status": run.status })).into_response()
+    };
+    shared.changed.notify_waiters();
+    response
+}
+
+/// The App's JWT from `headers`, checked: RS256 with the App's key, `iss` the App id, `exp`
+/// in the future and at most 10 minutes after `iat`, `iat` not in the future.
+fn check_jwt(app: &AppConfig, headers: &HeaderMap) -> Result<(), String> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or("no bearer token")?;
+    let key = DecodingKey::from_rsa_der(&app.public_key_der);
+    let mut validation = Validation::new(Algorithm::RS256);
+    // GitHub Apps send `iss` as a number, which jsonwebtoken only checks as a string: checked below.
+    validation.set_required_spec_claims(&["exp", "iat"]);
+    let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| e.to_string())?;
+    let claims = data.claims;
+    let iss = claims["iss"]
+        .as_u64()
+        .or_else(|| claims["iss"].as_str().and_then(|s| s.parse().ok()));
+    if iss != Some(app.app_id) {
+        return Err(format!("iss {} is not the App", claims["iss"]));
+    }
+    let (iat, exp) = (
+        claims["iat"].as_u64().ok_or("iat")?,
+        claims["exp"].as_u64().ok_or("exp")?,
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    if exp <= iat || exp - iat > 600 {
+        return Err(format!(
+            "exp is {} s after iat; at most 600",
+            exp.saturating_sub(iat)
+        ));
+    }
+    if iat > now + 60 {
+        return Err("iat is in the future".into());
+    }
+    Ok(())
+}
+
+async fn installation(
+    State(shared): State<Arc<PrShared>>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock();
+    inner.installation_lookups += 1;
+    let Some(app) = inner.app.clone() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if let Err(why) = check_jwt(&app, &headers) {
+        inner.unauthorized.push(format!("GET installation: {why}"));
+        return error(StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded");
+    }
+    Json(json!({ "id": app.installation_id, "app_id": app.app_id,
+                 "account": { "login": owner }, "repository_selection": "selected",
+                 "repo": repo }))
+    .into_response()
+}
+
+async fn access_token(
+    State(shared): State<Arc<PrShared>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock();
+    let Some(app) = inner.app.clone() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if let Err(why) = check_jwt(&app, &headers) {
+        inner.unauthorized.push(format!("POST access_tokens: {why}"));
+        return error(StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded");
+    }
+    if id != app.installation_id {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    inner.token_exchanges += 1;
+    let token = format!("ghs_fake{:04}", inner.token_exchanges);
+    inner.tokens.insert(token.clone(), true);
+    let expires = SystemTime::now() + app.token_ttl;
+    let expires_at = rfc3339(expires.duration_since(UNIX_EPOCH).expect("clock").as_secs());
+    (
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "expires_at": expires_at, "permissions": {} })),
+    )
+        .into_response()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil-from-days, proleptic Gregorian).
+fn rfc3339(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn rfc3339_of_known_times() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
+}
+
+/// A GitHub App made for a test: a fresh 2048-bit RSA key, test-only, never stored.
+pub struct TestApp {
+    pub app_id: u64,
+    /// The private key as the App's settings page hands it out (PEM).
+    pub pem: String,
+    pub public_key_der: Vec<u8>,
+}
+
+impl TestApp {
+    pub fn generate(app_id: u64) -> TestApp {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::signature::KeyPair as _;
+        use base64::Engine;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key");
+        let der = pair.as_der().expect("PKCS#8");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("base64"))
+            .collect();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        );
+        TestApp {
+            app_id,
+            pem,
+            public_key_der: pair.public_key().as_ref().to_vec(),
+        }
+    }
+}
