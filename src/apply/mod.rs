@@ -562,6 +562,8 @@ async fn remediate(applier: &Applier, d: &DesiredStore, release: &crate::live::L
         observe_helm(applier, op, outcome.is_ok());
         match outcome {
             Ok(()) => return Ok(()),
+            // Another replica leads now: it remediates; no point in trying again here.
+            Err(e) if !applier.gate.is_open() => return Err(e),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt) * 2)).await;

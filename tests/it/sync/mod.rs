@@ -5,6 +5,7 @@ use crate::common;
 mod drift;
 mod drift_cost;
 mod events;
+mod gate;
 pub(crate) mod world;
 
 use common::{repo_root, store_yaml};
