@@ -5,6 +5,9 @@
 //! Git is the truth: a sync always takes the tracked branch's head as fetched when it starts;
 //! the commits webhooks name are triggers, and are answered with the result of the sync that
 //! covered them.
+//!
+//! Replicas (`--leader-elect`): only the holder of the Lease syncs; every replica takes webhooks
+//! and serves the records the leader shares through the cluster (`replicas.rs`).
 pub mod leader;
 mod persist;
 mod plan_job;

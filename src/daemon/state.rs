@@ -1,6 +1,6 @@
 //! What the daemon knows for people and scripts: the stores as last observed, the last syncs
-//! and the plan or result of recent commits. Memory only: the cluster holds the live state, so
-//! a restart loses nothing that the next sync does not rebuild.
+//! and the plan or result of recent commits. Kept in memory, and written by the leader to the
+//! cluster as [`Records`] (`persist.rs`), so a restart or a failover keeps the pages.
 use std::collections::VecDeque;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};

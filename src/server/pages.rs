@@ -70,7 +70,6 @@ fn commit_link(sha: Option<&str>) -> String {
     }
 }
 
-/// `/`: every store and the last syncs.
 /// Which replica leads, when replicas elect one.
 fn leader_line(ctx: &Context) -> String {
     if !ctx.leader.is_elected() {
@@ -91,6 +90,7 @@ fn leader_line(ctx: &Context) -> String {
     }
 }
 
+/// `/`: every store and the last syncs.
 pub(super) fn status(ctx: &Context) -> String {
     let stores = ctx.state.stores();
     let syncs = ctx.state.syncs();
