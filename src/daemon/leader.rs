@@ -349,7 +349,12 @@ pub async fn run(
             if *shutdown.borrow() {
                 return;
             }
-            match elector.try_acquire_or_renew().await {
+            // An API server that does not answer holds no shutdown.
+            let attempt = tokio::select! {
+                attempt = elector.try_acquire_or_renew() => attempt,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match attempt {
                 Attempt::Held => break,
                 Attempt::Other(holder) => leadership.set(LeaderView {
                     leading: false,

@@ -220,7 +220,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     }
     // The Lease goes only now, with no sync in flight: a successor never overlaps this one.
     let _ = stop_election.send(true);
-    elector.finish().await;
+    elector.finish(Duration::from_secs(10)).await;
     if let Some(statuses) = &ctx.statuses
         && !statuses.flush(Duration::from_secs(10)).await
     {

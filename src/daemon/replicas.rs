@@ -161,10 +161,15 @@ pub(super) async fn coordinate(ctx: Arc<Context>, mut shutdown: watch::Receiver<
 pub(super) struct Election(Option<tokio::task::JoinHandle<()>>);
 
 impl Election {
-    /// Waits for the elector to release the Lease and end.
-    pub(super) async fn finish(mut self) {
-        if let Some(task) = self.0.take() {
-            let _ = task.await;
+    /// Waits for the elector to release the Lease and end; one that takes longer than `within`
+    /// (an API server that does not answer) is aborted.
+    pub(super) async fn finish(mut self, within: Duration) {
+        if let Some(task) = self.0.as_mut()
+            && tokio::time::timeout(within, task).await.is_ok()
+        {
+            self.0 = None;
+        } else if self.0.is_some() {
+            warn!("the leader Lease could not be released in time; a successor waits for it to expire");
         }
     }
 }

@@ -32,10 +32,12 @@ pub(super) fn precondition(
     ))
 }
 
-/// A replica's own connection to the fake API server, which a test can cut and restore.
+/// A replica's own connection to the fake API server, which a test can cut (refused), make
+/// hang (no answer ever) and restore.
 #[derive(Clone, Default)]
 pub struct Link {
     cut: Arc<AtomicBool>,
+    hung: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -43,8 +45,13 @@ impl Link {
         self.cut.store(true, Ordering::SeqCst);
     }
 
+    pub fn hang(&self) {
+        self.hung.store(true, Ordering::SeqCst);
+    }
+
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.hung.store(false, Ordering::SeqCst);
     }
 }
 
@@ -72,10 +79,13 @@ impl FakeCluster {
     /// A client whose requests fail as refused while `link` is cut; others are not affected.
     pub fn client_over(&self, link: &Link) -> kube::Client {
         let inner = self.client();
-        let cut = link.cut.clone();
+        let (cut, hung) = (link.cut.clone(), link.hung.clone());
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let (inner, cut) = (inner.clone(), cut.clone());
+            let (inner, cut, hung) = (inner.clone(), cut.clone(), hung.clone());
             async move {
+                if hung.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
                 if cut.load(Ordering::SeqCst) {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::ConnectionRefused,

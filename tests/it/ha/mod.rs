@@ -308,6 +308,29 @@ async fn without_election_one_daemon_leads_alone_and_keeps_its_history_across_a_
     b.stop().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_api_server_hangs_steps_down_and_still_stops() {
+    let (repo, _) = empty_catalog();
+    let world = World::new(repo);
+    let a = world.start("storesync-a", DEFAULT);
+    until("a to lead", DEFAULT.retry * 3, || a.leads()).await;
+    tokio::time::sleep(DEFAULT.retry * 2).await;
+    a.link.hang();
+    until("a to step down", DEFAULT.renew + DEFAULT.retry * 2, || !a.leads()).await;
+    let stopping = tokio::time::Instant::now();
+    a.stop().await;
+    assert!(
+        stopping.elapsed() <= Duration::from_secs(11),
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(
+        world.lease().0.as_deref(),
+        Some("storesync-a"),
+        "nothing could be released: a successor waits for the Lease to expire"
+    );
+}
+
 /// Real time: the recording helm runs as a process. Timings are short so the test is quick.
 #[tokio::test]
 async fn helm_never_runs_twice_at_once_for_one_store() {
