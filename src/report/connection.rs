@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::NotifyError;
 use super::app_auth::AppCredentials;
+use super::identity::Identity;
 use crate::secret::{RotatingSecret, Secret};
 
 /// The public API, when no `--github-api-url` is given.
@@ -36,9 +37,17 @@ pub enum GitHubAuth {
 
 enum Clients {
     /// The client and the token it was built with, rebuilt when the token changes.
-    Token(RotatingSecret, Mutex<(Secret, Octocrab)>),
-    /// The installation's client, made on first use (finding the installation needs GitHub).
-    App(AppCredentials, OnceCell<Octocrab>),
+    Token(RotatingSecret, Mutex<TokenClient>),
+    /// The installation's client and the App's identity, made on first use (finding the
+    /// installation needs GitHub).
+    App(AppCredentials, OnceCell<(Octocrab, Identity)>),
+}
+
+struct TokenClient {
+    token: Secret,
+    crab: Octocrab,
+    /// Who the token writes as, once learnt; forgotten when the token changes.
+    identity: Option<Identity>,
 }
 
 /// One repository on one GitHub, with its credentials.
@@ -88,7 +97,14 @@ impl Connection {
             GitHubAuth::Token(token) => {
                 let first = token.current();
                 let crab = build_client(&api_url, &first)?;
-                Clients::Token(token, Mutex::new((first, crab)))
+                Clients::Token(
+                    token,
+                    Mutex::new(TokenClient {
+                        token: first,
+                        crab,
+                        identity: None,
+                    }),
+                )
             }
             GitHubAuth::App(app) => {
                 // Checked now, so a bad URL or a missing runtime fails at start.
@@ -140,18 +156,51 @@ impl Connection {
             Clients::Token(token, client) => {
                 let token = token.current();
                 let mut client = client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if client.0.expose() != token.expose() {
+                if client.token.expose() != token.expose() {
                     let crab = build_client(&self.api_url, &token)?;
-                    *client = (token, crab);
+                    *client = TokenClient {
+                        token,
+                        crab,
+                        identity: None,
+                    };
                     tracing::info!("the GitHub token changed: using the new one");
                 }
-                Ok(client.1.clone())
+                Ok(client.crab.clone())
             }
-            Clients::App(app, installation) => installation
-                .get_or_try_init(|| installation_client(app, &self.api_url, &self.owner, &self.repo))
-                .await
-                .cloned(),
+            Clients::App(..) => self.installation().await.map(|(crab, _)| crab.clone()),
         }
+    }
+
+    /// Who comments written with these credentials are by: the App, or the token's user
+    /// (`GET /user`, asked once per token).
+    pub async fn identity(&self) -> Result<Identity, NotifyError> {
+        let Clients::Token(_, client) = &self.clients else {
+            return self.installation().await.map(|(_, identity)| identity.clone());
+        };
+        let crab = self.client().await?;
+        let lock = || client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (token, known) = {
+            let client = lock();
+            (client.token.clone(), client.identity.clone())
+        };
+        if let Some(identity) = known {
+            return Ok(identity);
+        }
+        let identity = token_identity(&crab).await?;
+        let mut client = lock();
+        if client.token.expose() == token.expose() {
+            client.identity = Some(identity.clone());
+        }
+        Ok(identity)
+    }
+
+    async fn installation(&self) -> Result<&(Octocrab, Identity), NotifyError> {
+        let Clients::App(app, installation) = &self.clients else {
+            return Err(NotifyError::Config("not a GitHub App".into()));
+        };
+        installation
+            .get_or_try_init(|| installation_client(app, &self.api_url, &self.owner, &self.repo))
+            .await
     }
 
     /// The part of an absolute `url` (a `Link` header's) below the API root, for octocrab to
@@ -163,19 +212,52 @@ impl Connection {
     }
 }
 
-/// A client of the App's installation on `owner/repo`: finds the installation
-/// (`GET /repos/{owner}/{repo}/installation`, authenticated with the App's JWT), then lets
-/// octocrab mint installation tokens, and mint a new one 30 s before the last expires or when
-/// GitHub answers 401.
+/// The token's user (`GET /user`); a token GitHub does not let read it (an installation
+/// token: 403) falls back to [`Identity::AnyBot`], said once in the log.
+async fn token_identity(crab: &Octocrab) -> Result<Identity, NotifyError> {
+    #[derive(serde::Deserialize)]
+    struct User {
+        login: String,
+    }
+    match crab.get::<User, _, ()>("/user", None).await.map_err(classify) {
+        Ok(User { login }) => {
+            tracing::info!(login = %login, "the GitHub token writes as this user: only its plan comment is edited");
+            Ok(Identity::User { login })
+        }
+        Err(NotifyError::Rejected {
+            status: status @ (403 | 404),
+            message,
+        }) => {
+            tracing::warn!(
+                status,
+                message = %message,
+                "the GitHub token may not read its own user (GET /user), as an installation token \
+                 like GitHub Actions' cannot: a plan comment by any bot account is taken as storesync's; \
+                 a GitHub App or a machine user's token pins it to storesync's own"
+            );
+            Ok(Identity::AnyBot)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A client of the App's installation on `owner/repo`, and the App's identity: finds the
+/// installation (`GET /repos/{owner}/{repo}/installation`, authenticated with the App's JWT)
+/// and the App's slug (`GET /app`), then lets octocrab mint installation tokens, and mint a new
+/// one 30 s before the last expires or when GitHub answers 401.
 async fn installation_client(
     app: &AppCredentials,
     api_url: &str,
     owner: &str,
     repo: &str,
-) -> Result<Octocrab, NotifyError> {
+) -> Result<(Octocrab, Identity), NotifyError> {
     #[derive(serde::Deserialize)]
     struct Installation {
         id: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct App {
+        slug: String,
     }
     let as_app = base_builder(api_url)?
         .app(AppId(app.app_id), app.encoding_key()?)
@@ -194,14 +276,25 @@ async fn installation_client(
             },
             other => other,
         })?;
+    // Without the slug, only comments GitHub marks as performed via the App are storesync's.
+    let slug = match as_app.get::<App, _, ()>("/app", None).await {
+        Ok(App { slug }) if is_github_name(&slug) => Some(slug),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %classify(e), "cannot read the GitHub App's slug (GET /app)");
+            None
+        }
+    };
     tracing::info!(
         app = app.app_id,
+        slug = slug.as_deref().unwrap_or("?"),
         installation = installation.id,
         "authenticating as the GitHub App"
     );
-    as_app
+    let crab = as_app
         .installation(InstallationId(installation.id))
-        .map_err(|e| NotifyError::Config(format!("cannot authenticate as the installation: {e}")))
+        .map_err(|e| NotifyError::Config(format!("cannot authenticate as the installation: {e}")))?;
+    Ok((crab, Identity::App { id: app.app_id, slug }))
 }
 
 /// octocrab's builder with storesync's settings: the API root, no retries of its own (the

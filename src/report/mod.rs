@@ -7,6 +7,7 @@ pub mod checks;
 pub mod comment;
 pub mod connection;
 pub mod github;
+pub mod identity;
 pub mod pr_feedback;
 mod reporter;
 pub mod stores;

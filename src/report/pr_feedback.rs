@@ -14,9 +14,11 @@ use serde_json::json;
 use super::checks::{self, CheckRuns, Finished};
 use super::comment::{self, CLOSED_MARKER, CommentContext, MARKER, Outcome};
 use super::connection::{Connection, classify};
+use super::identity::CommentAuthor;
 use super::{NotifyError, github::GitHubNotifier};
 use crate::desired::Diagnostic;
 use crate::plan::Plan;
+use crate::untrusted::printable;
 
 /// One write for one pull request; a newer one for the same pull request replaces one not yet
 /// written.
@@ -212,9 +214,11 @@ impl GitHubPrWriter {
             .map_err(classify)
     }
 
-    /// storesync's comment on the pull request, the oldest one starting with [`MARKER`], read
-    /// through every page of comments.
+    /// storesync's comment on the pull request: the oldest one that starts with [`MARKER`] and
+    /// is by storesync's own identity, read through every page of comments. Anyone can copy the
+    /// marker; such a comment is skipped, never edited.
     async fn find(&self, crab: &Octocrab, number: u64) -> Result<Option<IssueComment>, NotifyError> {
+        let identity = self.conn.identity().await?;
         let mut next = Some(format!(
             "/repos/{}/{}/issues/{number}/comments?per_page=100",
             self.conn.owner(),
@@ -235,9 +239,18 @@ impl GitHubPrWriter {
             let body = crab.body_to_string(response).await.map_err(classify)?;
             let comments: Vec<IssueComment> =
                 serde_json::from_str(&body).map_err(|e| NotifyError::Response { source: Box::new(e) })?;
-            if let Some(found) = comments.into_iter().find(|c| c.body.starts_with(MARKER)) {
-                self.lock().insert(number, found.id);
-                return Ok(Some(found));
+            for found in comments.into_iter().filter(|c| c.body.starts_with(MARKER)) {
+                if identity.wrote(&found.author) {
+                    self.lock().insert(number, found.id);
+                    return Ok(Some(found));
+                }
+                let login = found.author.user.as_ref().map_or("", |u| u.login.as_str());
+                tracing::warn!(
+                    pr = number,
+                    comment = found.id,
+                    author = %printable(login),
+                    "a comment carries storesync's plan marker but is not by storesync: left alone"
+                );
             }
             // GitHub pages never end; a fake or a proxy that loops must not hold the queue.
             if pages >= 100 {
@@ -269,6 +282,8 @@ struct IssueComment {
     id: u64,
     #[serde(default)]
     body: String,
+    #[serde(flatten)]
+    author: CommentAuthor,
 }
 
 /// The `rel="next"` address of a `Link` header.

@@ -14,6 +14,7 @@ mod history;
 mod layering;
 mod ops;
 mod plan_offline;
+mod pr_comment_author;
 mod pr_feedback;
 mod prune;
 mod sync;

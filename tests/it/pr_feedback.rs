@@ -18,19 +18,19 @@ use storesync::source::{RepoLocation, Revision, SourceOptions};
 
 use crate::common::Catalog;
 use crate::common::fake_github::FakeGitHub;
-use crate::common::fake_github_pr::{AppConfig, Comment, TestApp};
+use crate::common::fake_github_pr::{AppConfig, Author, Comment, TOKEN_USER, TestApp};
 
 const SHA1: &str = "1111111111111111111111111111111111111111";
 const SHA2: &str = "2222222222222222222222222222222222222222";
 
-fn token_writer(api_url: &str) -> GitHubPrWriter {
+pub(crate) fn token_writer(api_url: &str) -> GitHubPrWriter {
     let notifier =
         GitHubNotifier::new("acme-platform", "stores", "test-token".into(), Some(api_url)).unwrap();
     GitHubPrWriter::for_notifier(&notifier)
 }
 
 /// The fake knows the App; storesync gets its id and key.
-fn app_writer(github: &FakeGitHub, api_url: &str, token_ttl: Duration) -> GitHubPrWriter {
+pub(crate) fn app_writer(github: &FakeGitHub, api_url: &str, token_ttl: Duration) -> GitHubPrWriter {
     let app = TestApp::generate(4242);
     github.pr.set_app(AppConfig {
         app_id: app.app_id,
@@ -43,7 +43,7 @@ fn app_writer(github: &FakeGitHub, api_url: &str, token_ttl: Duration) -> GitHub
     GitHubPrWriter::for_notifier(&notifier)
 }
 
-fn empty_plan(sha: &str) -> Plan {
+pub(crate) fn empty_plan(sha: &str) -> Plan {
     Plan {
         revision: Revision {
             commit: Some(sha.into()),
@@ -59,7 +59,7 @@ fn empty_plan(sha: &str) -> Plan {
     }
 }
 
-fn planned(number: u64, sha: &str, result: PlanResult) -> PrFeedback {
+pub(crate) fn planned(number: u64, sha: &str, result: PlanResult) -> PrFeedback {
     PrFeedback {
         number,
         kind: FeedbackKind::Planned(Box::new(PlanReport {
@@ -82,14 +82,15 @@ fn storesync_comments(github: &FakeGitHub, issue: u64) -> Vec<Comment> {
         .collect()
 }
 
-/// Comments by people around storesync's, which sits at position `ours` (1-based).
-fn crowd(github: &FakeGitHub, issue: u64, total: usize, ours: usize) -> u64 {
+/// Comments by people around storesync's (by `storesync`), which sits at position `ours`
+/// (1-based).
+fn crowd(github: &FakeGitHub, issue: u64, total: usize, ours: usize, storesync: &Author) -> u64 {
     let mut id = 0;
     for i in 1..=total {
         if i == ours {
             id = github
                 .pr
-                .add_comment(issue, "storesync[bot]", &format!("{MARKER}\nold plan"));
+                .add_comment_by(issue, storesync.clone(), &format!("{MARKER}\nold plan"));
         } else {
             github.pr.add_comment(
                 issue,
@@ -106,7 +107,7 @@ async fn the_comment_is_found_again_after_a_restart_past_the_first_pages() {
     // (comments, storesync's position, pages of 100 read to find it)
     for (total, ours, pages) in [(35, 32, 1), (250, 210, 3)] {
         let github = FakeGitHub::start().await;
-        let id = crowd(&github, 5, total, ours);
+        let id = crowd(&github, 5, total, ours, &Author::person(TOKEN_USER));
         // A fresh writer knows no comment id: what a restart or another replica looks like.
         let writer = token_writer(&github.url());
         writer
@@ -123,7 +124,7 @@ async fn the_comment_is_found_again_after_a_restart_past_the_first_pages() {
             .lock()
             .requests
             .iter()
-            .filter(|r| r.starts_with("GET "))
+            .filter(|r| r.starts_with("GET ") && r.contains("/comments"))
             .count();
         assert_eq!(read, pages, "{total} comments");
         assert_eq!(github.pr.lock().unauthorized, Vec::<String>::new());
@@ -133,7 +134,7 @@ async fn the_comment_is_found_again_after_a_restart_past_the_first_pages() {
 #[tokio::test]
 async fn an_app_on_github_enterprise_pages_through_absolute_links_with_its_token() {
     let github = FakeGitHub::start().await;
-    let id = crowd(&github, 9, 150, 140);
+    let id = crowd(&github, 9, 150, 140, &Author::app(4242));
     let api = format!("{}/api/v3", github.url());
     let writer = app_writer(&github, &api, Duration::from_secs(3600));
     writer

@@ -2,8 +2,11 @@
 //! absolute `Link` URLs, create, update), check runs (create, update, annotations appended, at
 //! most 50 per request), and GitHub App authentication (`GET /repos/{o}/{r}/installation` and
 //! `POST /app/installations/{id}/access_tokens` check the RS256 JWT with the App's public key,
-//! its `iss`, `iat` and `exp`). Comment and check-run requests need an `Authorization` header;
-//! with an App configured, a live installation token.
+//! its `iss`, `iat` and `exp`; `GET /app` answers the App's slug). Comment and check-run requests
+//! need an `Authorization` header; with an App configured, a live installation token. Each
+//! comment records its author as GitHub shows it: the App's bot `storesync-acme[bot]` performed
+//! via the App, the token's user [`TOKEN_USER`] (also `GET /user`), or with
+//! [`PrInner::actions_token`] GitHub Actions' bot, whose token may not read `GET /user`.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,12 +27,52 @@ pub const MAX_COMMENT_CHARS: usize = 65_536;
 pub const MAX_SUMMARY_CHARS: usize = 65_535;
 pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
 
+/// The slug of the fake's GitHub App: its bot user is `storesync-acme[bot]`.
+pub const APP_SLUG: &str = "storesync-acme";
+/// The user a plain token writes as.
+pub const TOKEN_USER: &str = "storesync-ci";
+/// GitHub Actions' App, whose `GITHUB_TOKEN` writes as `github-actions[bot]`.
+pub const ACTIONS_APP_ID: u64 = 15368;
+
+/// Who wrote a comment: `user.login`, `user.type` and `performed_via_github_app` (id, slug).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub login: String,
+    pub kind: &'static str,
+    pub app: Option<(u64, String)>,
+}
+
+impl Author {
+    /// A person's account.
+    pub fn person(login: &str) -> Author {
+        Author {
+            login: login.into(),
+            kind: "User",
+            app: None,
+        }
+    }
+
+    /// A bot account, performed via `app` when given.
+    pub fn bot(login: &str, app: Option<(u64, &str)>) -> Author {
+        Author {
+            login: login.into(),
+            kind: "Bot",
+            app: app.map(|(id, slug)| (id, slug.into())),
+        }
+    }
+
+    /// The fake App `app_id`'s bot, as its installation token writes.
+    pub fn app(app_id: u64) -> Author {
+        Author::bot(&format!("{APP_SLUG}[bot]"), Some((app_id, APP_SLUG)))
+    }
+}
+
 /// An issue comment as the fake keeps it.
 #[derive(Debug, Clone)]
 pub struct Comment {
     pub id: u64,
     pub issue: u64,
-    pub user: String,
+    pub author: Author,
     /// Every body it had, the first one first.
     pub bodies: Vec<String>,
 }
@@ -83,8 +126,13 @@ pub struct PrInner {
     pub installation_lookups: usize,
     /// Requests refused for their credentials (`METHOD path`).
     pub unauthorized: Vec<String>,
-    /// Every comment or check-run request (`METHOD path?query`).
+    /// Every comment, check-run or `GET /user` request (`METHOD path?query`).
     pub requests: Vec<String>,
+    /// Plain tokens behave as GitHub Actions' `GITHUB_TOKEN`: `GET /user` is refused (403) and
+    /// comments are by `github-actions[bot]`.
+    pub actions_token: bool,
+    /// `GET /app` requests.
+    pub app_lookups: usize,
 }
 
 #[derive(Default)]
@@ -109,15 +157,20 @@ impl PrShared {
         }
     }
 
-    /// Adds a comment by someone else (or by storesync, with its marker in `body`).
+    /// Adds a comment by the person `user`.
     pub fn add_comment(&self, issue: u64, user: &str, body: &str) -> u64 {
+        self.add_comment_by(issue, Author::person(user), body)
+    }
+
+    /// Adds a comment by `author`.
+    pub fn add_comment_by(&self, issue: u64, author: Author, body: &str) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
         let id = inner.next_id;
         inner.comments.push(Comment {
             id,
             issue,
-            user: user.into(),
+            author,
             bodies: vec![body.into()],
         });
         id
@@ -151,6 +204,8 @@ pub fn routes(prefix: &str) -> Router<Arc<PrShared>> {
             &format!("{prefix}/app/installations/{{id}}/access_tokens"),
             post(access_token),
         )
+        .route(&format!("{prefix}/user"), get(user))
+        .route(&format!("{prefix}/app"), get(app))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -168,14 +223,30 @@ fn validation_failed(resource: &str, message: &str) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")))
+}
+
+/// Who a request's credentials write as.
+fn author_of(inner: &PrInner, headers: &HeaderMap) -> Author {
+    let installation = bearer(headers).is_some_and(|t| inner.tokens.contains_key(t));
+    match &inner.app {
+        Some(app) if installation => Author::app(app.app_id),
+        _ if inner.actions_token => {
+            Author::bot("github-actions[bot]", Some((ACTIONS_APP_ID, "github-actions")))
+        }
+        _ => Author::person(TOKEN_USER),
+    }
+}
+
 /// `None` for an installation token that works (or any token when no App is configured), else
 /// the refusal.
 fn refused(inner: &mut PrInner, method: &str, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
     inner.requests.push(format!("{method} {uri}"));
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("token ")));
+    let token = bearer(headers);
     let ok = match (&inner.app, token) {
         (_, None) => false,
         (None, Some(t)) => !t.is_empty(),
@@ -196,7 +267,12 @@ struct PageQuery {
 }
 
 fn comment_json(c: &Comment) -> Value {
-    json!({ "id": c.id, "body": c.body(), "user": { "login": c.user },
+    let app = c.author.app.as_ref().map(
+        |(id, slug)| json!({ "id": id, "slug": slug, "name": slug, "owner": { "login": "acme-platform" } }),
+    );
+    json!({ "id": c.id, "body": c.body(),
+            "user": { "login": c.author.login, "id": 1000 + c.id, "type": c.author.kind },
+            "performed_via_github_app": app, "author_association": "NONE",
             "created_at": "2024-05-01T12:00:00Z", "updated_at": "2024-05-01T12:00:00Z" })
 }
 
@@ -270,7 +346,7 @@ async fn create_comment(
         let comment = Comment {
             id: inner.next_id,
             issue: number,
-            user: "storesync[bot]".into(),
+            author: author_of(&inner, &headers),
             bodies: vec![body.body],
         };
         let answer = comment_json(&comment);
@@ -296,9 +372,14 @@ async fn update_comment(
         if body.body.chars().count() > MAX_COMMENT_CHARS {
             return validation_failed("IssueComment", "body is too long (maximum is 65536 characters)");
         }
+        let editor = author_of(&inner, &headers);
         let Some(comment) = inner.comments.iter_mut().find(|c| c.id == id) else {
             return error(StatusCode::NOT_FOUND, "Not Found");
         };
+        // Only its author may edit a comment (storesync has no admin rights on the repository).
+        if (comment.author.login.as_str(), comment.author.kind) != (editor.login.as_str(), editor.kind) {
+            return error(StatusCode::FORBIDDEN, "Resource not accessible by integration");
+        }
         comment.bodies.push(body.body);
         Json(comment_json(comment)).into_response()
     };
@@ -481,6 +562,37 @@ async fn installation(
     Json(json!({ "id": app.installation_id, "app_id": app.app_id,
                  "account": { "login": owner }, "repository_selection": "selected",
                  "repo": repo }))
+    .into_response()
+}
+
+/// `GET /user`: the token's user; refused to an installation token, as GitHub does.
+async fn user(State(shared): State<Arc<PrShared>>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut inner = shared.lock();
+    if let Some(refused) = refused(&mut inner, "GET", &uri, &headers) {
+        return refused;
+    }
+    let author = author_of(&inner, &headers);
+    if author.kind == "Bot" {
+        return error(StatusCode::FORBIDDEN, "Resource not accessible by integration");
+    }
+    Json(json!({ "login": author.login, "id": 501, "type": author.kind })).into_response()
+}
+
+/// `GET /app`: the App the JWT is signed for.
+async fn app(State(shared): State<Arc<PrShared>>, headers: HeaderMap) -> Response {
+    let mut inner = shared.lock();
+    inner.app_lookups += 1;
+    let Some(app) = inner.app.clone() else {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    };
+    if let Err(why) = check_jwt(&app, &headers) {
+        inner.unauthorized.push(format!("GET app: {why}"));
+        return error(StatusCode::UNAUTHORIZED, "A JSON web token could not be decoded");
+    }
+    Json(
+        json!({ "id": app.app_id, "slug": APP_SLUG, "name": "storesync (acme)",
+                 "owner": { "login": "acme-platform", "type": "Organization" } }),
+    )
     .into_response()
 }
 
