@@ -12,6 +12,7 @@ mod catalog;
 mod checks;
 mod fit;
 mod fit_tests;
+mod github_app;
 pub(crate) mod helm;
 mod manifest;
 mod quantity;
