@@ -43,6 +43,12 @@ struct HelmLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedbackLabels {
+    kind: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     event: &'static str,
     result: &'static str,
@@ -58,6 +64,7 @@ pub struct Metrics {
     helm: Family<HelmLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
     status_posts: Family<ResultLabel, Counter>,
+    pr_feedback_writes: Family<FeedbackLabels, Counter>,
     last_success: Gauge<i64>,
     non_fast_forward: Counter,
     git_cache_reclones: Counter,
@@ -113,6 +120,12 @@ impl Default for Metrics {
             "Commit status posts by result",
             status_posts.clone(),
         );
+        let pr_feedback_writes = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "storesync_pr_feedback_writes",
+            "Pull-request plan comment and check-run writes by kind and result",
+            pr_feedback_writes.clone(),
+        );
         let last_success = Gauge::<i64>::default();
         registry.register(
             "storesync_last_successful_sync_timestamp_seconds",
@@ -166,6 +179,10 @@ impl Default for Metrics {
         }
         for result in crate::report::STATUS_POST_RESULTS {
             let _ = status_posts.get_or_create(&ResultLabel { result });
+            for part in crate::report::FeedbackPart::ALL {
+                let kind = part.label();
+                let _ = pr_feedback_writes.get_or_create(&FeedbackLabels { kind, result });
+            }
         }
         Metrics {
             registry,
@@ -177,6 +194,7 @@ impl Default for Metrics {
             helm,
             webhooks,
             status_posts,
+            pr_feedback_writes,
             last_success,
             non_fast_forward,
             git_cache_reclones,
@@ -254,6 +272,14 @@ impl Metrics {
         self.status_posts.get_or_create(&ResultLabel { result }).inc();
     }
 
+    /// One part of pull-request feedback (`comment`, `check_run`) written, given up on or
+    /// dropped; `result` as for [`Metrics::status_post`].
+    pub fn pr_feedback_write(&self, kind: &'static str, result: &'static str) {
+        self.pr_feedback_writes
+            .get_or_create(&FeedbackLabels { kind, result })
+            .inc();
+    }
+
     /// The exposition, OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -299,6 +325,7 @@ mod tests {
         m.webhook("push", "accepted");
         m.webhook("push", "accepted");
         m.status_post("success");
+        m.pr_feedback_write("check_run", "failed");
         m.non_fast_forward_sync();
         m.git_cache_recloned();
         m.drift_repaired();
@@ -346,6 +373,16 @@ mod tests {
             value(&s, "storesync_status_posts_total", &[("result", "success")]),
             Some(1.0)
         );
+        let feedback = |kind, result| {
+            value(
+                &s,
+                "storesync_pr_feedback_writes_total",
+                &[("kind", kind), ("result", result)],
+            )
+        };
+        assert_eq!(feedback("check_run", "failed"), Some(1.0));
+        assert_eq!(feedback("comment", "dropped"), Some(0.0), "pre-created at 0");
+        assert_eq!(feedback("comment", "failed"), Some(0.0));
         assert_eq!(
             value(&s, "storesync_last_successful_sync_timestamp_seconds", &[]),
             Some(1_790_000_000.0)

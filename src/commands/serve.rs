@@ -74,11 +74,12 @@ pub async fn serve(
             let notifier = GitHubNotifier::with_auth(owner, name, auth, args.github_api_url.as_deref())
                 .map_err(|e| Error::Usage(format!("cannot set up GitHub: {e}")))?;
             let comments = GitHubPrWriter::for_notifier(&notifier);
-            let counter = metrics.clone();
+            let (counter, feedback_counter) = (metrics.clone(), metrics.clone());
             Some(StatusReporter::spawn_full(
                 Arc::new(notifier),
                 Some(Arc::new(comments)),
                 Arc::new(move |label| counter.status_post(label)),
+                Arc::new(move |kind, result| feedback_counter.pr_feedback_write(kind, result)),
                 ReporterOptions::default(),
             ))
         }

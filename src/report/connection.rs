@@ -1,7 +1,7 @@
 //! One repository's GitHub API: owner, name, API root and credentials (a token, read again
 //! from its file before each use, or a GitHub App installation), handing out a client that
 //! authenticates as they say. Shared by commit statuses, the plan comment and check runs.
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use octocrab::Octocrab;
@@ -39,13 +39,14 @@ enum Clients {
     /// The client and the token it was built with, rebuilt when the token changes.
     Token(RotatingSecret, Mutex<TokenClient>),
     /// The installation's client and the App's identity, made on first use (finding the
-    /// installation needs GitHub).
-    App(AppCredentials, OnceCell<(Octocrab, Identity)>),
+    /// installation needs GitHub). One client for every request: a clone of it would not share
+    /// its cached installation token, and would mint its own.
+    App(AppCredentials, OnceCell<(Arc<Octocrab>, Identity)>),
 }
 
 struct TokenClient {
     token: Secret,
-    crab: Octocrab,
+    crab: Arc<Octocrab>,
     /// Who the token writes as, once learnt; forgotten when the token changes.
     identity: Option<Identity>,
 }
@@ -96,7 +97,7 @@ impl Connection {
         let clients = match auth {
             GitHubAuth::Token(token) => {
                 let first = token.current();
-                let crab = build_client(&api_url, &first)?;
+                let crab = Arc::new(build_client(&api_url, &first)?);
                 Clients::Token(
                     token,
                     Mutex::new(TokenClient {
@@ -151,13 +152,13 @@ impl Connection {
 
     /// A client authenticated as configured, now: a token file is read again (and the client
     /// rebuilt when it changed); an App's installation is found on first use.
-    pub async fn client(&self) -> Result<Octocrab, NotifyError> {
+    pub async fn client(&self) -> Result<Arc<Octocrab>, NotifyError> {
         match &self.clients {
             Clients::Token(token, client) => {
                 let token = token.current();
                 let mut client = client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if client.token.expose() != token.expose() {
-                    let crab = build_client(&self.api_url, &token)?;
+                    let crab = Arc::new(build_client(&self.api_url, &token)?);
                     *client = TokenClient {
                         token,
                         crab,
@@ -194,7 +195,7 @@ impl Connection {
         Ok(identity)
     }
 
-    async fn installation(&self) -> Result<&(Octocrab, Identity), NotifyError> {
+    async fn installation(&self) -> Result<&(Arc<Octocrab>, Identity), NotifyError> {
         let Clients::App(app, installation) = &self.clients else {
             return Err(NotifyError::Config("not a GitHub App".into()));
         };
@@ -250,7 +251,7 @@ async fn installation_client(
     api_url: &str,
     owner: &str,
     repo: &str,
-) -> Result<(Octocrab, Identity), NotifyError> {
+) -> Result<(Arc<Octocrab>, Identity), NotifyError> {
     #[derive(serde::Deserialize)]
     struct Installation {
         id: u64,
@@ -294,7 +295,7 @@ async fn installation_client(
     let crab = as_app
         .installation(InstallationId(installation.id))
         .map_err(|e| NotifyError::Config(format!("cannot authenticate as the installation: {e}")))?;
-    Ok((crab, Identity::App { id: app.app_id, slug }))
+    Ok((Arc::new(crab), Identity::App { id: app.app_id, slug }))
 }
 
 /// octocrab's builder with storesync's settings: the API root, no retries of its own (the

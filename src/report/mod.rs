@@ -20,7 +20,9 @@ use tracing::info;
 
 pub use connection::GitHubAuth;
 pub use github::GitHubNotifier;
-pub use pr_feedback::{FeedbackKind, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter};
+pub use pr_feedback::{
+    FeedbackKind, FeedbackPart, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter,
+};
 pub use reporter::{
     RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS, ReporterOptions, StatusReporter,
 };

@@ -91,11 +91,37 @@ impl PlanReport {
     }
 }
 
+/// What a write of feedback changes on the provider; each is retried and counted on its own, so
+/// a check run GitHub refuses never costs the comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackPart {
+    Comment,
+    CheckRun,
+}
+
+impl FeedbackPart {
+    /// Every part, for metrics.
+    pub const ALL: [FeedbackPart; 2] = [FeedbackPart::Comment, FeedbackPart::CheckRun];
+
+    /// The `kind` label of `storesync_pr_feedback_writes_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FeedbackPart::Comment => "comment",
+            FeedbackPart::CheckRun => "check_run",
+        }
+    }
+}
+
 /// Writes [`PrFeedback`] to one provider.
 pub trait PrWriter: Send + Sync + 'static {
+    /// The parts `feedback` changes, in the order they are written.
+    fn parts(&self, feedback: &PrFeedback) -> Vec<FeedbackPart>;
+
+    /// Writes one part of `feedback`.
     fn write(
         &self,
         feedback: &PrFeedback,
+        part: FeedbackPart,
     ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>>;
 }
 
@@ -121,41 +147,45 @@ impl GitHubPrWriter {
         GitHubPrWriter::new(notifier.connection())
     }
 
-    async fn write_feedback(&self, feedback: &PrFeedback) -> Result<(), NotifyError> {
+    /// Writes every part of `feedback`, each tried even when one before it failed; the first
+    /// error.
+    pub async fn write_all(&self, feedback: &PrFeedback) -> Result<(), NotifyError> {
+        let mut result = Ok(());
+        for part in self.parts(feedback) {
+            let written = self.write_part(feedback, part).await;
+            result = result.and(written);
+        }
+        result
+    }
+
+    async fn write_part(&self, feedback: &PrFeedback, part: FeedbackPart) -> Result<(), NotifyError> {
         let crab = self.conn.client().await?;
         let number = feedback.number;
-        match &feedback.kind {
-            FeedbackKind::Planning { sha } => {
-                if self.conn.is_app() {
-                    self.checks.start(&crab, &self.conn, sha).await?;
-                }
-                Ok(())
+        match (&feedback.kind, part) {
+            (FeedbackKind::Planning { sha }, FeedbackPart::CheckRun) => {
+                self.checks.start(&crab, &self.conn, sha).await.map(drop)
             }
-            FeedbackKind::Planned(report) => {
+            (FeedbackKind::Planned(report), FeedbackPart::Comment) => {
                 let body = report.markdown(number, &self.conn.web_url());
-                // Both are tried: a missing Checks permission must not cost the comment. A
-                // retry edits the comment again and sends only the batches not yet sent.
-                let comment = self.upsert(&crab, number, &body).await;
-                let check = match self.conn.is_app() {
-                    true => {
-                        let notes = match &report.result {
-                            PlanResult::Invalid(findings) => annotations(&report.catalog_dir, findings),
-                            _ => Vec::new(),
-                        };
-                        let finished = Finished {
-                            sha: &report.sha,
-                            success: report.succeeded(),
-                            title: &report.title(),
-                            summary: &body,
-                            annotations: &notes,
-                        };
-                        self.checks.finish(&crab, &self.conn, &finished).await
-                    }
-                    false => Ok(()),
-                };
-                comment.and(check)
+                self.upsert(&crab, number, &body).await
             }
-            FeedbackKind::Closed { merged } => {
+            // A retry sends only the batches of annotations not yet sent.
+            (FeedbackKind::Planned(report), FeedbackPart::CheckRun) => {
+                let body = report.markdown(number, &self.conn.web_url());
+                let notes = match &report.result {
+                    PlanResult::Invalid(findings) => annotations(&report.catalog_dir, findings),
+                    _ => Vec::new(),
+                };
+                let finished = Finished {
+                    sha: &report.sha,
+                    success: report.succeeded(),
+                    title: &report.title(),
+                    summary: &body,
+                    annotations: &notes,
+                };
+                self.checks.finish(&crab, &self.conn, &finished).await
+            }
+            (FeedbackKind::Closed { merged }, FeedbackPart::Comment) => {
                 let Some(found) = self.find(&crab, number).await? else {
                     return Ok(());
                 };
@@ -166,6 +196,8 @@ impl GitHubPrWriter {
                     .await
                     .map(drop)
             }
+            // Not a part of this feedback ([`PrWriter::parts`]): nothing to write.
+            (FeedbackKind::Planning { .. } | FeedbackKind::Closed { .. }, _) => Ok(()),
         }
     }
 
@@ -268,12 +300,24 @@ impl GitHubPrWriter {
 }
 
 impl PrWriter for GitHubPrWriter {
+    /// The comment always; the check run only as a GitHub App.
+    fn parts(&self, feedback: &PrFeedback) -> Vec<FeedbackPart> {
+        let app = self.conn.is_app();
+        match feedback.kind {
+            FeedbackKind::Planning { .. } if app => vec![FeedbackPart::CheckRun],
+            FeedbackKind::Planning { .. } => Vec::new(),
+            FeedbackKind::Planned(_) if app => vec![FeedbackPart::Comment, FeedbackPart::CheckRun],
+            FeedbackKind::Planned(_) | FeedbackKind::Closed { .. } => vec![FeedbackPart::Comment],
+        }
+    }
+
     fn write(
         &self,
         feedback: &PrFeedback,
+        part: FeedbackPart,
     ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>> {
         let feedback = feedback.clone();
-        Box::pin(async move { self.write_feedback(&feedback).await })
+        Box::pin(async move { self.write_part(&feedback, part).await })
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::pr_feedback::{FeedbackKind, PrFeedback, PrWriter};
+use super::pr_feedback::{FeedbackKind, FeedbackPart, PrFeedback, PrWriter};
 use super::{CommitStatus, Notifier, NotifyError};
 
 /// Outcome labels passed to `on_result`.
@@ -72,6 +72,8 @@ struct FeedbackSlots {
 }
 
 type OnResult = Arc<dyn Fn(&'static str) + Send + Sync>;
+/// Called with a part's `kind` label and a result label.
+type OnFeedbackResult = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
 
 /// Posts statuses in the background, one at a time and in the order sent (so a `pending` never
 /// lands after its `success`). Retries with exponential backoff on retryable errors, honouring
@@ -83,7 +85,9 @@ pub struct StatusReporter {
     jobs: mpsc::Sender<Job>,
     on_result: OnResult,
     slots: Arc<Mutex<FeedbackSlots>>,
-    writes_feedback: bool,
+    /// To know the parts of feedback dropped before it reached the worker.
+    pr_writer: Option<Arc<dyn PrWriter>>,
+    on_feedback: OnFeedbackResult,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -107,21 +111,25 @@ impl StatusReporter {
         on_result: Arc<dyn Fn(&'static str) + Send + Sync>,
         options: ReporterOptions,
     ) -> Self {
-        Self::spawn_full(notifier, None, on_result, options)
+        Self::spawn_full(notifier, None, on_result, Arc::new(|_, _| {}), options)
     }
 
     /// Like [`StatusReporter::spawn_with`], and writes pull-request feedback with `pr_writer`
-    /// (without one, [`StatusReporter::feedback`] does nothing). `on_result` counts statuses only.
+    /// (without one, [`StatusReporter::feedback`] does nothing). `on_result` counts statuses;
+    /// `on_feedback` each part of feedback written, given up on or dropped, with its kind
+    /// ([`FeedbackPart::label`]) and the same result labels.
     pub fn spawn_full(
         notifier: Arc<dyn Notifier>,
         pr_writer: Option<Arc<dyn PrWriter>>,
         on_result: Arc<dyn Fn(&'static str) + Send + Sync>,
+        on_feedback: Arc<dyn Fn(&'static str, &'static str) + Send + Sync>,
         options: ReporterOptions,
     ) -> Self {
         let (jobs, mut queue) = mpsc::channel(options.queue.max(1));
         let worker_result = on_result.clone();
+        let worker_feedback = on_feedback.clone();
         let slots = Arc::new(Mutex::new(FeedbackSlots::default()));
-        let writes_feedback = pr_writer.is_some();
+        let handle_writer = pr_writer.clone();
         let worker_slots = slots.clone();
         tokio::spawn(async move {
             while let Some(job) = queue.recv().await {
@@ -133,7 +141,11 @@ impl StatusReporter {
                     Job::Feedback(number) => {
                         let feedback = slots_lock(&worker_slots).pending.remove(&number);
                         if let (Some(writer), Some(feedback)) = (&pr_writer, feedback) {
-                            write_with_retries(writer.as_ref(), &feedback, &options).await;
+                            for part in writer.parts(&feedback) {
+                                let label =
+                                    write_with_retries(writer.as_ref(), &feedback, part, &options).await;
+                                worker_feedback(part.label(), label);
+                            }
                         }
                     }
                     Job::Flush(done) => {
@@ -146,7 +158,8 @@ impl StatusReporter {
             jobs,
             on_result,
             slots,
-            writes_feedback,
+            pr_writer: handle_writer,
+            on_feedback,
         }
     }
 
@@ -154,9 +167,9 @@ impl StatusReporter {
     /// same pull request still waiting (in its place in the queue); a plan that finishes after
     /// the pull request closed is not written.
     pub fn feedback(&self, feedback: PrFeedback) {
-        if !self.writes_feedback {
+        let Some(writer) = &self.pr_writer else {
             return;
-        }
+        };
         let number = feedback.number;
         {
             let mut slots = slots_lock(&self.slots);
@@ -182,7 +195,11 @@ impl StatusReporter {
             }
         }
         if let Err(e) = self.jobs.try_send(Job::Feedback(number)) {
-            slots_lock(&self.slots).pending.remove(&number);
+            if let Some(feedback) = slots_lock(&self.slots).pending.remove(&number) {
+                for part in writer.parts(&feedback) {
+                    (self.on_feedback)(part.label(), RESULT_DROPPED);
+                }
+            }
             warn!(pr = number, error = %e, "pull request feedback dropped");
         }
     }
@@ -219,31 +236,42 @@ fn slots_lock(slots: &Mutex<FeedbackSlots>) -> std::sync::MutexGuard<'_, Feedbac
     slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Writes one pull request's feedback, retrying like a status.
-async fn write_with_retries(writer: &dyn PrWriter, feedback: &PrFeedback, options: &ReporterOptions) {
+/// Writes one part of a pull request's feedback, retrying like a status; returns the outcome
+/// label.
+async fn write_with_retries(
+    writer: &dyn PrWriter,
+    feedback: &PrFeedback,
+    part: FeedbackPart,
+    options: &ReporterOptions,
+) -> &'static str {
     let attempts = options.attempts.max(1);
+    let (pr, what) = (feedback.number, part.label());
     let mut tries = 0;
     loop {
         tries += 1;
-        let err = match tokio::time::timeout(options.attempt_timeout, writer.write(feedback)).await {
+        let err = match tokio::time::timeout(options.attempt_timeout, writer.write(feedback, part)).await {
             Ok(Ok(())) => {
-                debug!(pr = feedback.number, tries, "pull request feedback written");
-                return;
+                debug!(pr, part = what, tries, "pull request feedback written");
+                return if tries == 1 {
+                    RESULT_SUCCESS
+                } else {
+                    RESULT_RETRIED_SUCCESS
+                };
             }
             Ok(Err(err)) => err,
             Err(_) => NotifyError::Timeout(options.attempt_timeout),
         };
         if !err.is_retryable() || tries >= attempts {
             warn!(
-                pr = feedback.number, tries, error = %err, kind = err.metric_label(),
+                pr, part = what, tries, error = %err, kind = err.metric_label(),
                 "pull request feedback not written, giving up"
             );
-            return;
+            return RESULT_FAILED;
         }
         let wait = err
             .retry_after()
             .map_or_else(|| options.backoff(tries), |asked| asked.min(options.max_wait));
-        debug!(pr = feedback.number, tries, error = %err, wait = ?wait, "pull request feedback not written, retrying");
+        debug!(pr, part = what, tries, error = %err, wait = ?wait, "pull request feedback not written, retrying");
         tokio::time::sleep(wait).await;
     }
 }

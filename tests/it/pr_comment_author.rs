@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use storesync::report::comment::{CLOSED_MARKER, MARKER};
-use storesync::report::{FeedbackKind, PlanResult, PrFeedback, PrWriter};
+use storesync::report::{FeedbackKind, PlanResult, PrFeedback};
 
 use crate::common::fake_github::FakeGitHub;
 use crate::common::fake_github_pr::{Author, Comment, TOKEN_USER};
@@ -51,20 +51,20 @@ async fn with_a_token_a_forged_marker_comment_is_skipped_and_never_edited() {
     let forged = forge(&github, 5, Author::person("mallory"));
     let writer = token_writer(&github.url());
     writer
-        .write(&planned(5, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(5, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let ours = by(&github, 5, &Author::person(TOKEN_USER));
     assert_eq!(ours.len(), 1, "storesync posted its own: {ours:#?}");
     assert!(ours[0].body().contains(SHA1));
     writer
-        .write(&planned(5, SHA2, PlanResult::Planned(empty_plan(SHA2))))
+        .write_all(&planned(5, SHA2, PlanResult::Planned(empty_plan(SHA2))))
         .await
         .unwrap();
     // A restart: the forged comment comes first, storesync's is found past it.
     let restarted = token_writer(&github.url());
     restarted
-        .write(&PrFeedback {
+        .write_all(&PrFeedback {
             number: 5,
             kind: FeedbackKind::Closed { merged: true },
         })
@@ -107,7 +107,7 @@ async fn an_app_edits_only_comments_by_itself_or_its_bot() {
         &format!("{MARKER}\nold plan"),
     );
     writer
-        .write(&planned(6, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(6, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap_or_else(|e| panic!("{e}: {:?}", github.pr.lock().unauthorized));
     for id in forgeries {
@@ -132,7 +132,7 @@ async fn an_app_posts_its_own_comment_beside_forged_ones() {
     let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
     let forged = forge(&github, 7, Author::bot("other-app[bot]", Some((7, "other-app"))));
     writer
-        .write(&planned(7, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(7, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap();
     assert_eq!(comment(&github, forged).edits(), 0);
@@ -153,7 +153,7 @@ async fn a_token_that_may_not_read_its_user_trusts_bot_comments_only() {
     let writer = token_writer(&github.url());
     for sha in [SHA1, SHA2] {
         writer
-            .write(&planned(8, sha, PlanResult::Planned(empty_plan(sha))))
+            .write_all(&planned(8, sha, PlanResult::Planned(empty_plan(sha))))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }

@@ -11,7 +11,7 @@ use storesync::report::comment::{CLOSED_MARKER, MARKER, MAX_COMMENT_CHARS};
 use storesync::report::connection::Connection;
 use storesync::report::github::GitHubNotifier;
 use storesync::report::{
-    FeedbackKind, GitHubAuth, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, PrWriter, ReporterOptions,
+    FeedbackKind, GitHubAuth, GitHubPrWriter, PlanReport, PlanResult, PrFeedback, ReporterOptions,
     StatusReporter,
 };
 use storesync::source::{RepoLocation, Revision, SourceOptions};
@@ -111,7 +111,7 @@ async fn the_comment_is_found_again_after_a_restart_past_the_first_pages() {
         // A fresh writer knows no comment id: what a restart or another replica looks like.
         let writer = token_writer(&github.url());
         writer
-            .write(&planned(5, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+            .write_all(&planned(5, SHA1, PlanResult::Planned(empty_plan(SHA1))))
             .await
             .unwrap();
         let ours = storesync_comments(&github, 5);
@@ -138,25 +138,34 @@ async fn an_app_on_github_enterprise_pages_through_absolute_links_with_its_token
     let api = format!("{}/api/v3", github.url());
     let writer = app_writer(&github, &api, Duration::from_secs(3600));
     writer
-        .write(&planned(9, SHA2, PlanResult::Planned(empty_plan(SHA2))))
+        .write_all(&planned(9, SHA2, PlanResult::Planned(empty_plan(SHA2))))
         .await
         .unwrap();
     let ours = storesync_comments(&github, 9);
     assert_eq!(ours.len(), 1, "{ours:#?}");
     assert_eq!(ours[0].id, id);
-    let inner = github.pr.lock();
-    assert!(
-        inner.requests.iter().any(|r| r.contains("page=2")),
-        "{:#?}",
-        inner.requests
-    );
-    assert_eq!(
-        inner.unauthorized,
-        Vec::<String>::new(),
-        "every page carried the token"
-    );
-    assert_eq!(inner.token_exchanges, 1);
-    assert_eq!(inner.installation_lookups, 1);
+    {
+        let inner = github.pr.lock();
+        assert!(
+            inner.requests.iter().any(|r| r.contains("page=2")),
+            "{:#?}",
+            inner.requests
+        );
+        assert_eq!(
+            inner.unauthorized,
+            Vec::<String>::new(),
+            "every page carried the token"
+        );
+        assert_eq!(inner.token_exchanges, 1);
+        assert_eq!(inner.installation_lookups, 1);
+    }
+    // Every request shares the installation token until it nears its expiry.
+    writer
+        .write_all(&planned(9, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .await
+        .unwrap();
+    assert_eq!(github.pr.lock().token_exchanges, 1);
+    assert_eq!(storesync_comments(&github, 9)[0].edits(), 2);
 }
 
 #[tokio::test]
@@ -184,7 +193,7 @@ async fn an_invalid_catalog_annotates_each_finding_on_its_file_and_line() {
     if let FeedbackKind::Planned(report) = &mut feedback.kind {
         report.catalog_dir = "catalog".into();
     }
-    writer.write(&feedback).await.unwrap();
+    writer.write_all(&feedback).await.unwrap();
 
     let inner = github.pr.lock();
     assert_eq!(inner.check_runs.len(), 1);
@@ -241,7 +250,7 @@ async fn a_hundred_and_twenty_findings_make_three_batches() {
     let github = FakeGitHub::start().await;
     let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
     writer
-        .write(&PrFeedback {
+        .write_all(&PrFeedback {
             number: 4,
             kind: FeedbackKind::Planning { sha: SHA2.into() },
         })
@@ -249,7 +258,7 @@ async fn a_hundred_and_twenty_findings_make_three_batches() {
         .unwrap_or_else(|e| panic!("{e}: {:?}", github.pr.lock().unauthorized));
     assert_eq!(github.pr.lock().check_runs[0].status, "in_progress");
     writer
-        .write(&planned(4, SHA2, PlanResult::Invalid(findings)))
+        .write_all(&planned(4, SHA2, PlanResult::Invalid(findings)))
         .await
         .unwrap();
     let inner = github.pr.lock();
@@ -290,7 +299,7 @@ async fn a_three_megabyte_diff_stays_under_the_comment_limit() {
     let github = FakeGitHub::start().await;
     let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
     writer
-        .write(&planned(6, SHA1, PlanResult::Planned(plan)))
+        .write_all(&planned(6, SHA1, PlanResult::Planned(plan)))
         .await
         .unwrap();
     let inner = github.pr.lock();
@@ -305,14 +314,14 @@ async fn installation_tokens_are_refreshed_before_expiry_and_after_a_rotation() 
     let github = FakeGitHub::start().await;
     let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
     writer
-        .write(&planned(2, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(2, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap();
     assert_eq!(github.pr.lock().token_exchanges, 1);
     // Rotated (revoked) on GitHub's side: a 401, a new token, the write goes through.
     github.pr.revoke_tokens();
     writer
-        .write(&planned(2, SHA2, PlanResult::Planned(empty_plan(SHA2))))
+        .write_all(&planned(2, SHA2, PlanResult::Planned(empty_plan(SHA2))))
         .await
         .unwrap();
     assert_eq!(github.pr.lock().token_exchanges, 2);
@@ -324,12 +333,12 @@ async fn installation_tokens_are_refreshed_before_expiry_and_after_a_rotation() 
     let github = FakeGitHub::start().await;
     let writer = app_writer(&github, &github.url(), Duration::from_secs(20));
     writer
-        .write(&planned(2, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(2, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap();
     let first = github.pr.lock().token_exchanges;
     writer
-        .write(&planned(2, SHA2, PlanResult::Planned(empty_plan(SHA2))))
+        .write_all(&planned(2, SHA2, PlanResult::Planned(empty_plan(SHA2))))
         .await
         .unwrap();
     assert!(github.pr.lock().token_exchanges > first);
@@ -341,14 +350,14 @@ async fn with_a_token_comments_work_and_check_runs_are_skipped() {
     let github = FakeGitHub::start().await;
     let writer = token_writer(&github.url());
     writer
-        .write(&PrFeedback {
+        .write_all(&PrFeedback {
             number: 8,
             kind: FeedbackKind::Planning { sha: SHA1.into() },
         })
         .await
         .unwrap();
     writer
-        .write(&planned(
+        .write_all(&planned(
             8,
             SHA1,
             PlanResult::Failed("the cluster did not answer".into()),
@@ -356,7 +365,7 @@ async fn with_a_token_comments_work_and_check_runs_are_skipped() {
         .await
         .unwrap();
     writer
-        .write(&PrFeedback {
+        .write_all(&PrFeedback {
             number: 8,
             kind: FeedbackKind::Closed { merged: false },
         })
@@ -387,6 +396,7 @@ async fn through_the_queue_ten_pushes_edit_the_comment_to_the_last_head() {
         Arc::new(notifier),
         Some(writer),
         Arc::new(|_| {}),
+        Arc::new(|_, _| {}),
         ReporterOptions::default(),
     );
     // The worker runs only once this test awaits: all ten pushes are queued by then.
@@ -499,7 +509,7 @@ async fn an_app_without_the_checks_permission_still_gets_its_comment() {
     let writer = app_writer(&github, &github.url(), Duration::from_secs(3600));
     github.pr.lock().checks_forbidden = true;
     let err = writer
-        .write(&planned(12, SHA1, PlanResult::Planned(empty_plan(SHA1))))
+        .write_all(&planned(12, SHA1, PlanResult::Planned(empty_plan(SHA1))))
         .await
         .unwrap_err();
     assert_eq!(

@@ -25,7 +25,15 @@ impl Notifier for Held {
 struct Recorded(Mutex<Vec<String>>);
 
 impl PrWriter for Recorded {
-    fn write(&self, f: &PrFeedback) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>> {
+    fn parts(&self, _: &PrFeedback) -> Vec<FeedbackPart> {
+        vec![FeedbackPart::Comment]
+    }
+
+    fn write(
+        &self,
+        f: &PrFeedback,
+        _: FeedbackPart,
+    ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>> {
         let what = match &f.kind {
             FeedbackKind::Planning { sha } => format!("#{} planning {sha}", f.number),
             FeedbackKind::Planned(r) => format!("#{} planned {}", f.number, r.sha),
@@ -55,8 +63,13 @@ fn setup() -> (StatusReporter, Arc<Held>, Arc<Recorded>) {
         first_backoff: Duration::from_millis(1),
         ..Default::default()
     };
-    let reporter =
-        StatusReporter::spawn_full(held.clone(), Some(recorded.clone()), Arc::new(|_| {}), options);
+    let reporter = StatusReporter::spawn_full(
+        held.clone(),
+        Some(recorded.clone()),
+        Arc::new(|_| {}),
+        Arc::new(|_, _| {}),
+        options,
+    );
     (reporter, held, recorded)
 }
 
@@ -118,4 +131,95 @@ async fn without_a_writer_feedback_is_ignored() {
     reporter.feedback(planned(1, "a"));
     assert!(reporter.flush(Duration::from_secs(5)).await);
     assert!(slots_lock(&reporter.slots).pending.is_empty());
+}
+
+/// Writes a comment and a check run; the comment fails once with a 500, the check run is
+/// refused (403) every time.
+#[derive(Default)]
+struct Parts(Mutex<Vec<&'static str>>);
+
+impl PrWriter for Parts {
+    fn parts(&self, _: &PrFeedback) -> Vec<FeedbackPart> {
+        vec![FeedbackPart::Comment, FeedbackPart::CheckRun]
+    }
+
+    fn write(
+        &self,
+        _: &PrFeedback,
+        part: FeedbackPart,
+    ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>> {
+        let mut tried = self.0.lock().unwrap();
+        tried.push(part.label());
+        let result = match part {
+            FeedbackPart::Comment if tried.len() == 1 => Err(NotifyError::Server {
+                status: 500,
+                message: "boom".into(),
+                retry_after: None,
+            }),
+            FeedbackPart::Comment => Ok(()),
+            FeedbackPart::CheckRun => Err(NotifyError::Rejected {
+                status: 403,
+                message: "Resource not accessible by integration".into(),
+            }),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+type Counted = Arc<Mutex<Vec<(&'static str, &'static str)>>>;
+
+fn counting(notifier: Arc<dyn Notifier>, writer: Arc<Parts>, queue: usize) -> (StatusReporter, Counted) {
+    let counted: Counted = Arc::default();
+    let sink = counted.clone();
+    let options = ReporterOptions {
+        queue,
+        first_backoff: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let reporter = StatusReporter::spawn_full(
+        notifier,
+        Some(writer),
+        Arc::new(|_| {}),
+        Arc::new(move |kind, result| sink.lock().unwrap().push((kind, result))),
+        options,
+    );
+    (reporter, counted)
+}
+
+#[tokio::test]
+async fn each_part_is_retried_and_counted_on_its_own() {
+    let writer = Arc::new(Parts::default());
+    let (reporter, counted) = counting(Arc::new(crate::report::LogNotifier), writer.clone(), 16);
+    reporter.feedback(planned(9, "a"));
+    assert!(reporter.flush(Duration::from_secs(5)).await);
+    assert_eq!(
+        *counted.lock().unwrap(),
+        [("comment", "retried_success"), ("check_run", "failed")]
+    );
+    // The refused check run is not retried, and its refusal does not write the comment again.
+    assert_eq!(*writer.0.lock().unwrap(), ["comment", "comment", "check_run"]);
+}
+
+#[tokio::test]
+async fn feedback_that_finds_the_queue_full_is_counted_dropped_per_part() {
+    let held = Arc::new(Held(tokio::sync::Semaphore::new(0), tokio::sync::Notify::new()));
+    let (reporter, counted) = counting(held.clone(), Arc::new(Parts::default()), 1);
+    reporter.send(CommitStatus::new(
+        "a".repeat(40),
+        PLAN_CONTEXT,
+        StatusState::Success,
+        "",
+        None,
+    ));
+    // The worker holds the status; the queue takes #1; #2 has no room.
+    held.1.notified().await;
+    reporter.feedback(planned(1, "a"));
+    reporter.feedback(planned(2, "b"));
+    assert_eq!(
+        *counted.lock().unwrap(),
+        [("comment", "dropped"), ("check_run", "dropped")]
+    );
+    held.0.add_permits(10);
+    assert!(reporter.flush(Duration::from_secs(5)).await);
+    assert_eq!(counted.lock().unwrap().len(), 4, "#1 written after all");
 }

@@ -125,5 +125,18 @@ async fn opened_pushed_twice_and_closed_is_one_comment_edited_three_times() {
     );
     assert!(bodies[3].contains(CLOSED_MARKER) && bodies[3].contains("was closed"));
     assert!(bodies[3].contains("**Invalid catalog:**"), "the last plan stays");
+    // Each write is counted once its answer is in, just after the fake recorded it.
+    let counted = "storesync_pr_feedback_writes_total{kind=\"comment\",result=\"success\"} 4";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut metrics = r.get("/metrics").await.1;
+    while !metrics.contains(counted) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        metrics = r.get("/metrics").await.1;
+    }
+    assert!(metrics.contains(counted), "{metrics}");
+    assert!(
+        metrics.contains("storesync_pr_feedback_writes_total{kind=\"check_run\",result=\"success\"} 0"),
+        "a token writes no check run: {metrics}"
+    );
     r.stop().await;
 }

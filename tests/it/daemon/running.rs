@@ -82,12 +82,13 @@ impl Running {
             Some(&github.url()),
         )
         .unwrap();
-        let counter = metrics.clone();
+        let (counter, feedback_counter) = (metrics.clone(), metrics.clone());
         let comments = Arc::new(GitHubPrWriter::for_notifier(&notifier));
         let statuses = StatusReporter::spawn_full(
             Arc::new(notifier),
             Some(comments),
             Arc::new(move |l| counter.status_post(l)),
+            Arc::new(move |kind, result| feedback_counter.pr_feedback_write(kind, result)),
             ReporterOptions::default(),
         );
         let fake_helm = Helm {

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use storesync::apply::HelmOp;
 use storesync::metrics::Metrics;
-use storesync::report::{RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS};
+use storesync::report::{
+    FeedbackPart, RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS,
+};
 
 /// Labels Prometheus attaches to every scraped series (the target's, not the exporter's).
 pub const TARGET_LABELS: [&str; 3] = ["job", "instance", "namespace"];
@@ -130,6 +132,9 @@ fn every_series() -> Metrics {
         RESULT_DROPPED,
     ] {
         m.status_post(result);
+        for part in FeedbackPart::ALL {
+            m.pr_feedback_write(part.label(), result);
+        }
     }
     m.non_fast_forward_sync();
     m.git_cache_recloned();
