@@ -103,8 +103,10 @@ fn crowd(github: &FakeGitHub, issue: u64, total: usize, ours: usize, storesync: 
 }
 
 #[tokio::test]
-async fn the_comment_is_found_again_after_a_restart_past_the_first_pages() {
-    // (comments, storesync's position, pages of 100 read to find it)
+async fn the_comment_is_found_again_after_a_restart_on_any_page() {
+    // (comments, storesync's position, pages read to find it). storesync asks for 100 comments
+    // per page: comment 32 of 35, which GitHub's default of 30 per page would put on page 2, is
+    // on page 1; comment 210 of 250 is on page 3 of 100, after two `Link: rel="next"` hops.
     for (total, ours, pages) in [(35, 32, 1), (250, 210, 3)] {
         let github = FakeGitHub::start().await;
         let id = crowd(&github, 5, total, ours, &Author::person(TOKEN_USER));
