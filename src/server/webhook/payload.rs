@@ -1,52 +1,5 @@
-//! GitHub webhooks: signature check, payload parsing and replay protection. Pure, no I/O: the
-//! handler verifies, parses, enqueues a trigger and answers 202.
-//!
-//! Order in the handler: [`verify_signature`] first (401 when false), then
-//! [`Deliveries::first_time`] (a replay answers 200 and does nothing), then [`parse`].
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Mutex, PoisonError};
-
-use hmac::{Hmac, KeyInit, Mac};
+//! Payload parsing: a verified delivery's event and body turned into a [`WebhookAction`].
 use serde::Deserialize;
-use sha2::Sha256;
-
-/// `sha256=<hex>`: HMAC-SHA256 of the raw body with the webhook secret.
-pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
-/// The event name: `ping`, `push`, `pull_request`, …
-pub const EVENT_HEADER: &str = "x-github-event";
-/// A GUID per delivery; a redelivery from GitHub's settings page reuses it.
-pub const DELIVERY_HEADER: &str = "x-github-delivery";
-/// How many delivery ids [`Deliveries`] remembers by default.
-pub const DEFAULT_DELIVERY_MEMORY: usize = 4096;
-
-/// HMAC-SHA256 of `body` with `secret`, compared in constant time with the `X-Hub-Signature-256`
-/// header value (`sha256=<hex>`). A missing or malformed header is false, and so is an empty
-/// secret: anyone could sign with it.
-/// Whether `value` has the shape of a signature header, `sha256=` and 64 hex digits: checked
-/// before the body is read, so an unsigned request costs nothing.
-pub fn is_signature_header(value: &str) -> bool {
-    value
-        .strip_prefix("sha256=")
-        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    if secret.is_empty() {
-        return false;
-    }
-    let Some(signature) = header.and_then(|h| h.strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Ok(signature) = hex::decode(signature) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    // verify_slice compares in constant time and refuses a signature of the wrong length.
-    mac.verify_slice(&signature).is_ok()
-}
 
 /// What a verified delivery asks storesync to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,80 +264,6 @@ fn is_commit_id(sha: &str) -> bool {
     matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Longest `X-GitHub-Delivery` accepted; GitHub's are GUIDs (36 characters).
-pub const MAX_DELIVERY_ID_LEN: usize = 64;
-
-/// Whether `id` can be a GitHub delivery id: 1 to 64 characters of `A-Za-z0-9-`. Anything
-/// else is refused before it is remembered, so [`Deliveries`] stays small.
-pub fn is_delivery_id(id: &str) -> bool {
-    (1..=MAX_DELIVERY_ID_LEN).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// Remembers recent `X-GitHub-Delivery` ids (bounded: the oldest is forgotten first) so a
-/// replayed delivery does nothing. Record an id only after its signature was verified, or a
-/// stranger could use up the memory.
-pub struct Deliveries {
-    capacity: usize,
-    seen: Mutex<Seen>,
-}
-
-#[derive(Default)]
-struct Seen {
-    order: VecDeque<String>,
-    ids: HashSet<String>,
-}
-
-impl Deliveries {
-    pub fn new(capacity: usize) -> Self {
-        Deliveries {
-            capacity,
-            seen: Mutex::new(Seen::default()),
-        }
-    }
-
-    /// True the first time `id` is seen (among the last `capacity` ids).
-    pub fn first_time(&self, id: &str) -> bool {
-        // The set stays consistent across a panic elsewhere: every update below is complete.
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.ids.contains(id) {
-            return false;
-        }
-        if self.capacity == 0 {
-            return true;
-        }
-        if seen.order.len() >= self.capacity
-            && let Some(oldest) = seen.order.pop_front()
-        {
-            seen.ids.remove(&oldest);
-        }
-        seen.order.push_back(id.to_owned());
-        seen.ids.insert(id.to_owned());
-        true
-    }
-}
-
-impl Default for Deliveries {
-    fn default() -> Self {
-        Deliveries::new(DEFAULT_DELIVERY_MEMORY)
-    }
-}
-
-impl std::fmt::Debug for Deliveries {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let len = self
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .order
-            .len();
-        f.debug_struct("Deliveries")
-            .field("capacity", &self.capacity)
-            .field("remembered", &len)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -394,58 +273,6 @@ mod tests {
     const SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
     const SHA2: &str = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c";
     const REPO: &str = "acme-platform/stores";
-
-    fn sign(secret: &[u8], body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-        mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-    }
-
-    #[test]
-    fn github_documented_test_vector() {
-        // From GitHub's "Validating webhook deliveries".
-        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(verify_signature(
-            b"It's a Secret to Everybody",
-            b"Hello, World!",
-            Some(header)
-        ));
-    }
-
-    #[test]
-    fn signature_good_bad_missing_malformed() {
-        let secret = b"s3cret";
-        let body = br#"{"zen":"Keep it logically awesome."}"#;
-        let good = sign(secret, body);
-        assert!(verify_signature(secret, body, Some(&good)));
-        assert!(verify_signature(
-            secret,
-            body,
-            Some(&good.to_uppercase().replace("SHA256=", "sha256="))
-        ));
-
-        // Wrong secret, tampered body.
-        assert!(!verify_signature(b"other", body, Some(&good)));
-        assert!(!verify_signature(secret, b"{\"zen\":\"tampered\"}", Some(&good)));
-        // Missing.
-        assert!(!verify_signature(secret, body, None));
-        // Malformed: no prefix, the SHA-1 header's prefix, not hex, empty.
-        let hex_part = good.strip_prefix("sha256=").unwrap();
-        assert!(!verify_signature(secret, body, Some(hex_part)));
-        assert!(!verify_signature(secret, body, Some(&format!("sha1={hex_part}"))));
-        assert!(!verify_signature(secret, body, Some("sha256=zz")));
-        assert!(!verify_signature(secret, body, Some("sha256=")));
-        assert!(!verify_signature(secret, body, Some("")));
-        // Wrong length: a prefix of the right signature, or one byte too many.
-        assert!(!verify_signature(secret, body, Some(&good[..good.len() - 2])));
-        assert!(!verify_signature(secret, body, Some(&format!("{good}00"))));
-    }
-
-    #[test]
-    fn empty_secret_never_verifies() {
-        let body = b"{}";
-        assert!(!verify_signature(b"", body, Some(&sign(b"", body))));
-    }
 
     fn push(git_ref: &str, after: &str, deleted: bool) -> Vec<u8> {
         serde_json::to_vec(&json!({
@@ -649,7 +476,7 @@ mod tests {
             }
         );
         // GitHub's own sample: pull request 2 of Codertocat/Hello-World into master, not merged.
-        let sample = include_bytes!("../../webhooks/payloads/octokit-pull_request-closed.json");
+        let sample = include_bytes!("../../../webhooks/payloads/octokit-pull_request-closed.json");
         assert_eq!(
             parse("pull_request", sample, "master", Some("Codertocat/Hello-World")).unwrap(),
             WebhookAction::Closed {
@@ -683,39 +510,5 @@ mod tests {
                 WebhookAction::Ignore("event not handled")
             );
         }
-    }
-
-    #[test]
-    fn deliveries_dedupe_and_evict_the_oldest() {
-        let d = Deliveries::new(3);
-        assert!(d.first_time("a"));
-        assert!(!d.first_time("a"));
-        assert!(d.first_time("b"));
-        assert!(d.first_time("c"));
-        assert!(!d.first_time("b"));
-        // A fourth id evicts the oldest, "a", and only it.
-        assert!(d.first_time("d"));
-        assert!(d.first_time("a"));
-        assert!(!d.first_time("c"));
-        assert!(!d.first_time("d"));
-        assert!(d.first_time("b"));
-        assert_eq!(format!("{d:?}"), "Deliveries { capacity: 3, remembered: 3 }");
-    }
-
-    #[test]
-    fn deliveries_default_remembers_4096() {
-        let d = Deliveries::default();
-        for i in 0..4096 {
-            assert!(d.first_time(&i.to_string()));
-        }
-        assert!(!d.first_time("0"));
-        assert!(d.first_time("4096"));
-        assert!(d.first_time("0"), "the oldest id is forgotten after 4096 others");
-    }
-
-    #[test]
-    fn deliveries_is_shareable() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Deliveries>();
     }
 }
