@@ -15,7 +15,8 @@ use super::output::Sync;
 pub const SKIP_MESSAGE: &str =
     "SKIPPED: set STORESYNC_E2E=1 and KUBECONFIG to run the end-to-end suite against a real cluster";
 
-/// Identity storesync runs as: a ServiceAccount bound to deploy/rbac/clusterrole.yaml, nothing more.
+/// Identity storesync runs as: a ServiceAccount bound to deploy/rbac/clusterrole.yaml and, in this
+/// namespace, to the chart's Role; nothing more.
 pub const E2E_NAMESPACE: &str = "storesync-e2e";
 pub const E2E_ACCOUNT: &str = "storesync-e2e";
 /// The ConfigMap where storesync records the prune limit of the last applied commit (in the
@@ -352,8 +353,15 @@ impl Suite {
 
     /// storesync as the restricted identity; helm, started by storesync, inherits it.
     pub fn storesync(&self, args: &[&str]) -> Output {
+        let mut cmd = self.storesync_command();
+        cmd.args(args);
+        run(cmd, None, STORESYNC_TIMEOUT)
+    }
+
+    /// The storesync command, without arguments, set up to run as the restricted identity.
+    pub fn storesync_command(&self) -> Command {
         let mut cmd = Command::new(storesync_bin());
-        cmd.args(args).env("KUBECONFIG", &self.kubeconfig);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
         // Settings of the caller's helm that would point it elsewhere than the kubeconfig.
         for var in [
             "HELM_KUBECONTEXT",
@@ -364,7 +372,7 @@ impl Suite {
         ] {
             cmd.env_remove(var);
         }
-        run(cmd, None, STORESYNC_TIMEOUT)
+        cmd
     }
 
     /// `storesync apply --output json` of commit `sha` with the suite's settings and `extra` flags.
@@ -501,6 +509,51 @@ fn preflight() {
     }
 }
 
+/// The chart's Role (deploy/helm/storesync/templates/role.yaml) as `helm template` renders it
+/// for E2E_NAMESPACE: the Lease and ConfigMaps of storesync's own namespace.
+pub fn chart_role() -> Value {
+    let chart = repo_root().join("deploy/helm/storesync");
+    let mut cmd = Command::new(helm());
+    cmd.args([
+        "template",
+        "storesync",
+        path_str(&chart),
+        "--namespace",
+        E2E_NAMESPACE,
+        "--show-only",
+        "templates/role.yaml",
+        // The chart requires a repository; it does not reach the Role.
+        "--set",
+        "repo.url=https://example.invalid/stores.git",
+    ]);
+    let rendered = run(cmd, None, Duration::from_secs(60)).expect_ok().stdout;
+    let mut roles: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|d: &Value| d["kind"] == "Role")
+        .collect();
+    assert_eq!(
+        roles.len(),
+        1,
+        "templates/role.yaml of the chart renders no single Role:\n{rendered}"
+    );
+    roles.remove(0)
+}
+
+/// Applies the chart's Role as is and binds it to the suite's ServiceAccount (the chart's own
+/// RoleBinding names the chart's ServiceAccount).
+fn bind_chart_role() {
+    let role = chart_role();
+    admin_kubectl(&["apply", "-f", "-"], Some(&role.to_string())).expect_ok();
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": { "name": E2E_ACCOUNT, "namespace": E2E_NAMESPACE },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"] },
+        "subjects": [{ "kind": "ServiceAccount", "name": E2E_ACCOUNT, "namespace": E2E_NAMESPACE }],
+    });
+    admin_kubectl(&["apply", "-f", "-"], Some(&binding.to_string())).expect_ok();
+}
+
 /// Applies the ClusterRole and a ServiceAccount bound to it (as admin), mints a token and writes
 /// a kubeconfig that reaches the same API server as that ServiceAccount.
 fn restricted_kubeconfig(dir: &Path) -> PathBuf {
@@ -514,6 +567,7 @@ fn restricted_kubeconfig(dir: &Path) -> PathBuf {
          subjects:\n  - kind: ServiceAccount\n    name: {E2E_ACCOUNT}\n    namespace: {E2E_NAMESPACE}\n"
     );
     admin_kubectl(&["apply", "-f", "-"], Some(&binding)).expect_ok();
+    bind_chart_role();
     let token = admin_kubectl(
         &[
             "create",
@@ -581,6 +635,28 @@ fn restricted_kubeconfig(dir: &Path) -> PathBuf {
     assert!(
         !can(&["create", "clusterrolebindings"]),
         "the e2e kubeconfig is not restricted to the ClusterRole"
+    );
+    // The election runs on the chart's Role alone: the Lease `storesync` of its own namespace.
+    let lease = |verb: &str, name: &str| {
+        can(&[
+            verb,
+            &format!("leases.coordination.k8s.io/{name}"),
+            "-n",
+            E2E_NAMESPACE,
+        ])
+    };
+    super::cluster::wait_until(
+        "the e2e ServiceAccount may update the Lease storesync (the chart's Role)",
+        Duration::from_secs(30),
+        || lease("update", "storesync"),
+    );
+    assert!(
+        lease("get", "storesync") && can(&["create", "leases.coordination.k8s.io", "-n", E2E_NAMESPACE]),
+        "the chart's Role does not let storesync read or create its Lease"
+    );
+    assert!(
+        !lease("update", "another") && !can(&["list", "leases.coordination.k8s.io", "-n", E2E_NAMESPACE]),
+        "the e2e identity may touch other Leases: it has more than the chart's Role"
     );
     // storesync runs `helm upgrade --install --wait`; Helm's readiness check of a Deployment lists
     // its ReplicaSets, and Helm 4's kstatus watcher lists and watches every kind it waits on
