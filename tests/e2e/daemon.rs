@@ -33,12 +33,15 @@ pub const JITTER: f64 = 1.2;
 /// The branch the daemons track (StoresRepo commits on it).
 const BRANCH: &str = "main";
 
-/// One `storesync serve --leader-elect` process; SIGKILLed when dropped.
+/// One `storesync serve --leader-elect` process in a process group of its own, with the helm it
+/// starts: killed together, as a pod's processes die together. SIGKILLed when dropped.
 pub struct Daemon {
     /// Its `POD_NAME`: the Lease's holderIdentity is this, `_` and a random suffix.
     pub name: String,
     pub port: u16,
     child: RefCell<Child>,
+    /// Waited for: its process group may be gone and its id reused, so it is signalled no more.
+    reaped: Cell<bool>,
     log: PathBuf,
 }
 
@@ -80,6 +83,8 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file);
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start storesync serve ({name}): {e}"));
@@ -87,6 +92,7 @@ impl Daemon {
             name: name.to_string(),
             port,
             child: RefCell::new(child),
+            reaped: Cell::new(false),
             log,
         }
     }
@@ -101,11 +107,22 @@ impl Daemon {
             .unwrap_or_else(|e| format!("<cannot read {}: {e}>", self.log.display()))
     }
 
-    /// SIGKILL: no renewal, no release, nothing written on the way out.
+    /// SIGKILL to storesync and the helm it runs: no renewal, no release, nothing written on
+    /// the way out.
     pub fn kill(&self) {
+        if self.reaped.get() {
+            return;
+        }
         let mut child = self.child.borrow_mut();
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = child.kill();
         let _ = child.wait();
+        self.reaped.set(true);
     }
 
     /// SIGTERM: the graceful stop a pod gets when it is deleted.
@@ -123,7 +140,11 @@ impl Daemon {
     }
 
     pub fn exited(&self) -> Option<ExitStatus> {
-        self.child.borrow_mut().try_wait().ok().flatten()
+        let status = self.child.borrow_mut().try_wait().ok().flatten();
+        if status.is_some() {
+            self.reaped.set(true);
+        }
+        status
     }
 
     /// `GET path`: (status, body), or why there was no answer.
@@ -426,6 +447,15 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n[{}]\r\n2\r\n\n\n\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), (200, "[{}]\n\n".to_string()));
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn lease_times_read_as_the_api_server_writes_them() {
+        // MicroTime: RFC 3339 in UTC with microseconds.
+        let renewed = micro_time(&json!("2026-11-23T03:13:23.364102Z")).unwrap();
+        let acquired = micro_time(&json!("2026-11-23T03:13:30.100000Z")).unwrap();
+        assert_eq!(millis_between(renewed, acquired), 6736);
+        assert!(micro_time(&Value::Null).is_none());
     }
 
     #[test]
