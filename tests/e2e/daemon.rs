@@ -52,14 +52,15 @@ fn is_holder(name: &str, holder: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('_'))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+/// Two distinct free ports: both are held until both are known.
+fn free_ports() -> [u16; 2] {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let held = [bind(), bind()];
+    held.map(|l| l.local_addr().expect("local address").port())
 }
 
 impl Daemon {
-    fn start(suite: &Suite, name: &str, repo_url: &str, dir: &Path, secret: &str) -> Daemon {
-        let port = free_port();
+    fn start(suite: &Suite, name: &str, port: u16, repo_url: &str, dir: &Path, secret: &str) -> Daemon {
         let log = dir.join(format!("{name}.log"));
         let file = File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let cache = dir.join(format!("{name}-cache"));
@@ -337,10 +338,12 @@ impl Pair {
         let dir = tempfile::tempdir().expect("temp dir");
         let secret = random_token();
         let url = repo.file_url();
-        let daemons = ["a", "b"].map(|n| {
+        let [port_a, port_b] = free_ports();
+        let daemons = [("a", port_a), ("b", port_b)].map(|(n, port)| {
             Daemon::start(
                 suite,
                 &format!("{}replica-{n}", suite.prefix),
+                port,
                 &url,
                 dir.path(),
                 &secret,

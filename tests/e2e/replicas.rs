@@ -332,7 +332,16 @@ fn push_to_a_follower_is_synced_by_the_leader() {
     pair.wait(&format!("the leader syncs {sha}"), SYNC_TIMEOUT, || {
         synced(&added, &sha)
     });
-    let records = shared_records().unwrap_or_else(|| pair.fail("storesync-state is gone"));
+    // The records are written once the sync has ended, a moment after its last write.
+    let mut records = Value::Null;
+    pair.wait(
+        &format!("the leader shares its sync of {sha}"),
+        Duration::from_secs(30),
+        || {
+            records = shared_records().unwrap_or(Value::Null);
+            shared_sync(&records, &sha).is_some()
+        },
+    );
     let sync = shared_sync(&records, &sha);
     pair.ensure(
         records["leader"] == holder.as_str()
