@@ -20,6 +20,7 @@ mod catalog;
 mod cluster;
 mod daemon;
 mod harness;
+mod identity;
 mod lifecycle;
 mod output;
 mod repair;
@@ -222,7 +223,7 @@ fn offline_tiny_chart_lints_and_renders_the_engine_contract() {
 /// `storesync` (get, update; create) and storesync's own ConfigMaps, and nothing else.
 #[test]
 fn offline_chart_role_is_the_lease_and_configmaps_of_the_suite_namespace() {
-    let role = harness::chart_role();
+    let role = identity::chart_role();
     assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1", "{role:#}");
     assert_eq!(role["metadata"]["namespace"], harness::E2E_NAMESPACE, "{role:#}");
     let mut grants: Vec<String> = Vec::new();
