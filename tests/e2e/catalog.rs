@@ -178,7 +178,12 @@ pub struct StoresRepo {
 impl StoresRepo {
     pub fn new(platform: &Platform) -> StoresRepo {
         let dir = tempfile::tempdir().expect("temp dir");
-        let repo = git2::Repository::init(dir.path()).expect("git init");
+        // On `main`, the branch `serve` tracks by default, whatever the machine's Git config says.
+        let repo = git2::Repository::init_opts(
+            dir.path(),
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .expect("git init");
         let r = StoresRepo { dir, repo };
         r.platform(platform);
         std::fs::create_dir_all(r.path().join("stores")).expect("stores dir");
@@ -187,6 +192,12 @@ impl StoresRepo {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The repository as a `file://` URL: storesync clones and fetches it like a remote, and
+    /// (unlike a local path) does not watch it for commits.
+    pub fn file_url(&self) -> String {
+        format!("file://{}", self.path().display())
     }
 
     pub fn platform(&self, platform: &Platform) -> &Self {

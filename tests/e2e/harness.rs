@@ -1,5 +1,6 @@
 //! The harness: the skip gate, one end-to-end test at a time per cluster, the tools, processes
-//! with a deadline, the restricted identity storesync runs as, and cleanup that runs on failure.
+//! with a deadline, and cleanup that runs on failure (the identity storesync runs as is in
+//! identity.rs).
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::catalog::StoresRepo;
 use super::output::Sync;
@@ -15,19 +16,20 @@ use super::output::Sync;
 pub const SKIP_MESSAGE: &str =
     "SKIPPED: set STORESYNC_E2E=1 and KUBECONFIG to run the end-to-end suite against a real cluster";
 
-/// Identity storesync runs as: a ServiceAccount bound to deploy/rbac/clusterrole.yaml, nothing more.
+/// Identity storesync runs as: a ServiceAccount bound to deploy/rbac/clusterrole.yaml and, in this
+/// namespace, to the chart's Role; nothing more.
 pub const E2E_NAMESPACE: &str = "storesync-e2e";
 pub const E2E_ACCOUNT: &str = "storesync-e2e";
 /// The ConfigMap where storesync records the prune limit of the last applied commit (in the
 /// namespace of its kubeconfig context, E2E_NAMESPACE).
 pub const APPLIED_RECORD: &str = "storesync-applied";
 /// Name of the ClusterRole in deploy/rbac/clusterrole.yaml.
-const CLUSTER_ROLE: &str = "storesync";
+pub const CLUSTER_ROLE: &str = "storesync";
 
 /// Store names of the suite: `e2e` + 4 hex digits + `-` + a suffix; nothing else is ever deleted.
 const PREFIX_LEN: usize = 8;
 
-const KUBECTL_TIMEOUT: Duration = Duration::from_secs(120);
+pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(120);
 /// One `storesync apply`: a few helm installs at most, each bounded by --helm-timeout.
 const STORESYNC_TIMEOUT: Duration = Duration::from_secs(600);
 /// Passed as --helm-timeout: the tiny chart is ready in seconds once its image is on the node.
@@ -314,7 +316,7 @@ impl Suite {
         let lock = lock();
         preflight();
         let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = restricted_kubeconfig(dir.path());
+        let kubeconfig = super::identity::restricted_kubeconfig(dir.path());
         // Each scenario starts as a fresh installation: no prune limit recorded by another one.
         admin_kubectl(
             &[
@@ -352,8 +354,15 @@ impl Suite {
 
     /// storesync as the restricted identity; helm, started by storesync, inherits it.
     pub fn storesync(&self, args: &[&str]) -> Output {
+        let mut cmd = self.storesync_command();
+        cmd.args(args);
+        run(cmd, None, STORESYNC_TIMEOUT)
+    }
+
+    /// The storesync command, without arguments, set up to run as the restricted identity.
+    pub fn storesync_command(&self) -> Command {
         let mut cmd = Command::new(storesync_bin());
-        cmd.args(args).env("KUBECONFIG", &self.kubeconfig);
+        cmd.env("KUBECONFIG", &self.kubeconfig);
         // Settings of the caller's helm that would point it elsewhere than the kubeconfig.
         for var in [
             "HELM_KUBECONTEXT",
@@ -364,7 +373,7 @@ impl Suite {
         ] {
             cmd.env_remove(var);
         }
-        run(cmd, None, STORESYNC_TIMEOUT)
+        cmd
     }
 
     /// `storesync apply --output json` of commit `sha` with the suite's settings and `extra` flags.
@@ -499,107 +508,4 @@ fn preflight() {
         args.extend(leftovers.iter().map(String::as_str));
         admin_kubectl(&args, None).expect_ok();
     }
-}
-
-/// Applies the ClusterRole and a ServiceAccount bound to it (as admin), mints a token and writes
-/// a kubeconfig that reaches the same API server as that ServiceAccount.
-fn restricted_kubeconfig(dir: &Path) -> PathBuf {
-    let role = repo_root().join("deploy/rbac/clusterrole.yaml");
-    admin_kubectl(&["apply", "-f", path_str(&role)], None).expect_ok();
-    let binding = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {E2E_NAMESPACE}\n---\n\
-         apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {E2E_ACCOUNT}\n  namespace: {E2E_NAMESPACE}\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {E2E_ACCOUNT}\n\
-         roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {CLUSTER_ROLE}\n\
-         subjects:\n  - kind: ServiceAccount\n    name: {E2E_ACCOUNT}\n    namespace: {E2E_NAMESPACE}\n"
-    );
-    admin_kubectl(&["apply", "-f", "-"], Some(&binding)).expect_ok();
-    let token = admin_kubectl(
-        &[
-            "create",
-            "token",
-            E2E_ACCOUNT,
-            "-n",
-            E2E_NAMESPACE,
-            "--duration",
-            "1h",
-        ],
-        None,
-    )
-    .expect_ok()
-    .stdout
-    .trim()
-    .to_string();
-    assert!(!token.is_empty(), "kubectl create token printed no token");
-    // --flatten inlines a CA given as a file path, so the new kubeconfig stands on its own.
-    let admin = admin_kubectl(
-        &["config", "view", "--raw", "--minify", "--flatten", "-o", "json"],
-        None,
-    )
-    .expect_ok()
-    .json();
-    let cluster = admin["clusters"][0]["cluster"].clone();
-    assert!(
-        cluster["server"].is_string(),
-        "no server in the admin kubeconfig: {admin}"
-    );
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{ "name": "e2e", "cluster": cluster }],
-        "users": [{ "name": E2E_ACCOUNT, "user": { "token": token } }],
-        "contexts": [{ "name": E2E_ACCOUNT, "context": { "cluster": "e2e", "user": E2E_ACCOUNT, "namespace": E2E_NAMESPACE } }],
-        "current-context": E2E_ACCOUNT,
-    });
-    let path = dir.join("storesync-e2e.kubeconfig");
-    std::fs::write(
-        &path,
-        serde_json::to_vec_pretty(&config).expect("kubeconfig JSON"),
-    )
-    .expect("write kubeconfig");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod kubeconfig");
-    }
-    // The identity can do what storesync does and no more than the role: a token of the wrong
-    // account (or an admin kubeconfig by mistake) would make every scenario meaningless.
-    let can = |verb_resource: &[&str]| {
-        let mut cmd = Command::new(kubectl());
-        cmd.arg("--kubeconfig")
-            .arg(&path)
-            .args(["auth", "can-i"])
-            .args(verb_resource);
-        run(cmd, None, KUBECTL_TIMEOUT).stdout.trim() == "yes"
-    };
-    // A new binding reaches the authorizer's cache within moments, not at once.
-    super::cluster::wait_until(
-        "the e2e ServiceAccount may patch namespaces",
-        Duration::from_secs(30),
-        || can(&["patch", "namespaces"]),
-    );
-    assert!(
-        !can(&["create", "clusterrolebindings"]),
-        "the e2e kubeconfig is not restricted to the ClusterRole"
-    );
-    // storesync runs `helm upgrade --install --wait`; Helm's readiness check of a Deployment lists
-    // its ReplicaSets, and Helm 4's kstatus watcher lists and watches every kind it waits on
-    // (helm HIP-0022). Without these every install of every scenario fails, so say it once here.
-    let missing: Vec<String> = [
-        ["list", "replicasets.apps"],
-        ["list", "deployments.apps"],
-        ["watch", "deployments.apps"],
-        ["watch", "configmaps"],
-        ["list", "pods"],
-    ]
-    .iter()
-    .filter(|[verb, resource]| !can(&[verb, resource, "--all-namespaces"]))
-    .map(|pair| pair.join(" "))
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "deploy/rbac/clusterrole.yaml does not grant what `helm upgrade --install --wait` needs for a \
-         Deployment: {missing:?} (Helm's readiness check lists a Deployment's ReplicaSets; see helm HIP-0022)"
-    );
-    path
 }

@@ -2,7 +2,7 @@
 //!
 //! Off unless `STORESYNC_E2E=1`: every cluster test then prints `SKIPPED: ...` and passes. With it
 //! set, an unreachable cluster is a failure. storesync always runs as a ServiceAccount bound to
-//! deploy/rbac/clusterrole.yaml (never as the admin), syncs commits of a real Git repository,
+//! deploy/rbac/clusterrole.yaml and the chart's namespaced Role (never as the admin), syncs commits of a real Git repository,
 //! and installs the tiny engine chart of tests/e2e/charts/tiny; assertions read the cluster as
 //! the admin with kubectl and helm. One test at a time holds the cluster (a localhost port lock),
 //! each test uses its own store names and deletes its namespaces even when it fails. A cluster
@@ -10,17 +10,21 @@
 //! (`scripts/e2e-kind.sh`). See docs/e2e.md.
 //!
 //! The `offline_*` tests need no cluster and always run: they check the suite's own fixtures
-//! (the tiny chart with the values storesync really passes, the catalogs it generates).
+//! (the tiny chart with the values storesync really passes, the catalogs it generates, the
+//! chart's Role the suite grants).
 // Test helpers are `pub` for their sibling scenarios; the public-surface lint is for the library.
 #![allow(unreachable_pub)]
 
 mod bench;
 mod catalog;
 mod cluster;
+mod daemon;
 mod harness;
+mod identity;
 mod lifecycle;
 mod output;
 mod repair;
+mod replicas;
 mod safety;
 
 use std::process::Command;
@@ -212,5 +216,58 @@ fn offline_tiny_chart_lints_and_renders_the_engine_contract() {
     assert_eq!(
         deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         65535
+    );
+}
+
+/// The Role the suite grants is the chart's, rendered for the suite's namespace: the Lease
+/// `storesync` (get, update; create) and storesync's own ConfigMaps, and nothing else.
+#[test]
+fn offline_chart_role_is_the_lease_and_configmaps_of_the_suite_namespace() {
+    let role = identity::chart_role();
+    assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1", "{role:#}");
+    assert_eq!(role["metadata"]["namespace"], harness::E2E_NAMESPACE, "{role:#}");
+    let mut grants: Vec<String> = Vec::new();
+    for rule in role["rules"].as_array().into_iter().flatten() {
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        };
+        let names = match list("resourceNames") {
+            n if n.is_empty() => vec!["*".to_string()],
+            n => n,
+        };
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                for verb in list("verbs") {
+                    for name in &names {
+                        grants.push(format!("{group}/{resource}/{name}: {verb}"));
+                    }
+                }
+            }
+        }
+    }
+    grants.sort();
+    let lease = |verb: &str, name: &str| format!("coordination.k8s.io/leases/{name}: {verb}");
+    for want in [
+        lease("create", "*"),
+        lease("get", "storesync"),
+        lease("update", "storesync"),
+    ] {
+        assert!(
+            grants.contains(&want),
+            "the chart's Role lacks {want}: {grants:#?}"
+        );
+    }
+    let other: Vec<&String> = grants
+        .iter()
+        .filter(|g| !g.starts_with("coordination.k8s.io/leases/") && !g.starts_with("/configmaps/"))
+        .collect();
+    assert!(
+        other.is_empty(),
+        "the chart's Role grants more than its Lease and ConfigMaps: {other:?}"
     );
 }
