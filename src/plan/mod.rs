@@ -29,6 +29,20 @@ pub enum Action {
     Blocked,
 }
 
+impl Action {
+    /// The word for people and scripts, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Prune => "prune",
+            Action::Skip => "skip",
+            Action::Blocked => "blocked",
+        }
+    }
+}
+
 /// Object kinds in apply order; prune runs in reverse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum ObjectKind {

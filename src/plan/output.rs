@@ -15,17 +15,6 @@ fn sign(action: Action) -> &'static str {
     }
 }
 
-fn word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Unchanged => "unchanged",
-        Action::Prune => "prune",
-        Action::Skip => "skip",
-        Action::Blocked => "blocked",
-    }
-}
-
 /// The plan as text: one block per store that changes, objects indented under it, diffs under
 /// their object; unchanged stores are counted, not listed.
 pub fn render_text(plan: &Plan, source: &str) -> String {
@@ -44,7 +33,7 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
         if let Some(domain) = &s.domain {
             about.push(domain.clone());
         }
-        let _ = write!(out, "\n{} {} {}", sign(s.action), s.store, word(s.action));
+        let _ = write!(out, "\n{} {} {}", sign(s.action), s.store, s.action.as_str());
         if !about.is_empty() {
             let _ = write!(out, " ({})", about.join(", "));
         }

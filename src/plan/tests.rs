@@ -578,3 +578,17 @@ fn drift_is_not_looked_at_when_the_release_changes_anyway() {
     );
     assert!(release.drift.is_none());
 }
+
+#[test]
+fn an_actions_word_is_its_json() {
+    for action in [
+        Action::Create,
+        Action::Update,
+        Action::Unchanged,
+        Action::Prune,
+        Action::Skip,
+        Action::Blocked,
+    ] {
+        assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
+    }
+}

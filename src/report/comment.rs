@@ -157,7 +157,7 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
             let row = format!(
                 "| {} | {} | {} | {} | {} |\n",
                 escape(&s.store),
-                word(s.action),
+                s.action.as_str(),
                 cell(s.engine.as_deref()),
                 cell(s.plan.as_deref()),
                 cell(s.owner.as_deref()),
@@ -327,17 +327,6 @@ fn fence_for(text: &str) -> String {
         longest = longest.max(run);
     }
     "`".repeat((longest + 1).max(3))
-}
-
-fn word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Unchanged => "unchanged",
-        Action::Prune => "prune",
-        Action::Skip => "skip",
-        Action::Blocked => "blocked",
-    }
 }
 
 fn cell(value: Option<&str>) -> String {
