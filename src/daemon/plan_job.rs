@@ -35,12 +35,12 @@ async fn run(ctx: &Context, trigger: PlanTrigger) {
     .await;
     let mut catalog_dir = String::new();
     let report = |catalog_dir: &str, result| {
-        let report = PlanReport {
-            sha: trigger.sha.clone(),
-            catalog_dir: catalog_dir.to_owned(),
-            from_fork: trigger.from_fork,
+        let report = PlanReport::new(
+            trigger.sha.clone(),
+            catalog_dir.to_owned(),
+            trigger.from_fork,
             result,
-        };
+        );
         ctx.pr_feedback(trigger.number, FeedbackKind::Planned(Box::new(report)));
     };
     let finish = |state: ResultState, description: String, plan: String, errors| {

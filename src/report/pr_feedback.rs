@@ -2,10 +2,11 @@
 //! (always) and the `storesync/plan` check run with line annotations (GitHub App only). Writes
 //! go through the [`super::StatusReporter`]'s queue, coalesced per pull request, so a pull
 //! request pushed ten times in a minute gets its one comment edited to the latest head.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use octocrab::Octocrab;
 use serde::Deserialize;
@@ -46,6 +47,9 @@ pub struct PlanReport {
     pub catalog_dir: String,
     pub from_fork: bool,
     pub result: PlanResult,
+    /// The comment's Markdown once rendered, with the repository URL it links under: the
+    /// comment and the check run summary use the same text, and retries reuse it.
+    markdown: OnceLock<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,8 +60,29 @@ pub enum PlanResult {
 }
 
 impl PlanReport {
-    /// The comment's Markdown, with links under `repo_url`.
-    pub fn markdown(&self, number: u64, repo_url: &str) -> String {
+    pub fn new(sha: String, catalog_dir: String, from_fork: bool, result: PlanResult) -> PlanReport {
+        PlanReport {
+            sha,
+            catalog_dir,
+            from_fork,
+            result,
+            markdown: OnceLock::new(),
+        }
+    }
+
+    /// The comment's Markdown, with links under `repo_url`; rendered once per report.
+    pub fn markdown(&self, number: u64, repo_url: &str) -> Cow<'_, str> {
+        let (url, text) = self
+            .markdown
+            .get_or_init(|| (repo_url.to_owned(), self.render(number, repo_url)));
+        if url == repo_url {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(self.render(number, repo_url))
+        }
+    }
+
+    fn render(&self, number: u64, repo_url: &str) -> String {
         let ctx = CommentContext {
             number,
             sha: &self.sha,
@@ -355,6 +380,25 @@ pub fn annotations(catalog_dir: &str, findings: &[Diagnostic]) -> Vec<checks::An
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_comment_is_rendered_once_per_report_and_repository() {
+        let report = PlanReport::new(
+            "a".repeat(40),
+            String::new(),
+            false,
+            PlanResult::Failed("boom".into()),
+        );
+        let url = "https://github.com/acme/stores";
+        let (first, second) = (report.markdown(7, url), report.markdown(7, url));
+        assert!(matches!((&first, &second), (Cow::Borrowed(a), Cow::Borrowed(b)) if std::ptr::eq(*a, *b)));
+        assert!(first.contains("boom"));
+        let elsewhere = report.markdown(7, "https://ghe.example.com/acme/stores");
+        assert!(
+            matches!(elsewhere, Cow::Owned(_)),
+            "another repository gets its own links"
+        );
+    }
 
     #[test]
     fn the_next_page_is_read_from_the_link_header() {

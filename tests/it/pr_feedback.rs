@@ -62,12 +62,12 @@ pub(crate) fn empty_plan(sha: &str) -> Plan {
 pub(crate) fn planned(number: u64, sha: &str, result: PlanResult) -> PrFeedback {
     PrFeedback {
         number,
-        kind: FeedbackKind::Planned(Box::new(PlanReport {
-            sha: sha.into(),
-            catalog_dir: String::new(),
-            from_fork: false,
+        kind: FeedbackKind::Planned(Box::new(PlanReport::new(
+            sha.into(),
+            String::new(),
+            false,
             result,
-        })),
+        ))),
     }
 }
 

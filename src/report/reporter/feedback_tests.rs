@@ -47,12 +47,12 @@ impl PrWriter for Recorded {
 fn planned(number: u64, sha: &str) -> PrFeedback {
     PrFeedback {
         number,
-        kind: FeedbackKind::Planned(Box::new(PlanReport {
-            sha: sha.into(),
-            catalog_dir: String::new(),
-            from_fork: false,
-            result: PlanResult::Failed("x".into()),
-        })),
+        kind: FeedbackKind::Planned(Box::new(PlanReport::new(
+            sha.into(),
+            String::new(),
+            false,
+            PlanResult::Failed("x".into()),
+        ))),
     }
 }
 
