@@ -375,4 +375,12 @@ fn encode_path(path: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::fence_for;
+
+    #[test]
+    fn a_fence_is_longer_than_any_backtick_run_inside() {
+        assert_eq!(fence_for("a ```` b"), "`````");
+        assert_eq!(fence_for("plain"), "```");
+    }
+}

@@ -15,6 +15,7 @@ mod layering;
 mod ops;
 mod plan_offline;
 mod pr_comment_author;
+mod pr_comment_golden;
 mod pr_feedback;
 mod prune;
 mod sync;

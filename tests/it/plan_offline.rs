@@ -3,29 +3,9 @@
 //! diff of `tests/golden/` before committing it.
 use crate::common;
 
-use std::path::PathBuf;
-
-use common::{Catalog, repo_root, source_args};
+use common::{Catalog, golden, repo_root, source_args};
 use storesync::commands;
 use storesync::config::OutputFormat;
-
-fn golden(name: &str, actual: &str) {
-    let path: PathBuf = repo_root().join("tests/golden").join(name);
-    if std::env::var_os("STORESYNC_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with STORESYNC_BLESS=1 to create it", path.display()));
-    if expected != actual {
-        let diff = similar::TextDiff::from_lines(&expected, actual)
-            .unified_diff()
-            .header("golden", "actual")
-            .to_string();
-        panic!("{} differs from the output:\n{diff}", path.display());
-    }
-}
 
 fn plan_example(output: OutputFormat, diff: bool) -> (u8, String, String) {
     let mut args = source_args(&repo_root().join("stores.example"));

@@ -211,3 +211,23 @@ impl GitRepo {
             .to_string()
     }
 }
+
+/// Compares `actual` with the reviewed golden file `tests/golden/<name>`; with `STORESYNC_BLESS=1`
+/// writes it instead (review the diff before committing).
+pub fn golden(name: &str, actual: &str) {
+    let path = repo_root().join("tests/golden").join(name);
+    if std::env::var_os("STORESYNC_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with STORESYNC_BLESS=1 to create it", path.display()));
+    if expected != actual {
+        let diff = similar::TextDiff::from_lines(&expected, actual)
+            .unified_diff()
+            .header("golden", "actual")
+            .to_string();
+        panic!("{} differs from the output:\n{diff}", path.display());
+    }
+}

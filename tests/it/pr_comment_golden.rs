@@ -1,11 +1,12 @@
-//! The rendered comment against reviewed golden files (`tests/golden/pr-comment-*.md`); after an
-//! intended change, regenerate with `STORESYNC_BLESS=1` and review the diff before committing.
-use std::path::PathBuf;
+//! The rendered pull-request comment against reviewed golden files
+//! (`tests/golden/pr-comment-*.md`); after an intended change, regenerate with
+//! `STORESYNC_BLESS=1` and review the diff before committing.
+use storesync::desired::Diagnostic;
+use storesync::plan::{Action, Change, ObjectKind, Plan, StorePlan, Summary};
+use storesync::report::comment::*;
+use storesync::source::Revision;
 
-use super::*;
-use crate::desired::Diagnostic;
-use crate::plan::{Change, ObjectKind};
-use crate::source::Revision;
+use crate::common::golden;
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
 
@@ -16,25 +17,6 @@ fn ctx() -> CommentContext<'static> {
         repo_url: "https://github.com/acme-platform/stores",
         catalog_dir: "",
         from_fork: false,
-    }
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("STORESYNC_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with STORESYNC_BLESS=1 to create it", path.display()));
-    if expected != actual {
-        let diff = similar::TextDiff::from_lines(&expected, actual)
-            .unified_diff()
-            .header("golden", "actual")
-            .to_string();
-        panic!("{} differs from the output:\n{diff}", path.display());
     }
 }
 
@@ -271,6 +253,4 @@ fn escaping_leaves_no_markup() {
         escape("a|b <i>@x</i> [l](u) `c`\nd"),
         "a\\|b &lt;i&gt;&#64;x&lt;/i&gt; \\[l\\](u) \\`c\\` d"
     );
-    assert_eq!(fence_for("a ```` b"), "`````");
-    assert_eq!(fence_for("plain"), "```");
 }
