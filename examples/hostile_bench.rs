@@ -12,49 +12,15 @@
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{SECRET, commit, sign};
+use bench::{Arrivals, SECRET, commit, fake_github, sign};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::routing::post;
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-type Arrivals = Arc<Mutex<BTreeMap<String, (Instant, String)>>>;
-
-/// Records the first `pending` status of each commit with its arrival time.
-async fn fake_github(arrivals: Arrivals) -> SocketAddr {
-    async fn status(
-        State(arrivals): State<Arrivals>,
-        UrlPath((_, _, sha)): UrlPath<(String, String, String)>,
-        body: Bytes,
-    ) -> (axum::http::StatusCode, &'static str) {
-        let at = Instant::now();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        if v["state"] == "pending" {
-            let description = v["description"].as_str().unwrap_or_default().to_string();
-            arrivals
-                .lock()
-                .expect("lock")
-                .entry(sha)
-                .or_insert((at, description));
-        }
-        (axum::http::StatusCode::CREATED, "{}")
-    }
-    let app = Router::new()
-        .route("/repos/{owner}/{repo}/statuses/{sha}", post(status))
-        .with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
 
 /// An API server that accepts connections and never answers.
 async fn hanging_api_server() -> SocketAddr {
@@ -202,7 +168,12 @@ async fn main() {
         assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
         let deadline = sent + Duration::from_secs(10);
         loop {
-            if let Some((at, description)) = arrivals.lock().expect("lock").get(&sha).cloned() {
+            if let Some((at, description)) = arrivals
+                .lock()
+                .expect("lock")
+                .get(&(sha.clone(), "pending".into()))
+                .cloned()
+            {
                 to_pending.push(at - sent);
                 *descriptions
                     .entry(

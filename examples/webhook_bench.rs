@@ -13,23 +13,16 @@
 #[path = "support/bench.rs"]
 mod bench;
 
-use bench::{SECRET, commit, sign};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use bench::{Arrivals, SECRET, commit, fake_github, sign};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::routing::post;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-
-type Arrivals = Arc<Mutex<BTreeMap<(String, String), Instant>>>;
 
 fn push(after: &str) -> Vec<u8> {
     serde_json::json!({
@@ -39,27 +32,6 @@ fn push(after: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
-}
-
-async fn fake_github(arrivals: Arrivals) -> SocketAddr {
-    async fn status(
-        State(arrivals): State<Arrivals>,
-        UrlPath((_, _, sha)): UrlPath<(String, String, String)>,
-        body: Bytes,
-    ) -> (axum::http::StatusCode, &'static str) {
-        let at = Instant::now();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let state = v["state"].as_str().unwrap_or_default().to_string();
-        arrivals.lock().expect("lock").entry((sha, state)).or_insert(at);
-        (axum::http::StatusCode::CREATED, "{}")
-    }
-    let app = Router::new()
-        .route("/repos/{owner}/{repo}/statuses/{sha}", post(status))
-        .with_state(arrivals);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -227,7 +199,7 @@ async fn main() {
                 .expect("lock")
                 .get(&(sha.clone(), "pending".into()))
             {
-                to_pending.push(*at - sent);
+                to_pending.push(at.0 - sent);
                 break;
             }
             assert!(

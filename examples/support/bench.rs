@@ -1,6 +1,10 @@
-//! Pieces both daemon benchmarks use: a webhook signature, a commit that adds one store, and
-//! the machine's description for the figures.
+//! Pieces both daemon benchmarks use: a webhook signature, a commit that adds one store, a
+//! fake GitHub that records statuses, and the machine's description for the figures.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The webhook secret the benchmarks start `storesync serve` with.
 pub(crate) const SECRET: &str = "bench-webhook-secret";
@@ -51,4 +55,39 @@ pub(crate) fn machine() -> String {
         "{} cores, {cpu}",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     )
+}
+
+/// The first status of each (commit, state) that reached the fake GitHub: when, and its
+/// description.
+pub(crate) type Arrivals = Arc<Mutex<BTreeMap<(String, String), (Instant, String)>>>;
+
+/// A GitHub that records each commit status in `arrivals`; its address.
+pub(crate) async fn fake_github(arrivals: Arrivals) -> SocketAddr {
+    use axum::extract::{Path as UrlPath, State};
+    async fn status(
+        State(arrivals): State<Arrivals>,
+        UrlPath((_, _, sha)): UrlPath<(String, String, String)>,
+        body: bytes::Bytes,
+    ) -> (axum::http::StatusCode, &'static str) {
+        let at = Instant::now();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let state = v["state"].as_str().unwrap_or_default().to_string();
+        let description = v["description"].as_str().unwrap_or_default().to_string();
+        arrivals
+            .lock()
+            .expect("lock")
+            .entry((sha, state))
+            .or_insert((at, description));
+        (axum::http::StatusCode::CREATED, "{}")
+    }
+    let app = axum::Router::new()
+        .route(
+            "/repos/{owner}/{repo}/statuses/{sha}",
+            axum::routing::post(status),
+        )
+        .with_state(arrivals);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
 }
