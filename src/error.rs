@@ -23,6 +23,10 @@ pub enum Error {
     /// breaker record) does not hold what it must.
     #[error("{0}")]
     Unreadable(String),
+    /// What a store namespace holds would make storesync act outside it, or on a lie (a release
+    /// manifest naming another namespace, release labels that contradict the release): refused.
+    #[error("{0}")]
+    Refused(String),
     /// storesync itself failed: a task that panicked, a system facility that is not there.
     #[error("{0}")]
     Internal(String),
@@ -71,6 +75,19 @@ impl Error {
                 kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
             ),
             _ => false,
+        }
+    }
+
+    /// A failure a retry may fix without a new commit: the API server unreachable or timing out,
+    /// an answer of 5xx, a conflict (409) or a rate limit (429). Decided by the error's type and
+    /// status code, never by its text.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Kube {
+                source: kube::Error::Api(status),
+                ..
+            } => status.code >= 500 || status.code == 409 || status.code == 429,
+            other => other.is_unreachable(),
         }
     }
 

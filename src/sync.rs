@@ -49,17 +49,12 @@ async fn plan_live(
     mut options: PlanOptions,
     always_check_drift: bool,
 ) -> Result<Planned> {
-    let catalog = match desired::load(&snapshot.raw) {
+    let mut catalog = match desired::load_with_policy(&snapshot.raw, &applier.helm.allowed_chart_prefixes) {
         Ok(c) => c,
         Err(findings) => return Ok(Err(findings)),
     };
-    let outside = desired::chart_policy(
-        &snapshot.raw,
-        &catalog.platform,
-        &applier.helm.allowed_chart_prefixes,
-    );
-    if !outside.is_empty() {
-        return Ok(Err(outside));
+    if let Some(role) = &applier.policy.store_cluster_role {
+        catalog.platform.store_cluster_role = role.clone();
     }
     let own_namespace = applier.own_namespace();
     let (live, applied) = tokio::join!(
@@ -130,14 +125,16 @@ async fn drift(
             Err(e) if e.is_unreachable() => return Err(e),
             Err(e) => {
                 warn!(error = %e, "drift of chart-rendered objects not checked; trying again at the next sync");
-                return Ok(record(live, applier.drift.last_found(&candidates)));
+                let refused = applier.drift.refused(&candidates);
+                return Ok(record(live, applier.drift.last_found(&candidates)) | refuse(live, refused));
             }
         }
     };
     if sync {
         applier.drift.checked();
     }
-    Ok(record(live, found))
+    let refused = applier.drift.refused(&candidates);
+    Ok(record(live, found) | refuse(live, refused))
 }
 
 /// Puts each store's drift on its live release; true when some store drifted.
@@ -149,6 +146,17 @@ fn record(live: &mut live::LiveState, found: std::collections::BTreeMap<String, 
         }
     }
     drifted
+}
+
+/// Marks the releases whose storage the drift check refused to read; true when there is one.
+fn refuse(live: &mut live::LiveState, refused: std::collections::BTreeMap<String, String>) -> bool {
+    let any = !refused.is_empty();
+    for (store, why) in refused {
+        if let Some(release) = live.stores.get_mut(&store).and_then(|s| s.release.as_mut()) {
+            release.refused = Some(why);
+        }
+    }
+    any
 }
 
 #[instrument(skip_all, fields(revision = %snapshot.revision.label))]

@@ -11,6 +11,21 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, the last one an ellipsis when
+/// anything was cut (limits the API server counts in bytes, such as an Event's note).
+pub fn truncate_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    const ELLIPSIS: &str = "…";
+    let budget = max.saturating_sub(ELLIPSIS.len());
+    let cut = (0..=budget)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    format!("{}{ELLIPSIS}", &text[..cut])
+}
+
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -34,7 +49,7 @@ pub fn rfc3339(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{rfc3339, truncate};
+    use super::{rfc3339, truncate, truncate_bytes};
 
     #[test]
     fn formats_dates() {
@@ -48,5 +63,19 @@ mod tests {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("ééééé", 3), "éé…");
         assert_eq!(truncate("abcdef", 6), "abcdef");
+    }
+
+    #[test]
+    fn truncates_by_bytes_at_a_character_boundary() {
+        assert_eq!(truncate_bytes("short", 1024), "short");
+        // 600 two-byte characters: 1,200 bytes, within 1,000 characters but over 1,024 bytes.
+        let note = "é".repeat(600);
+        let cut = truncate_bytes(&note, 1024);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.len(), 1021 / 2 * 2 + "…".len());
+        let four = "𝄞".repeat(300);
+        assert!(truncate_bytes(&four, 1024).len() <= 1024);
+        assert_eq!(truncate_bytes(&"a".repeat(1024), 1024).len(), 1024);
     }
 }

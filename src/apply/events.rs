@@ -11,8 +11,8 @@ use crate::desired;
 
 /// The reporting controller of every Event storesync writes.
 pub const REPORTING_CONTROLLER: &str = "storesync";
-/// Longest note an Event carries (the API allows 1 kB).
-const NOTE_LIMIT: usize = 1000;
+/// Longest note an Event carries, in bytes: the API refuses a longer one (422), Event and all.
+const NOTE_LIMIT: usize = 1024;
 
 /// What happened to a store, as an Event reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub enum StoreEvent {
     /// `helm upgrade` took back chart-rendered objects changed in the cluster.
     DriftRepaired,
     ReleaseRemediated,
+    /// Helm's release storage in the namespace reaches outside it or does not decode: no helm ran.
+    ReleaseRefused,
     SyncFailed,
     PruneBlocked,
     Pruning,
@@ -42,6 +44,7 @@ impl StoreEvent {
             StoreEvent::HelmFailed => (Warning, "HelmFailed", "HelmUpgrade"),
             StoreEvent::DriftRepaired => (Normal, "DriftRepaired", "HelmUpgrade"),
             StoreEvent::ReleaseRemediated => (Warning, "ReleaseRemediated", "Remediate"),
+            StoreEvent::ReleaseRefused => (Warning, "ReleaseRefused", "HelmUpgrade"),
             StoreEvent::SyncFailed => (Warning, "SyncFailed", "Sync"),
             StoreEvent::PruneBlocked => (Warning, "PruneBlocked", "Prune"),
             StoreEvent::Pruning => (Normal, "Pruning", "Prune"),
@@ -91,7 +94,7 @@ impl Events {
         let ev = Event {
             type_,
             reason: reason.into(),
-            note: Some(crate::text::truncate(&note, NOTE_LIMIT)),
+            note: Some(crate::text::truncate_bytes(&note, NOTE_LIMIT)),
             action: action.into(),
             secondary: None,
         };

@@ -1,16 +1,19 @@
 //! Helm, run as a process: an argument vector (never a shell string), values in a private file
-//! (never `--set` built from user text), a timeout, and stderr captured into the error.
+//! (never `--set` built from user text), a timeout, stderr captured into the error, and a
+//! process that dies with storesync (see [`helm_command`]).
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
-use tracing::debug;
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+use tracing::{debug, info, warn};
 
 use crate::desired::RELEASE_HASH_LABEL;
 use crate::desired::ReleaseSpec;
+use crate::desired::tenancy::helm_user;
 use crate::error::{Error, Result};
 
 /// Longest stderr kept in an error, in bytes.
@@ -138,7 +141,9 @@ impl Helm {
             "true",
             "--force-conflicts",
         ];
-        self.run(HelmOp::Upgrade, &args).await.map(drop)
+        self.run(HelmOp::Upgrade, &release.namespace, &args)
+            .await
+            .map(drop)
     }
 
     pub async fn rollback(&self, name: &str, namespace: &str, revision: u32) -> Result<()> {
@@ -159,7 +164,7 @@ impl Helm {
             "--timeout",
             &timeout,
         ];
-        self.run(HelmOp::Rollback, &args).await.map(drop)
+        self.run(HelmOp::Rollback, namespace, &args).await.map(drop)
     }
 
     pub async fn uninstall(&self, name: &str, namespace: &str) -> Result<()> {
@@ -174,13 +179,17 @@ impl Helm {
             &timeout,
             "--ignore-not-found",
         ];
-        self.run(HelmOp::Uninstall, &args).await.map(drop)
+        self.run(HelmOp::Uninstall, namespace, &args).await.map(drop)
     }
 
-    async fn run(&self, op: HelmOp, args: &[&str]) -> Result<String> {
-        debug!(helm = %self.binary.display(), ?args, "running helm");
-        let mut child = Command::new(&self.binary)
+    /// Runs helm for the store whose namespace is `namespace`, always as that store's identity.
+    async fn run(&self, op: HelmOp, namespace: &str, args: &[&str]) -> Result<String> {
+        let identity = identity(namespace);
+        debug!(helm = %self.binary.display(), ?args, ?identity, "running helm");
+        let child = helm_command(&self.binary)
+            .await
             .args(args)
+            .args(&identity)
             .env_clear()
             .envs(helm_env(std::env::vars_os()))
             .stdin(Stdio::null())
@@ -192,7 +201,8 @@ impl Helm {
                 operation: op.label(),
                 message: format!("cannot run {}: {e}", self.binary.display()),
             })?;
-        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+        let mut child = Running(child);
+        let (mut stdout, mut stderr) = (child.0.stdout.take(), child.0.stderr.take());
         let outcome = tokio::time::timeout(self.timeout + Duration::from_secs(30), async {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             let read_out = async {
@@ -206,7 +216,7 @@ impl Helm {
                 }
             };
             tokio::join!(read_out, read_err);
-            let status = child.wait().await;
+            let status = child.0.wait().await;
             (status, out, err)
         })
         .await;
@@ -242,6 +252,118 @@ impl Helm {
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
+}
+
+/// The command that starts helm so that it dies with storesync, however storesync ends:
+/// - SIGKILL runs no code of ours, so the kernel must do it: helm is started through util-linux
+///   `setpriv --pdeathsig KILL`, which sets `PR_SET_PDEATHSIG` on itself and execs helm. The
+///   library forbids `unsafe`, so `pre_exec` + prctl is not an option, and a safe prctl call
+///   (rustix) in storesync would mark storesync, not helm. The signal follows the thread that
+///   forked helm: a runtime thread, alive as long as the process (never spawn helm from
+///   `spawn_blocking`, whose threads retire when idle).
+/// - helm then leads a process group of its own, killed whole when helm is dropped unfinished
+///   (its timeout, an aborted sync, storesync leaving on a second signal): helm's children
+///   (plugins, post-renderers) go too, and a terminal's Ctrl-C reaches storesync alone, which
+///   drains instead of cutting helm off mid-upgrade.
+///
+/// Without setpriv 2.33+ on PATH (Alpine without util-linux, macOS) helm runs directly in
+/// storesync's own group as it always did, so that a Ctrl-C still reaches it, and a warning
+/// says a SIGKILL can orphan it. The image (Debian: util-linux is essential) has setpriv.
+async fn helm_command(binary: &Path) -> Command {
+    #[cfg(unix)]
+    if let (Some(setpriv), Some(helm)) = (setpriv().await, on_path(binary)) {
+        let mut command = Command::new(setpriv);
+        command
+            .args(["--pdeathsig", "KILL", "--"])
+            .arg(helm)
+            .process_group(0);
+        return command;
+    }
+    // A helm that cannot be found is spawned as named, so the error says so plainly.
+    Command::new(binary)
+}
+
+/// `setpriv`, when it is on PATH and knows `--pdeathsig`: looked for once per process.
+async fn setpriv() -> Option<&'static Path> {
+    static SETPRIV: OnceCell<Option<PathBuf>> = OnceCell::const_new();
+    SETPRIV
+        .get_or_init(|| async {
+            let found = on_path(Path::new("setpriv"));
+            let knows_pdeathsig = match &found {
+                Some(setpriv) => Command::new(setpriv)
+                    .arg("--help")
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+                    .await
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--pdeathsig")),
+                None => false,
+            };
+            match found.filter(|_| knows_pdeathsig) {
+                Some(setpriv) => {
+                    info!(setpriv = %setpriv.display(), "helm runs under setpriv --pdeathsig KILL: it dies with storesync");
+                    Some(setpriv)
+                }
+                None => {
+                    warn!("no setpriv with --pdeathsig on PATH (util-linux 2.33+): a SIGKILLed storesync leaves its helm running");
+                    None
+                }
+            }
+        })
+        .await
+        .as_deref()
+}
+
+/// Where `program` is: itself when it names a path, else the first executable file of that
+/// name on PATH (helm's PATH too: [`helm_env`] keeps it).
+fn on_path(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+/// A running helm. Dropped before it was reaped, the process group it leads is killed: while
+/// helm is unreaped (`id()` is `Some`) its pid names no other group, and when helm leads none
+/// (no setpriv) the kill finds nothing; `kill_on_drop` still kills helm itself.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self
+            .0
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // ESRCH: the group is gone already.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// The identity every helm invocation for the store of `namespace` acts as: its ServiceAccount,
+/// impersonated, which RBAC confines to `namespace` (Flux's helm-controller does the same). The
+/// only place helm's identity is decided; no call site adds identity flags of its own.
+fn identity(namespace: &str) -> [String; 2] {
+    ["--kube-as-user".to_string(), helm_user(namespace)]
 }
 
 /// The part of storesync's environment helm gets: what it needs to find programs, its own
@@ -282,6 +404,17 @@ fn path_str(p: &Path) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helm_acts_as_the_store_service_account() {
+        assert_eq!(
+            identity("store-acme"),
+            [
+                "--kube-as-user",
+                "system:serviceaccount:store-acme:storesync-helm"
+            ]
+        );
+    }
 
     #[test]
     fn helm_gets_an_allowlisted_environment() {

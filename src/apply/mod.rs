@@ -58,6 +58,9 @@ pub struct Policy {
     pub allow_prune_all: bool,
     /// Namespace of storesync's own records (the prune breaker's); `None`: the client's default.
     pub namespace: Option<String>,
+    /// The ClusterRole helm's identity is bound to in store namespaces (`--store-cluster-role`);
+    /// `None`: `storesync-store`.
+    pub store_cluster_role: Option<String>,
 }
 
 impl Applier {
@@ -124,6 +127,10 @@ pub struct StoreResult {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Failed for a reason outside the catalog (the API server unreachable, a 5xx, a conflict):
+    /// a retry may succeed without a new commit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +162,16 @@ impl SyncReport {
         self.summary.failed > 0
     }
 
+    /// Some stores failed, each for a reason outside the catalog: nothing a commit must fix.
+    pub fn failed_transiently(&self) -> bool {
+        self.failed()
+            && self
+                .stores
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed)
+                .all(|r| r.transient)
+    }
+
     /// At most 140 characters for a commit status: `applied 2, pruned 1, unchanged 40`, and the
     /// first reason when something failed or was held back.
     pub fn description(&self) -> String {
@@ -184,6 +201,7 @@ fn result(store: &str, outcome: Outcome, detail: Option<String>) -> StoreResult 
         store: store.to_string(),
         outcome,
         detail,
+        transient: false,
     }
 }
 
@@ -358,12 +376,31 @@ async fn finish_store(
             }
             // Helm failures have their own Event; a foreign namespace is never written to.
             if ours && !e.is_unreachable() && !matches!(e, Error::Helm { .. }) {
-                applier
-                    .event(store, StoreEvent::SyncFailed, message.clone())
-                    .await;
+                let event = match e {
+                    Error::Refused(_) => StoreEvent::ReleaseRefused,
+                    _ => StoreEvent::SyncFailed,
+                };
+                applier.event(store, event, message.clone()).await;
             }
-            (result(store, Outcome::Failed, Some(message)), e.is_unreachable())
+            // helm says nothing typed about why it failed: whether the cluster answers now does.
+            let unreachable = e.is_unreachable()
+                || (matches!(e, Error::Helm { .. }) && !cluster_answers(&applier.client).await);
+            let mut r = result(store, Outcome::Failed, Some(message));
+            r.transient = unreachable || e.is_transient();
+            (r, unreachable)
         }
+    }
+}
+
+/// Whether the API server answers at all (any answer, even a refusal, means it is there).
+async fn cluster_answers(client: &Client) -> bool {
+    match client.apiserver_version().await {
+        Ok(_) => true,
+        Err(e) => !Error::Kube {
+            context: String::new(),
+            source: e,
+        }
+        .is_unreachable(),
     }
 }
 
@@ -450,6 +487,13 @@ async fn apply_store(
             }
         }
     }
+    // helm's identity before anything that acts as it (the credentials, helm itself).
+    if changed(sp, ObjectKind::ServiceAccount).next().is_some() {
+        objects::apply_namespaced(client, &d.service_account, dry_run).await?;
+    }
+    if changed(sp, ObjectKind::RoleBinding).next().is_some() {
+        objects::apply_namespaced(client, &d.role_binding, dry_run).await?;
+    }
     if dry_run {
         return Ok(());
     }
@@ -475,6 +519,11 @@ async fn apply_store(
     }
     if let Some(release_change) = changed(sp, ObjectKind::HelmRelease).next() {
         let installed = live.and_then(|l| l.release.as_ref());
+        if let Some(release) = installed {
+            // helm acts on the latest revision's manifest (an upgrade deletes what it has and the
+            // chart lacks): never on one the store's team could have forged to reach outside.
+            trusted_revision(applier, &d.store.name, release.revision).await?;
+        }
         if let Some(release) = installed.filter(|r| r.is_pending()) {
             remediate(applier, d, release).await?;
             let note = format!(
@@ -535,6 +584,23 @@ const REMEDIATION_ATTEMPTS: u32 = 3;
 /// last good revision, or uninstall it when it never deployed, a bounded number of times.
 async fn remediate(applier: &Applier, d: &DesiredStore, release: &crate::live::LiveRelease) -> Result<()> {
     let (name, ns) = (&d.release.name, &d.release.namespace);
+    // The labels said pending; only the release itself may say so, and a rollback applies the
+    // target revision's manifest and hooks: both are checked first.
+    let latest = trusted_revision(applier, &d.store.name, release.revision).await?;
+    if latest.status != release.status || latest.version != release.revision {
+        return Err(Error::Refused(format!(
+            "Helm's release Secret {ns}/{} is labelled {} (revision {}) but holds {} (revision {}): not \
+             rolled back; delete the forged Secret",
+            crate::live::secret_name(name, release.revision),
+            release.status,
+            release.revision,
+            latest.status,
+            latest.version
+        )));
+    }
+    if let Some(target) = release.last_good_revision() {
+        trusted_revision(applier, &d.store.name, target).await?;
+    }
     let mut last = None;
     for attempt in 1..=REMEDIATION_ATTEMPTS {
         let (op, outcome) = match release.last_good_revision() {
@@ -578,6 +644,50 @@ async fn remediate(applier: &Applier, d: &DesiredStore, release: &crate::live::L
     })
 }
 
+/// Revision `revision` of the store's release, decoded within bounds (once per revision), when
+/// helm may act on it: refused when it does not decode or its manifest reaches outside the
+/// store's namespace, with the reason as the store's error.
+async fn trusted_revision(
+    applier: &Applier,
+    store: &str,
+    revision: u32,
+) -> Result<Arc<crate::live::DecodedRelease>> {
+    // The store's release is named after the store, in its namespace.
+    let (name, ns) = (store.to_string(), desired::namespace_of(store));
+    let r = crate::live::ReleaseRef {
+        store: store.to_string(),
+        namespace: ns.clone(),
+        name: name.clone(),
+        revision,
+    };
+    let secret = crate::live::secret_name(&name, revision);
+    // `why` names the Secret first (`Helm's release Secret store-x/sh.helm.release.v1.x.v2: …`).
+    let refused = |why: String| {
+        Error::Refused(format!(
+            "{why}; it cannot be trusted, so no helm command runs for this store: delete the Secret (or \
+             restore it from a backup)"
+        ))
+    };
+    let decoded = match applier.drift.release(&applier.client, &r).await {
+        Ok(Some(decoded)) => decoded,
+        Ok(None) => return Err(refused(format!("Helm's release Secret {ns}/{secret} is gone"))),
+        Err(Error::Unreadable(why)) => return Err(refused(why)),
+        Err(e) => return Err(e),
+    };
+    if let Some(first) = decoded.refused.first() {
+        let more = decoded.refused.len() - 1 + decoded.refused_more;
+        let more = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
+        return Err(refused(format!(
+            "Helm's release Secret {ns}/{secret}: its manifest reaches outside {ns}: {first}{more}"
+        )));
+    }
+    Ok(decoded)
+}
+
 /// Uninstalls the release, then deletes the namespace (which takes every object with it).
 async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>) -> Result<()> {
     let Some(live) = live else { return Ok(()) };
@@ -601,7 +711,20 @@ async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>
     let uid = live.namespace.metadata.uid.as_deref();
     let note = format!("its file is gone: uninstalling the release and deleting {ns}");
     applier.event(&sp.store, StoreEvent::Pruning, note).await;
-    if live.release.is_some() {
+    // A release whose storage cannot be trusted is not uninstalled by helm (which would act on
+    // its manifest): deleting the namespace removes everything a store's release may hold.
+    let uninstall = match &live.release {
+        None => false,
+        Some(release) => match trusted_revision(applier, &sp.store, release.revision).await {
+            Ok(_) => true,
+            Err(Error::Refused(why)) => {
+                warn!(reason = %why, "release not uninstalled by helm; the namespace goes with it");
+                false
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    if uninstall {
         let ok = applier
             .gate
             .guard(HelmOp::Uninstall, applier.helm.uninstall(&sp.store, &ns))

@@ -111,7 +111,8 @@ pub(super) async fn create_credentials(client: &Client, store: &str, dry_run: bo
         data: Some(data),
         ..Default::default()
     };
-    let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    // Written as the store's own identity: storesync itself has no right to create Secrets.
+    let api: Api<Secret> = Api::namespaced(crate::live::store_client(client, store), &namespace);
     let params = PostParams {
         dry_run,
         field_manager: Some(FIELD_MANAGER.into()),

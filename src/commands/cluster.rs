@@ -26,6 +26,8 @@ pub struct ClusterOptions {
     pub allowed_chart_prefixes: Vec<String>,
     /// Namespace of storesync's own records; `None`: the kubeconfig's.
     pub namespace: Option<String>,
+    /// The ClusterRole helm's identity is bound to in each store namespace.
+    pub store_cluster_role: String,
 }
 
 impl ClusterOptions {
@@ -39,6 +41,7 @@ impl ClusterOptions {
             api_timeout: args.api_timeout,
             allow_prune_all: args.allow_prune_all,
             allowed_chart_prefixes: args.allowed_chart_prefixes.clone(),
+            store_cluster_role: args.store_cluster_role.clone(),
             namespace: args
                 .namespace
                 .clone()
@@ -76,6 +79,7 @@ impl ClusterOptions {
             policy: Policy {
                 allow_prune_all: self.allow_prune_all,
                 namespace: self.namespace.clone(),
+                store_cluster_role: Some(self.store_cluster_role.clone()),
             },
             ..Applier::new(client, helm)
         }

@@ -10,6 +10,7 @@ mod position;
 mod render;
 pub mod rules;
 mod scan;
+pub mod tenancy;
 mod validate;
 mod values;
 
@@ -21,7 +22,7 @@ pub use model::{
     Catalog, EngineSpec, Limits, MAX_FILE_BYTES, PLATFORM_FILE, PlanSpec, PlatformConfig, RawCatalog,
     RawContent, RawEntry, Store, StoreFile,
 };
-pub use policy::{chart_policy, chart_under_prefix};
+pub use policy::{chart_policy, chart_under_prefix, load_with_policy};
 pub use render::*;
-pub use scan::MAX_DEPTH;
+pub use scan::{MAX_DEPTH, scan_manifest};
 pub use validate::PLATFORM_VALUE_ROOTS;

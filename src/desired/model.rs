@@ -52,6 +52,10 @@ pub struct PlatformConfig {
     pub limits: Limits,
     /// What a sync does when objects the engine chart rendered were changed in the cluster.
     pub drift_policy: DriftPolicy,
+    /// The ClusterRole helm's identity is bound to in each store namespace: the operator's
+    /// choice (`--store-cluster-role`), never the catalog's, so it is not read from the file.
+    #[serde(skip, default = "super::tenancy::default_store_cluster_role")]
+    pub store_cluster_role: String,
 }
 
 /// `driftPolicy`: `repair` (the default) runs `helm upgrade` to put hand edits back; `report`

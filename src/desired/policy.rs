@@ -13,6 +13,21 @@ pub fn chart_under_prefix(chart: &str, prefix: &str) -> bool {
     }
 }
 
+/// The catalog of `raw` when it is valid and within the operator's chart policy: the one verdict
+/// `validate`, `plan --offline`, `plan` and `apply` all give for the same catalog and flags.
+pub fn load_with_policy(
+    raw: &RawCatalog,
+    allowed_prefixes: &[String],
+) -> Result<super::model::Catalog, Vec<Diagnostic>> {
+    let catalog = super::load::load(raw)?;
+    let outside = chart_policy(raw, &catalog.platform, allowed_prefixes);
+    if outside.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(outside)
+    }
+}
+
 /// Findings for every engine whose chart is an OCI reference outside `allowed_prefixes`.
 pub fn chart_policy(
     raw: &RawCatalog,

@@ -2,12 +2,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
+    LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::labels::*;
 use super::model::{Catalog, PlatformConfig, Store};
+use super::tenancy::{HELM_ROLE_BINDING, HELM_SERVICE_ACCOUNT};
 
 pub const QUOTA_NAME: &str = "store-quota";
 pub const LIMITS_NAME: &str = "store-limits";
@@ -56,6 +58,10 @@ pub struct DesiredStore {
     pub limit_range: LimitRange,
     /// Sorted by name.
     pub network_policies: Vec<NetworkPolicy>,
+    /// The identity helm acts as for this store, confined to its namespace by RBAC.
+    pub service_account: ServiceAccount,
+    /// Binds [`Self::service_account`] to the store ClusterRole, in the store's namespace only.
+    pub role_binding: RoleBinding,
     pub release: ReleaseSpec,
     /// Digest of everything above that shapes live objects (the commit annotation excluded), so
     /// an unchanged store is recognised without comparing objects.
@@ -129,6 +135,7 @@ pub fn render_store(store: &Store, platform: &PlatformConfig, commit: Option<&st
     };
 
     let network_policies = network_policies(&ns, &store.name, platform);
+    let (service_account, role_binding) = helm_identity(&ns, &store.name, &platform.store_cluster_role);
 
     let mut values = engine
         .map(|e| Value::Object(e.values.clone()))
@@ -149,6 +156,8 @@ pub fn render_store(store: &Store, platform: &PlatformConfig, commit: Option<&st
         quota,
         limit_range,
         network_policies,
+        service_account,
+        role_binding,
         release,
         spec_hash: String::new(),
         release_hash: String::new(),
@@ -165,6 +174,32 @@ pub fn render_store(store: &Store, platform: &PlatformConfig, commit: Option<&st
         annotations.insert(COMMIT_ANNOTATION.into(), commit.to_string());
     }
     desired
+}
+
+/// helm's ServiceAccount in the store namespace and its RoleBinding to the store ClusterRole: the
+/// API server then refuses whatever a chart or a forged release tries outside the namespace.
+fn helm_identity(ns: &str, store: &str, store_role: &str) -> (ServiceAccount, RoleBinding) {
+    let service_account = ServiceAccount {
+        metadata: meta(HELM_SERVICE_ACCOUNT, ns, store),
+        // helm authenticates by impersonation; no pod runs as it, so it needs no token.
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let role_binding = RoleBinding {
+        metadata: meta(HELM_ROLE_BINDING, ns, store),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: store_role.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: HELM_SERVICE_ACCOUNT.into(),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        }]),
+    };
+    (service_account, role_binding)
 }
 
 /// Labels every object of a store carries.
@@ -341,6 +376,8 @@ fn spec_hash(d: &DesiredStore) -> String {
         quota: &'a ResourceQuota,
         limit_range: &'a LimitRange,
         network_policies: &'a [NetworkPolicy],
+        service_account: &'a ServiceAccount,
+        role_binding: &'a RoleBinding,
         release: &'a ReleaseSpec,
         credentials: (&'a str, &'a [&'a str]),
     }
@@ -349,6 +386,8 @@ fn spec_hash(d: &DesiredStore) -> String {
         quota: &d.quota,
         limit_range: &d.limit_range,
         network_policies: &d.network_policies,
+        service_account: &d.service_account,
+        role_binding: &d.role_binding,
         release: &d.release,
         credentials: (CREDENTIALS_SECRET, CREDENTIAL_KEYS),
     };

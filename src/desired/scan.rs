@@ -289,6 +289,76 @@ pub(super) fn positions_of(text: &str) -> Positions {
     scan("", text).positions
 }
 
+/// Checks a YAML stream of several documents (a Helm release manifest, read from a store's
+/// namespace) without building any value: the first anchor, alias or tag, nesting deeper than
+/// [`MAX_DEPTH`], syntax error, document past `max_documents`, or node past `max_nodes`
+/// (scalars, maps and lists of all documents) is the error, as `line L, column C: what`. Stops
+/// there, so a bad stream costs only what was read up to it.
+pub fn scan_manifest(text: &str, max_documents: usize, max_nodes: usize) -> Result<(), String> {
+    let mut source = Source::new(text);
+    let mut parser = Parser::new_from_str(text);
+    let (mut depth, mut documents, mut nodes) = (0usize, 0usize, 0usize);
+    let at = |(line, column): (usize, usize), what: String| format!("line {line}, column {column}: {what}");
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| {
+            // yaml-rust2 stops flow collections (`[[[…`) at 255 levels while reading ahead.
+            let what = match e.info() {
+                "recursion limit exceeded" => {
+                    format!("maps and lists are nested more than {MAX_DEPTH} levels deep")
+                }
+                info => info.to_string(),
+            };
+            at(position(e.marker()), what)
+        })?;
+        let (anchor, tagged) = match &event {
+            Event::StreamEnd => return Ok(()),
+            Event::SequenceEnd | Event::MappingEnd => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > max_documents {
+                    return Err(at(
+                        position(&mark),
+                        format!("more than {max_documents} YAML documents"),
+                    ));
+                }
+                continue;
+            }
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => continue,
+            Event::Alias(_) => {
+                let from = source.offset(&mark);
+                return Err(at(
+                    position(&mark),
+                    format!("alias `{}` is not allowed", token(text, from)),
+                ));
+            }
+            Event::Scalar(_, _, anchor, tag) => (*anchor, tag.is_some()),
+            Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    let what = format!("maps and lists are nested more than {MAX_DEPTH} levels deep");
+                    return Err(at(position(&mark), what));
+                }
+                (*anchor, tag.is_some())
+            }
+        };
+        nodes += 1;
+        if nodes > max_nodes {
+            return Err(at(position(&mark), format!("more than {max_nodes} YAML nodes")));
+        }
+        if anchor > 0 {
+            let (pos, from) = source.property(&mark, '&');
+            return Err(at(pos, format!("anchor `{}` is not allowed", token(text, from))));
+        }
+        if tagged {
+            let (pos, from) = source.property(&mark, '!');
+            return Err(at(pos, format!("tag `{}` is not allowed", token(text, from))));
+        }
+    }
+}
+
 #[cfg(test)]
 mod position_tests {
     use super::*;
@@ -411,6 +481,50 @@ mod tests {
         );
         let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
         assert!(findings(&ok).is_empty());
+    }
+
+    #[test]
+    fn a_manifest_is_a_stream_of_plain_documents() {
+        let manifest = "---\n# Source: c/a.yaml\napiVersion: v1\nkind: ConfigMap\ndata: {a: '1'}\n---\n---\nkind: Service\n";
+        assert_eq!(scan_manifest(manifest, 3, 100), Ok(()));
+        assert_eq!(scan_manifest("", 0, 0), Ok(()));
+        let refused = |text: &str| scan_manifest(text, 10, 100).unwrap_err();
+        assert_eq!(
+            refused("a: 1\n---\nb: &big [1, 2]\nc: *big\n"),
+            "line 3, column 4: anchor `&big` is not allowed"
+        );
+        // An alias needs an anchor before it, which is refused first; one without is a syntax error.
+        assert_eq!(
+            refused("a: [*x]\n"),
+            "line 1, column 5: while parsing node, found unknown anchor"
+        );
+        assert_eq!(
+            refused("a: !!binary eA==\n"),
+            "line 1, column 4: tag `!!binary` is not allowed"
+        );
+        assert_eq!(
+            refused("a: 1\n---\nb: c: d\n"),
+            "line 3, column 5: mapping values are not allowed in this context"
+        );
+        let nested = format!("{}1", "- ".repeat(33));
+        assert!(
+            refused(&nested).ends_with("nested more than 32 levels deep"),
+            "{}",
+            refused(&nested)
+        );
+        let flow = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(refused(&flow).ends_with("nested more than 32 levels deep"));
+        // Nodes count across documents: a map and two scalars each.
+        let three = "a: 1\n---\nb: 2\n---\nc: 3\n";
+        assert_eq!(scan_manifest(three, 3, 9), Ok(()));
+        assert_eq!(
+            scan_manifest(three, 3, 8).unwrap_err(),
+            "line 5, column 4: more than 8 YAML nodes"
+        );
+        assert_eq!(
+            scan_manifest(three, 2, 9).unwrap_err(),
+            "line 4, column 1: more than 2 YAML documents"
+        );
     }
 
     #[test]

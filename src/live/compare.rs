@@ -5,9 +5,10 @@
 //!   annotations others added, and list entries others added (an injected sidecar) are not drift;
 //! - a field the chart sets to an empty or zero value that the server leaves out is not drift;
 //! - quantities compare by value (`1024Mi` is `1Gi`, `1` is `"1"`);
-//! - a field whose value an autoscaler owns (`metadata.managedFields`: written through the `scale`
-//!   subresource by a manager other than kubectl, or by kube-controller-manager) is not drift,
-//!   while a field a person changed (`kubectl scale`, `kubectl set image`, `kubectl edit`) is.
+//! - `spec.replicas` when an autoscaler owns it (`metadata.managedFields`: written through the
+//!   `scale` subresource by a manager other than kubectl, or by kube-controller-manager) is not
+//!   drift, while a count a person set (`kubectl scale`, `kubectl edit`) is; no other field is
+//!   ever exempt, whatever `managedFields` claims.
 use serde_json::{Map, Value};
 
 /// One step into an object: a map key, a list entry found by its identifying fields, or a
@@ -227,7 +228,13 @@ fn same_quantity(rendered: &Value, live: &Value) -> bool {
 }
 
 /// Whether the field at `path` is owned by an autoscaler rather than by the chart or a person.
+/// Only `spec.replicas` can be: `managedFields` is written by whoever writes the object (a store
+/// team can claim any field under any manager name), so an exemption wider than the one field
+/// an autoscaler sets would let anyone shield a field from repair.
 fn owned_by_autoscaler(managed: &[Value], path: &[Step]) -> bool {
+    if !matches!(path, [Step::Key(spec), Step::Key(replicas)] if spec == "spec" && replicas == "replicas") {
+        return false;
+    }
     let owners: Vec<&Value> = managed
         .iter()
         .filter(|entry| entry.get("fieldsV1").is_some_and(|f| owns(f, path)))

@@ -232,3 +232,33 @@ fn quantity_values() {
     assert_eq!(q("1"), q("1000m"));
     assert_eq!(q("image:1"), None);
 }
+
+#[test]
+fn a_claimed_exemption_shields_nothing_but_the_replica_count() {
+    // A store team rewrites the image, then claims all of `spec` for an autoscaler's name, or
+    // through the scale subresource: the image is still drift, only the count stays exempt.
+    let mut live = served();
+    live["spec"]["template"]["spec"]["containers"][0]["image"] = json!("wordpress:tenant");
+    live["spec"]["replicas"] = json!(3);
+    let image = r#"spec.template.spec.containers[name="wordpress"].image"#;
+    let claimed = |entry: Value| {
+        let mut l = live.clone();
+        l["metadata"]["managedFields"] = json!([entry]);
+        drifted_fields(&deployment(), &l)
+    };
+    let whole_spec = json!({"f:spec": {".": {}}});
+    let every_field = json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+        "k:{\"name\":\"wordpress\"}": {"f:image": {}}}}}}});
+    for fields in [whole_spec, every_field] {
+        let by_controller = claimed(
+            json!({"manager": "kube-controller-manager", "operation": "Update",
+            "fieldsV1": fields.clone()}),
+        );
+        assert_eq!(by_controller, [image], "claimed by kube-controller-manager");
+        let by_scale = claimed(
+            json!({"manager": "tenant", "operation": "Update", "subresource": "scale",
+            "fieldsV1": fields}),
+        );
+        assert_eq!(by_scale, [image], "claimed through the scale subresource");
+    }
+}

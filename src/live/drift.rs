@@ -3,8 +3,13 @@
 //!
 //! Cost of a check: one label-selected (`app.kubernetes.io/managed-by=Helm`), cluster-wide,
 //! paginated LIST per kind the manifests hold, never a write. A release's manifest is fetched
-//! (one GET of its release Secret) once per revision and kept in memory, compressed, so a check
-//! of unchanged stores fetches none. Live objects are compared page by page and dropped.
+//! (one GET of its release Secret, as the store's own identity) once per revision and kept in
+//! memory, compressed, so a check of unchanged stores fetches none. Live objects are compared
+//! page by page and dropped.
+//!
+//! A store's team can write its release Secrets, so they are decoded within bounds (see
+//! [`super::release`]), on blocking threads, two at a time in the whole process; a Secret that
+//! does not decode costs one GET and one decode per revision, and is then reported from memory.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +25,11 @@ use tracing::{debug, info, warn};
 
 use super::compare::drifted_fields;
 use super::observe::each_page;
-use super::release::{HELM_MANAGED_SELECTOR, RenderedObject, manifest_of, objects_of, secret_name};
+use super::release::{DecodedRelease, HELM_MANAGED_SELECTOR, RenderedObject, decode_release, secret_name};
+use super::tenant::store_client;
 use crate::error::{Error, Result};
+use crate::text::truncate;
+use crate::untrusted::printable;
 
 /// How often a sync compares chart-rendered objects with the cluster, unless told otherwise.
 pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(600);
@@ -29,6 +37,13 @@ pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(600);
 const MAX_FIELDS: usize = 20;
 /// Release Secrets fetched at once on a cold cache (after a restart).
 const FETCHES_AT_ONCE: usize = 8;
+/// Releases decoded at once in the process: each may take 8 MiB and tens of milliseconds.
+const DECODES_AT_ONCE: usize = 2;
+/// Confinement violations quoted in a store's reason.
+const REFUSED_SHOWN: usize = 3;
+
+/// Decodes running now, process-wide, whatever number of drift checks there are.
+static DECODES: Semaphore = Semaphore::const_new(DECODES_AT_ONCE);
 
 /// Kinds whose objects are compared, as `(apiVersion, kind, plural)`. Secrets never are: their
 /// data is never read. Objects of other kinds are left out (and logged).
@@ -114,15 +129,22 @@ impl Drift {
 type ReleaseKey = (String, String, u32);
 /// The rendered objects of one kind by (namespace, name), with the store they belong to.
 type Wanted<'a> = HashMap<(String, String), (&'a str, &'a RenderedObject)>;
+/// A revision as read once: decoded, or why its Secret cannot be used (naming the Secret).
+type Decoded = std::result::Result<Arc<DecodedRelease>, String>;
+
+fn key_of(r: &ReleaseRef) -> ReleaseKey {
+    (r.namespace.clone(), r.name.clone(), r.revision)
+}
 
 struct Cached {
-    objects: Arc<[RenderedObject]>,
+    release: Decoded,
     /// The check that last used it: entries two checks old belong to superseded revisions or
     /// stores that are gone.
     used: u64,
 }
 
-/// Drift checks of one process: how often, when last, and the manifests read so far.
+/// Drift checks of one process: how often, when last, and the releases read so far (decode
+/// failures included, so a bad Secret is read once per revision).
 pub struct DriftCheck {
     interval: Duration,
     last: Mutex<Option<Instant>>,
@@ -177,22 +199,86 @@ impl DriftCheck {
         }
     }
 
-    /// Manifests held now: releases and bytes.
+    /// Release revisions held now (those that failed to decode included), and bytes.
     pub fn cached(&self) -> (usize, usize) {
         let cache = self.manifests.lock().map(|c| {
             let bytes = c
                 .values()
-                .flat_map(|e| e.objects.iter())
-                .map(RenderedObject::held_bytes)
+                .map(|e| match &e.release {
+                    Ok(release) => release.held_bytes(),
+                    Err(why) => why.len(),
+                })
                 .sum();
             (c.len(), bytes)
         });
         cache.unwrap_or_default()
     }
 
+    /// Revision `r` of a release, decoded: from memory, or read once from its Secret (as the
+    /// store's identity) and kept. `None` when the Secret is gone. A Secret that does not decode
+    /// is `Error::Unreadable` with the reason, every time, without being read again.
+    pub async fn release(&self, client: &Client, r: &ReleaseRef) -> Result<Option<Arc<DecodedRelease>>> {
+        let generation = *self.generation.lock().map_err(|_| poisoned())?;
+        let key = key_of(r);
+        let cached = {
+            let mut cache = self.manifests.lock().map_err(|_| poisoned())?;
+            cache.get_mut(&key).map(|entry| {
+                entry.used = entry.used.max(generation);
+                entry.release.clone()
+            })
+        };
+        let decoded = match cached {
+            Some(decoded) => decoded,
+            None => match read_release(client, r).await? {
+                Some(decoded) => {
+                    self.keep(r, decoded.clone(), generation);
+                    decoded
+                }
+                None => return Ok(None),
+            },
+        };
+        decoded.map(Some).map_err(Error::Unreadable)
+    }
+
+    /// Why the current revision of each of `releases` is not to be acted on, by store, as far
+    /// as read so far: its Secret does not decode, or its manifest names objects a store's
+    /// release may not hold. Reads nothing.
+    pub fn refused(&self, releases: &[ReleaseRef]) -> BTreeMap<String, String> {
+        let Ok(cache) = self.manifests.lock() else {
+            return BTreeMap::new();
+        };
+        releases
+            .iter()
+            .filter_map(|r| {
+                let why = match &cache.get(&key_of(r))?.release {
+                    Err(why) => why.clone(),
+                    Ok(release) => confinement_summary(r, release)?,
+                };
+                Some((r.store.clone(), why))
+            })
+            .collect()
+    }
+
+    /// Keeps a revision as read; a failure is logged here, once per revision.
+    fn keep(&self, r: &ReleaseRef, release: Decoded, generation: u64) {
+        if let Err(why) = &release {
+            warn!(store = %r.store, reason = %why, "release storage cannot be used; reported on the store until a new revision");
+        }
+        if let Ok(mut cache) = self.manifests.lock() {
+            cache.insert(
+                key_of(r),
+                Cached {
+                    release,
+                    used: generation,
+                },
+            );
+        }
+    }
+
     /// Compares the objects of `releases` with the cluster: the drift of each store that has
-    /// some. A release whose Secret cannot be read or decoded is left out with a warning; an
-    /// API server that does not answer, or a LIST it refuses, fails the check.
+    /// some. A release whose Secret cannot be read, does not decode, or whose manifest reaches
+    /// outside its store (see [`DriftCheck::refused`]) is left out; an API server that does not
+    /// answer, or a LIST it refuses, fails the check.
     pub async fn check(&self, client: &Client, releases: &[ReleaseRef]) -> Result<BTreeMap<String, Drift>> {
         let generation = {
             let mut g = self.generation.lock().map_err(|_| poisoned())?;
@@ -202,8 +288,8 @@ impl DriftCheck {
         let manifests = self.manifests(client, releases, generation).await?;
         // kind -> (namespace, name) -> (store, rendered object)
         let mut index: BTreeMap<&str, Wanted<'_>> = BTreeMap::new();
-        for (release, objects) in &manifests {
-            for o in objects.iter() {
+        for (release, decoded) in &manifests {
+            for o in &decoded.objects {
                 match KINDS.iter().find(|(v, k, _)| *v == o.api_version && *k == o.kind) {
                     Some((_, kind, _)) => {
                         index
@@ -338,22 +424,23 @@ impl DriftCheck {
             .collect()
     }
 
-    /// The rendered objects of each release: from the cache, or read once from its Secret.
+    /// The decoded releases to compare: from the cache, or read once from their Secrets. Those
+    /// that do not decode or are refused are left out (their reasons stay in the cache).
     async fn manifests(
         &self,
         client: &Client,
         releases: &[ReleaseRef],
         generation: u64,
-    ) -> Result<Vec<(ReleaseRef, Arc<[RenderedObject]>)>> {
-        let mut found = Vec::with_capacity(releases.len());
+    ) -> Result<Vec<(ReleaseRef, Arc<DecodedRelease>)>> {
+        let mut read = Vec::with_capacity(releases.len());
         let mut missing = Vec::new();
         {
             let mut cache = self.manifests.lock().map_err(|_| poisoned())?;
             for r in releases {
-                match cache.get_mut(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+                match cache.get_mut(&key_of(r)) {
                     Some(entry) => {
                         entry.used = generation;
-                        found.push((r.clone(), entry.objects.clone()));
+                        read.push((r.clone(), entry.release.clone()));
                     }
                     None => missing.push(r.clone()),
                 }
@@ -371,20 +458,11 @@ impl DriftCheck {
         }
         let mut unreachable = None;
         while let Some(joined) = tasks.join_next().await {
-            let Ok((r, read)) = joined else { continue };
-            match read {
-                Ok(Some(objects)) => {
-                    let objects: Arc<[RenderedObject]> = objects.into();
-                    if let Ok(mut cache) = self.manifests.lock() {
-                        cache.insert(
-                            (r.namespace.clone(), r.name.clone(), r.revision),
-                            Cached {
-                                objects: objects.clone(),
-                                used: generation,
-                            },
-                        );
-                    }
-                    found.push((r, objects));
+            let Ok((r, fetched)) = joined else { continue };
+            match fetched {
+                Ok(Some(decoded)) => {
+                    self.keep(&r, decoded.clone(), generation);
+                    read.push((r, decoded));
                 }
                 Ok(None) => {
                     debug!(release = %r.name, namespace = %r.namespace, "release revision gone since observed")
@@ -412,31 +490,85 @@ impl DriftCheck {
                 !superseded && e.used + 1 >= generation
             });
         }
+        let mut found: Vec<(ReleaseRef, Arc<DecodedRelease>)> = read
+            .into_iter()
+            .filter_map(|(r, decoded)| match decoded {
+                Ok(release) if release.refused.is_empty() => Some((r, release)),
+                _ => {
+                    debug!(store = %r.store, "release storage refused; its drift is not compared");
+                    None
+                }
+            })
+            .collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found)
     }
+}
+
+/// `Helm's release Secret <ns>/<name>: its manifest reaches outside <ns>: <first>; … (and N
+/// more)`, when the release's manifest names objects a store's release may not hold.
+fn confinement_summary(r: &ReleaseRef, release: &DecodedRelease) -> Option<String> {
+    if release.refused.is_empty() {
+        return None;
+    }
+    let shown = release.refused.len().min(REFUSED_SHOWN);
+    let more = release.refused.len() - shown + release.refused_more;
+    let mut why = format!(
+        "Helm's release Secret {}/{}: its manifest reaches outside {}: {}",
+        r.namespace,
+        secret_name(&r.name, r.revision),
+        r.namespace,
+        release.refused[..shown].join("; ")
+    );
+    if more > 0 {
+        why.push_str(&format!(" (and {more} more)"));
+    }
+    Some(why)
 }
 
 fn poisoned() -> Error {
     Error::Internal("the drift check's cache is unusable after a panic".into())
 }
 
-/// One GET of a release's Secret, decoded to its comparable objects; `None` when it is gone.
-async fn read_release(client: &Client, r: &ReleaseRef) -> Result<Option<Vec<RenderedObject>>> {
+/// One GET of a release's Secret as the store's own identity, decoded off the async runtime:
+/// `None` when it is gone; the inner error, why the Secret cannot be used, is kept for the
+/// revision (unlike a failed GET, which is tried again).
+async fn read_release(client: &Client, r: &ReleaseRef) -> Result<Option<Decoded>> {
     let name = secret_name(&r.name, r.revision);
-    let api: Api<Secret> = Api::namespaced(client.clone(), &r.namespace);
+    let api: Api<Secret> = Api::namespaced(store_client(client, &r.store), &r.namespace);
     let found = api.get_opt(&name).await.map_err(Error::kube(format!(
         "cannot read Helm's release Secret {}/{name}",
         r.namespace
     )))?;
     let Some(secret) = found else { return Ok(None) };
-    let garbled =
-        |why: String| Error::Unreadable(format!("Helm's release Secret {}/{name}: {why}", r.namespace));
-    let payload = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("release"))
-        .ok_or_else(|| garbled("no data.release".into()))?;
-    let manifest = manifest_of(&payload.0).map_err(garbled)?;
-    objects_of(&manifest, &r.namespace).map(Some).map_err(garbled)
+    let unusable = |why: String| format!("Helm's release Secret {}/{name}: {why}", r.namespace);
+    let Some(payload) = secret.data.and_then(|mut d| d.remove("release")) else {
+        return Ok(Some(Err(unusable("no data.release".into()))));
+    };
+    // The permit moves into the decode, so a check dropped mid-way frees it only once done.
+    let permit = DECODES
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("the release decoder is closed".into()))?;
+    let namespace = r.namespace.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        decode_release(&payload.0, &namespace)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("decoding it failed: {e}")));
+    let decoded = decoded.and_then(|release| {
+        if release.name == r.name && release.version == r.revision {
+            Ok(Arc::new(release))
+        } else {
+            let held = format!("{} v{}", release.name, release.version);
+            Err(format!(
+                "it holds release {}, not {} v{}",
+                printable(&truncate(&held, 80)),
+                r.name,
+                r.revision
+            ))
+        }
+    });
+    Ok(Some(decoded.map_err(unusable)))
 }

@@ -4,19 +4,26 @@
 mod applied;
 mod compare;
 mod drift;
+pub mod health;
 mod observe;
 mod release;
+mod tenant;
 
 pub use applied::{APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, read_applied};
 
 pub use compare::{drifted_fields, quantity_nanos};
 pub use drift::{DEFAULT_DRIFT_INTERVAL, Drift, DriftCheck, DriftedField, ReleaseRef};
-pub use observe::{HELM_RELEASE_SELECTOR, assemble, observe, owned_selector, readiness};
-pub use release::{HELM_MANAGED_SELECTOR, manifest_of, objects_of, secret_name};
+pub use observe::{HELM_RELEASE_SELECTOR, Listed, assemble, observe, owned_selector, readiness};
+pub use release::{
+    DecodedRelease, HELM_MANAGED_SELECTOR, MAX_MANIFEST_BYTES, MAX_MANIFEST_DOCUMENTS, MAX_MANIFEST_NODES,
+    MAX_RELEASE_BYTES, RenderedObject, decode_release, secret_name,
+};
 use std::collections::BTreeMap;
+pub use tenant::{IMPERSONATE_USER, store_client};
 
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use serde::Serialize;
 
 /// Everything storesync owns in the cluster, by store name.
@@ -33,6 +40,9 @@ pub struct LiveStore {
     pub quota: Option<ResourceQuota>,
     pub limit_range: Option<LimitRange>,
     pub network_policies: Vec<NetworkPolicy>,
+    /// helm's identity in the namespace: its ServiceAccount and RoleBinding, when they exist.
+    pub service_account: Option<ServiceAccount>,
+    pub role_binding: Option<RoleBinding>,
     /// Whether the credentials Secret exists (its data is never read into plans).
     pub credentials: bool,
     pub release: Option<LiveRelease>,
@@ -50,6 +60,10 @@ pub struct LiveRelease {
     pub history: Vec<(u32, String)>,
     /// What changed in the cluster under the latest revision, when a drift check ran.
     pub drift: Drift,
+    /// Why the latest revision's storage is not to be acted on (it does not decode, or its
+    /// manifest reaches outside the store's namespace), when a drift check found so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl LiveRelease {

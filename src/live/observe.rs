@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams, ObjectList, PartialObjectMeta};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tracing::{instrument, warn};
 
 use super::{LiveRelease, LiveState, LiveStore};
+use crate::desired::tenancy::{HELM_ROLE_BINDING, HELM_SERVICE_ACCOUNT};
 use crate::desired::{CREDENTIALS_SECRET, MANAGED_BY, MANAGER, RELEASE_HASH_LABEL, STORE_LABEL};
 use crate::error::{Error, Result};
 
@@ -92,47 +94,59 @@ async fn list_secret_metadata(
     .await
 }
 
+/// What the LISTs of one observation found, before it is grouped by store.
+#[derive(Debug, Default)]
+pub struct Listed {
+    pub namespaces: Vec<Namespace>,
+    pub quotas: Vec<ResourceQuota>,
+    pub limit_ranges: Vec<LimitRange>,
+    pub policies: Vec<NetworkPolicy>,
+    pub service_accounts: Vec<ServiceAccount>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub credentials: Vec<PartialObjectMeta<Secret>>,
+    pub releases: Vec<PartialObjectMeta<Secret>>,
+}
+
 /// Everything storesync owns, by store.
 #[instrument(skip_all)]
 pub async fn observe(client: &Client) -> Result<LiveState> {
     let owned = owned_selector();
     // All LISTs run at once, and all are awaited: when several fail, the error reported is the
     // first in this order, so the same failure always reads the same.
-    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = tokio::join!(
+    let (namespaces, quotas, limit_ranges, policies, service_accounts, role_bindings, credentials, releases) = tokio::join!(
         list_all::<Namespace>(client, "namespaces", &owned),
         list_all::<ResourceQuota>(client, "resource quotas", &owned),
         list_all::<LimitRange>(client, "limit ranges", &owned),
         list_all::<NetworkPolicy>(client, "network policies", &owned),
+        list_all::<ServiceAccount>(client, "service accounts", &owned),
+        list_all::<RoleBinding>(client, "role bindings", &owned),
         list_secret_metadata(client, "credentials secrets", &owned),
         list_secret_metadata(client, "helm releases", HELM_RELEASE_SELECTOR),
     );
-    let (namespaces, quotas, limit_ranges, policies, credentials, releases) = (
-        namespaces?,
-        quotas?,
-        limit_ranges?,
-        policies?,
-        credentials?,
-        releases?,
-    );
-    Ok(assemble(
+    Ok(assemble(Listed {
+        namespaces: namespaces?,
+        quotas: quotas?,
+        limit_ranges: limit_ranges?,
+        policies: policies?,
+        service_accounts: service_accounts?,
+        role_bindings: role_bindings?,
+        credentials: credentials?,
+        releases: releases?,
+    }))
+}
+
+/// Groups the listed objects by store. Pure, so it is tested without a cluster.
+pub fn assemble(listed: Listed) -> LiveState {
+    let Listed {
         namespaces,
         quotas,
         limit_ranges,
         policies,
+        service_accounts,
+        role_bindings,
         credentials,
         releases,
-    ))
-}
-
-/// Groups the listed objects by store. Pure, so it is tested without a cluster.
-pub fn assemble(
-    namespaces: Vec<Namespace>,
-    quotas: Vec<ResourceQuota>,
-    limit_ranges: Vec<LimitRange>,
-    policies: Vec<NetworkPolicy>,
-    credentials: Vec<PartialObjectMeta<Secret>>,
-    releases: Vec<PartialObjectMeta<Secret>>,
-) -> LiveState {
+    } = listed;
     let mut stores: BTreeMap<String, LiveStore> = BTreeMap::new();
     // namespace name -> store name
     let mut by_namespace: BTreeMap<String, String> = BTreeMap::new();
@@ -175,6 +189,20 @@ pub fn assemble(
     for p in policies {
         if let Some(s) = store_of(&p.metadata.namespace).and_then(|s| stores.get_mut(&s)) {
             s.network_policies.push(p);
+        }
+    }
+    for a in service_accounts {
+        if let Some(s) = store_of(&a.metadata.namespace).and_then(|s| stores.get_mut(&s))
+            && a.metadata.name.as_deref() == Some(HELM_SERVICE_ACCOUNT)
+        {
+            s.service_account = Some(a);
+        }
+    }
+    for b in role_bindings {
+        if let Some(s) = store_of(&b.metadata.namespace).and_then(|s| stores.get_mut(&s))
+            && b.metadata.name.as_deref() == Some(HELM_ROLE_BINDING)
+        {
+            s.role_binding = Some(b);
         }
     }
     for c in credentials {
@@ -221,6 +249,7 @@ pub fn assemble(
             release_hash,
             history: history.into_iter().map(|(v, st, _)| (v, st)).collect(),
             drift: Default::default(),
+            refused: None,
         });
     }
     for s in stores.values_mut() {

@@ -191,6 +191,23 @@ pub(super) fn object_changes(
         ));
     }
 
+    changes.push(compare(
+        ObjectKind::ServiceAccount,
+        Some(ns),
+        desired::tenancy::HELM_SERVICE_ACCOUNT,
+        json(&d.service_account),
+        live.and_then(|l| l.service_account.as_ref()).map(json),
+        create_diffs,
+    ));
+    changes.push(compare(
+        ObjectKind::RoleBinding,
+        Some(ns),
+        desired::tenancy::HELM_ROLE_BINDING,
+        json(&d.role_binding),
+        live.and_then(|l| l.role_binding.as_ref()).map(json),
+        create_diffs,
+    ));
+
     let installed = live.is_some_and(|l| l.release.is_some());
     let credentials = match live {
         Some(l) if l.credentials => Action::Unchanged,
@@ -249,6 +266,12 @@ fn release_change(
         None => {
             c.action = Action::Create;
             c.diff = create_diffs.then(shown);
+        }
+        // What the namespace holds as Helm's storage cannot be trusted: the apply step refuses
+        // to run helm on it and says why, every sync, until someone cleans it up.
+        Some(rel) if rel.refused.is_some() => {
+            c.action = Action::Update;
+            c.reason = rel.refused.clone();
         }
         Some(rel) if rel.status != "deployed" => {
             c.action = Action::Update;

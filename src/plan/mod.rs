@@ -50,6 +50,8 @@ pub enum ObjectKind {
     ResourceQuota,
     LimitRange,
     NetworkPolicy,
+    ServiceAccount,
+    RoleBinding,
     Secret,
     HelmRelease,
 }

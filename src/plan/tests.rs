@@ -56,6 +56,8 @@ fn applied(d: &DesiredStore) -> LiveStore {
         quota: Some(quota),
         limit_range: Some(d.limit_range.clone()),
         network_policies: d.network_policies.clone(),
+        service_account: Some(d.service_account.clone()),
+        role_binding: Some(d.role_binding.clone()),
         credentials: true,
         release: Some(LiveRelease {
             status: "deployed".into(),
@@ -63,6 +65,7 @@ fn applied(d: &DesiredStore) -> LiveStore {
             release_hash: Some(d.release_hash.clone()),
             history: vec![(1, "deployed".into())],
             drift: Default::default(),
+            refused: None,
         }),
     }
 }

@@ -12,7 +12,7 @@ fn plan_example(output: OutputFormat, diff: bool) -> (u8, String, String) {
     // A fixed display name, so the golden does not depend on where the repository lives.
     args.repo = repo_root().join("stores.example").display().to_string();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = commands::plan_offline(&args, output, diff, &mut out, &mut err).unwrap();
+    let code = commands::plan_offline(&args, &[], output, diff, &mut out, &mut err).unwrap();
     let out = String::from_utf8(out)
         .unwrap()
         .replace(&repo_root().display().to_string(), "<repo>");
@@ -73,6 +73,8 @@ fn json_plan_is_stable_and_ordered() {
             "NetworkPolicy",
             "NetworkPolicy",
             "NetworkPolicy",
+            "ServiceAccount",
+            "RoleBinding",
             "Secret",
             "HelmRelease"
         ],
@@ -104,7 +106,7 @@ fn plan_of_a_commit_carries_the_commit() {
     let mut args = source_args(repo.path());
     args.rev = Some("HEAD".into());
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = commands::plan_offline(&args, OutputFormat::Json, true, &mut out, &mut err).unwrap();
+    let code = commands::plan_offline(&args, &[], OutputFormat::Json, true, &mut out, &mut err).unwrap();
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(plan["revision"]["commit"], sha.as_str());

@@ -32,7 +32,9 @@ async fn removed_store_is_pruned_release_then_namespace() {
             "--wait",
             "--timeout",
             "60s",
-            "--ignore-not-found"
+            "--ignore-not-found",
+            "--kube-as-user",
+            "system:serviceaccount:store-bobs:storesync-helm"
         ]
     );
     let writes = w.cluster.writes();

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use super::fake_coordination as coordination;
+use super::fake_rbac as rbac;
 use super::fake_release as release;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub struct Recorded {
     /// Path and query, exactly as sent.
     pub uri: String,
     pub body: Option<Value>,
+    /// The user the request impersonated (`Impersonate-User`), if any.
+    pub impersonate: Option<String>,
 }
 
 impl Recorded {
@@ -89,6 +92,10 @@ fn kind_of(plural: &str) -> (&'static str, &'static str) {
         "ingresses" => ("networking.k8s.io/v1", "Ingress"),
         "events" => ("events.k8s.io/v1", "Event"),
         "leases" => ("coordination.k8s.io/v1", "Lease"),
+        "serviceaccounts" => ("v1", "ServiceAccount"),
+        "rolebindings" => ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        "jobs" => ("batch/v1", "Job"),
+        "pods" => ("v1", "Pod"),
         _ => ("v1", "Unknown"),
     }
 }
@@ -202,6 +209,11 @@ impl FakeCluster {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
+                let impersonate = parts
+                    .headers
+                    .get("impersonate-user")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
                 let uri = parts
                     .uri
                     .path_and_query()
@@ -212,7 +224,12 @@ impl FakeCluster {
                 } else {
                     serde_json::from_slice(&bytes).ok()
                 };
-                let fault = me.state.lock().unwrap().fault;
+                // The fake helm takes the API server down mid-operation by leaving this file.
+                let fault = if me.helm_dir().join("cluster-down").exists() {
+                    Some(Fault::Unreachable)
+                } else {
+                    me.state.lock().unwrap().fault
+                };
                 let write = parts.method != http::Method::GET;
                 match fault {
                     Some(Fault::Unreachable) => return Err(refused()),
@@ -221,7 +238,7 @@ impl FakeCluster {
                 }
                 let (code, reply) = match fault {
                     Some(Fault::ServerError) => status(500, "InternalError", "etcdserver: request timed out"),
-                    _ => me.handle(parts.method.as_str(), &uri, &accept, body),
+                    _ => me.handle(parts.method.as_str(), &uri, &accept, body, impersonate),
                 };
                 let response = Response::builder()
                     .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -293,6 +310,24 @@ impl FakeCluster {
             .objects
             .get(&(plural.into(), namespace.into(), name.into()))
             .cloned()
+    }
+
+    /// Deletes a stored object as someone else would (`kubectl delete`).
+    pub fn remove(&self, plural: &str, namespace: &str, name: &str) {
+        self.apply_helm_journal();
+        let mut s = self.state.lock().unwrap();
+        s.objects.remove(&(plural.into(), namespace.into(), name.into()));
+    }
+
+    /// Names of the stored objects of a kind in a namespace, sorted.
+    pub fn names(&self, plural: &str, namespace: &str) -> Vec<String> {
+        self.apply_helm_journal();
+        let s = self.state.lock().unwrap();
+        s.objects
+            .keys()
+            .filter(|(p, n, _)| p == plural && n == namespace)
+            .map(|(_, _, name)| name.clone())
+            .collect()
     }
 
     /// Changes a stored object in place (drift made by hand).
@@ -418,12 +453,20 @@ impl FakeCluster {
         ))
     }
 
-    fn handle(&self, method: &str, uri: &str, accept: &str, body: Option<Value>) -> (u16, Value) {
+    fn handle(
+        &self,
+        method: &str,
+        uri: &str,
+        accept: &str,
+        body: Option<Value>,
+        impersonate: Option<String>,
+    ) -> (u16, Value) {
         self.apply_helm_journal();
         self.state.lock().unwrap().requests.push(Recorded {
             method: method.into(),
             uri: uri.into(),
             body: body.clone(),
+            impersonate: impersonate.clone(),
         });
         let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
         let rest = path
@@ -443,9 +486,26 @@ impl FakeCluster {
             _ => return status(404, "NotFound", "unknown path"),
         };
         let dry_run = query_param(query, "dryRun").is_some();
+        if let Some(user) = &impersonate
+            && let Err(refused) = rbac::authorize(
+                &self.state.lock().unwrap().objects,
+                user,
+                method,
+                plural,
+                ns,
+                name,
+            )
+        {
+            return refused;
+        }
         match (method, name) {
             ("GET", None) => self.list(plural, ns, query, accept),
-            ("GET", Some(name)) if plural == "secrets" && name.starts_with("sh.helm.release.v1.") => {
+            // A release Secret written into the namespace (by a tenant) wins over the fake helm's.
+            ("GET", Some(name))
+                if plural == "secrets"
+                    && name.starts_with("sh.helm.release.v1.")
+                    && self.get(plural, ns, name).is_none() =>
+            {
                 match self.release_secret(ns, name) {
                     Some(o) => (200, o),
                     None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
@@ -563,6 +623,14 @@ impl FakeCluster {
     fn create(&self, plural: &str, ns: &str, mut body: Value, dry_run: bool) -> (u16, Value) {
         if let Err(e) = self.namespace_usable(ns) {
             return e;
+        }
+        // The API server counts an Event's note in bytes.
+        if plural == "events" && body["note"].as_str().is_some_and(|n| n.len() > 1024) {
+            return status(
+                422,
+                "Invalid",
+                "Event.events.k8s.io is invalid: note: Too long: may not be more than 1024 bytes",
+            );
         }
         let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let mut s = self.state.lock().unwrap();

@@ -42,7 +42,7 @@ key=$(a=("$@"); k=""; n=""; i=1
   while [ "$i" -lt "${#a[@]}" ]; do
     case "${a[$i]}" in
       --namespace) k="${a[$((i + 1))]}"; i=$((i + 2)) ;;
-      --values|--labels|--version|--timeout|--history-max|--server-side) i=$((i + 2)) ;;
+      --values|--labels|--version|--timeout|--history-max|--server-side|--kube-as-user) i=$((i + 2)) ;;
       --*) i=$((i + 1)) ;;
       *) [ -z "$n" ] && n="${a[$i]}"; i=$((i + 1)) ;;
     esac
@@ -63,12 +63,13 @@ n=$(( $(wc -l < "$here/calls.log" 2>/dev/null || echo 0) + 1 ))
 mkdir -p "$here/env"
 env -0 > "$here/env/$n"
 cmd="$1"; shift
-positional=(); ns=""; values=""; labels=""
+positional=(); ns=""; values=""; labels=""; user=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --namespace) ns="$2"; shift 2 ;;
     --values) values="$2"; shift 2 ;;
     --labels) labels="$2"; shift 2 ;;
+    --kube-as-user) user="$2"; shift 2 ;;
     --version|--timeout|--history-max|--server-side) shift 2 ;;
     --*) shift ;;
     *) positional+=("$1"); shift ;;
@@ -76,7 +77,20 @@ while [ $# -gt 0 ]; do
 done
 name="${positional[0]}"
 rel="$here/releases/${ns}__${name}"
+# storesync's own identity may not write workloads or release Secrets: helm must act as the
+# store's ServiceAccount, which RBAC confines to the store's namespace.
+if [ "$user" != "system:serviceaccount:${ns}:storesync-helm" ]; then
+  echo "Error: secrets is forbidden: User \"${user:-system:serviceaccount:storesync:storesync}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"${ns}\"" >&2
+  exit 1
+fi
 last=$(tail -n 1 "$rel" 2>/dev/null | cut -d' ' -f1); last=${last:-0}
+# The API server goes away while helm runs: helm fails as the real one does, and stays failing
+# (for storesync's reachability check too) until the test brings the server back.
+if [ -e "$here/cut-cluster-during-helm" ] || [ -e "$here/cluster-down" ]; then
+  touch "$here/cluster-down"
+  echo "Error: Kubernetes cluster unreachable: Get \"https://127.0.0.1:6443/version\": dial tcp 127.0.0.1:6443: connect: connection refused" >&2
+  exit 1
+fi
 # A slow helm, to hold a sync open while a test sends more triggers.
 if [ -e "$here/slow" ]; then sleep "$(cat "$here/slow")"; fi
 case "$cmd" in
@@ -84,7 +98,7 @@ case "$cmd" in
     chart="${positional[1]}"
     cp "$values" "$here/values/$n-$name.yaml"
     if [ -e "$here/fail-upgrade-$name" ]; then
-      echo "Error: UPGRADE FAILED: simulated failure for $name" >&2
+      echo "Error: UPGRADE FAILED: simulated failure for $name $(cat "$here/fail-upgrade-$name")" >&2
       exit 1
     fi
     if ! "@REAL_HELM@" template "$name" "$chart" --namespace "$ns" --values "$values" > "$here/values/$n-$name.rendered.yaml"; then
@@ -227,8 +241,24 @@ impl FakeHelm {
             .collect()
     }
 
+    /// The next helm run takes the fake API server down (for helm and storesync alike) and fails
+    /// as helm does when the cluster is unreachable; [`FakeHelm::restore_cluster`] brings it back.
+    pub fn cut_cluster_during_helm(&self) {
+        std::fs::write(self.dir.path().join("cut-cluster-during-helm"), "").expect("flag");
+    }
+
+    pub fn restore_cluster(&self) {
+        let _ = std::fs::remove_file(self.dir.path().join("cut-cluster-during-helm"));
+        let _ = std::fs::remove_file(self.dir.path().join("cluster-down"));
+    }
+
     pub fn fail_upgrades_of(&self, name: &str) {
-        std::fs::write(self.dir.path().join(format!("fail-upgrade-{name}")), "").expect("flag");
+        self.fail_upgrades_saying(name, "");
+    }
+
+    /// Upgrades of `name` fail, helm's error ending with `message`.
+    pub fn fail_upgrades_saying(&self, name: &str, message: &str) {
+        std::fs::write(self.dir.path().join(format!("fail-upgrade-{name}")), message).expect("flag");
     }
 
     pub fn path(&self) -> &Path {

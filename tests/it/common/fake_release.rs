@@ -1,6 +1,7 @@
 //! What Helm and the API server make of a rendered chart, for the fake API server: the objects
 //! as stored (YAML read as Helm reads it, server defaults filled in, fields owned by manager
-//! `helm`), and the release Secret with its manifest encoded as Helm encodes it.
+//! `helm`), and the release Secret with its manifest encoded as Helm encodes it; and release
+//! Secrets as a store's team can forge them in its namespace.
 #![allow(dead_code)]
 
 use std::io::Write;
@@ -221,16 +222,63 @@ pub fn release_secret(namespace: &str, name: &str, revision: u32, status: &str, 
         "info": {"status": status}, "manifest": manifest,
         "config": {}, "chart": {"metadata": {"name": "chart"}},
     });
+    let payload = gzipped(&[release.to_string().as_bytes()]);
+    forged_release_secret(namespace, name, revision, status, &payload)
+}
+
+/// Gzip of `parts` one after the other, streamed: a bomb is never held decompressed.
+pub fn gzipped(parts: &[&[u8]]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(release.to_string().as_bytes()).expect("gzip");
+    for part in parts {
+        gz.write_all(part).expect("gzip");
+    }
+    gz.finish().expect("gzip")
+}
+
+/// A Secret named and labelled as Helm's storage of `revision` of release `name`, as anyone
+/// who may write Secrets in `namespace` can create one: `payload` is what Helm base64-encodes
+/// into `data.release` (gzip of the release JSON, or anything else).
+pub fn forged_release_secret(
+    namespace: &str,
+    name: &str,
+    revision: u32,
+    status: &str,
+    payload: &[u8],
+) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let helm = b64.encode(gz.finish().expect("gzip"));
     json!({
         "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
         "metadata": {
             "name": format!("sh.helm.release.v1.{name}.v{revision}"), "namespace": namespace,
             "labels": {"owner": "helm", "name": name, "status": status, "version": revision.to_string()},
         },
-        "data": {"release": b64.encode(helm)},
+        "data": {"release": b64.encode(b64.encode(payload))},
     })
+}
+
+/// A gzipped release JSON of `name` at `revision` whose manifest, once decompressed, is
+/// `manifest_bytes` bytes of one character: a few hundred KiB for hundreds of MiB.
+pub fn gzip_bomb(name: &str, revision: u32, manifest_bytes: usize) -> Vec<u8> {
+    let head =
+        format!(r#"{{"name":"{name}","version":{revision},"info":{{"status":"deployed"}},"manifest":""#);
+    let chunk = vec![b'x'; 1 << 20];
+    let mut parts: Vec<&[u8]> = vec![head.as_bytes()];
+    parts.extend(std::iter::repeat_n(&chunk[..], manifest_bytes >> 20));
+    parts.push(br#""}"#);
+    gzipped(&parts)
+}
+
+/// A 20 KB manifest whose ConfigMap expands to billions of strings through aliases.
+pub fn alias_bomb_manifest() -> String {
+    let mut data = String::from("  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        let prev = format!("*l{}", i - 1);
+        data.push_str(&format!("  l{i}: &l{i} [{}]\n", [prev.as_str(); 9].join(", ")));
+    }
+    while data.len() < 20_000 {
+        data.push_str(&format!("  x{}: *l8\n", data.len()));
+    }
+    format!(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol\n  labels:\n    app.kubernetes.io/managed-by: Helm\ndata:\n{data}"
+    )
 }

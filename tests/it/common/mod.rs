@@ -6,6 +6,7 @@ pub mod fake_coordination;
 pub mod fake_github;
 pub mod fake_github_pr;
 pub mod fake_helm;
+pub mod fake_rbac;
 pub mod fake_release;
 
 use std::fs;
@@ -73,15 +74,15 @@ impl Catalog {
 
     pub fn validate(&self) -> Outcome {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code =
-            commands::validate(&self.args(), OutputFormat::Text, &mut out, &mut err).expect("validate runs");
+        let code = commands::validate(&self.args(), &[], OutputFormat::Text, &mut out, &mut err)
+            .expect("validate runs");
         Outcome::new(code, out, err)
     }
 
     pub fn plan_offline(&self, output: OutputFormat) -> Outcome {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code =
-            commands::plan_offline(&self.args(), output, false, &mut out, &mut err).expect("plan runs");
+            commands::plan_offline(&self.args(), &[], output, false, &mut out, &mut err).expect("plan runs");
         Outcome::new(code, out, err)
     }
 }

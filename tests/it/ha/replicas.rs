@@ -114,6 +114,7 @@ impl World {
             policy: Policy {
                 allow_prune_all: false,
                 namespace: Some(NAMESPACE.into()),
+                store_cluster_role: None,
             },
             ..Applier::new(client.clone(), helm)
         };

@@ -97,7 +97,9 @@ async fn a_scaled_down_deployment_is_put_back_by_one_upgrade_that_forces_conflic
     assert_eq!(calls.len(), 1, "exactly one helm invocation: {calls:?}");
     assert_eq!(&calls[0][..3], ["upgrade", "--install", "acme"]);
     assert!(
-        calls[0].ends_with(&["--server-side".into(), "true".into(), "--force-conflicts".into()]),
+        calls[0]
+            .windows(3)
+            .any(|w| w == ["--server-side", "true", "--force-conflicts"]),
         "{:?}",
         calls[0]
     );

@@ -66,6 +66,8 @@ fn installed_platform() -> World {
         for p in &d.network_policies {
             w.cluster.insert("networkpolicies", ns, json(p));
         }
+        w.cluster.insert("serviceaccounts", ns, json(&d.service_account));
+        w.cluster.insert("rolebindings", ns, json(&d.role_binding));
         w.cluster.insert(
             "secrets",
             &d.release.namespace,
@@ -169,11 +171,13 @@ async fn a_thousand_unchanged_stores_cost_no_write_and_one_list_per_kind() {
         format!("GET /api/v1/resourcequotas?&{owned}"),
         format!("GET /api/v1/secrets?&{owned}"),
         "GET /api/v1/secrets?&labelSelector=owner%3Dhelm&limit=500".to_string(),
+        format!("GET /api/v1/serviceaccounts?&{owned}"),
         format!("GET /api/v1/services?&{helm}"),
         format!("GET /apis/apps/v1/deployments?&{helm}"),
         format!("GET /apis/apps/v1/statefulsets?&{helm}"),
         format!("GET /apis/networking.k8s.io/v1/ingresses?&{helm}"),
         format!("GET /apis/networking.k8s.io/v1/networkpolicies?&{owned}"),
+        format!("GET /apis/rbac.authorization.k8s.io/v1/rolebindings?&{owned}"),
     ]
     .into_iter()
     .map(|c| (c, 1))

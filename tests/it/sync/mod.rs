@@ -6,6 +6,8 @@ mod drift;
 mod drift_cost;
 mod events;
 mod gate;
+mod release_storage;
+mod tenant;
 pub(crate) mod world;
 
 use common::{repo_root, store_yaml};
@@ -45,7 +47,9 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
             format!("/api/v1/resourcequotas?&{OWNED}"),
             format!("/api/v1/secrets?&{OWNED}"),
             "/api/v1/secrets?&labelSelector=owner%3Dhelm&limit=500".to_string(),
+            format!("/api/v1/serviceaccounts?&{OWNED}"),
             format!("/apis/networking.k8s.io/v1/networkpolicies?&{OWNED}"),
+            format!("/apis/rbac.authorization.k8s.io/v1/rolebindings?&{OWNED}"),
         ],
         "one label-selected, cluster-wide LIST per kind, plus the lookup of each new namespace"
     );
@@ -89,6 +93,11 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
             ),
             format!(
                 "PATCH /apis/networking.k8s.io/v1/namespaces/store-acme/networkpolicies/default-deny?&{ssa}"
+            ),
+            // helm's identity in the namespace, before anything acts as it.
+            format!("PATCH /api/v1/namespaces/store-acme/serviceaccounts/storesync-helm?&{ssa}"),
+            format!(
+                "PATCH /apis/rbac.authorization.k8s.io/v1/namespaces/store-acme/rolebindings/storesync-helm?&{ssa}"
             ),
             "POST /api/v1/namespaces/store-acme/secrets?&fieldManager=storesync".to_string(),
         ]
@@ -166,7 +175,10 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
             // Fields someone took with kubectl go back to the chart instead of failing the upgrade.
             "--server-side",
             "true",
-            "--force-conflicts"
+            "--force-conflicts",
+            // As the store's ServiceAccount: RBAC confines helm to the store's namespace.
+            "--kube-as-user",
+            "system:serviceaccount:store-acme:storesync-helm"
         ]
     );
     assert!(
@@ -330,7 +342,9 @@ async fn stuck_release_is_rolled_back_then_upgraded() {
             "--force-conflicts",
             "--wait",
             "--timeout",
-            "60s"
+            "60s",
+            "--kube-as-user",
+            "system:serviceaccount:store-acme:storesync-helm"
         ]
     );
     assert_eq!(&calls[1][..3], ["upgrade", "--install", "acme"]);

@@ -87,6 +87,7 @@ pub fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
         allow_prune_all: false,
         allowed_chart_prefixes: Vec::new(),
         namespace: None,
+        store_cluster_role: "storesync-store".into(),
     }
 }
 
