@@ -2,11 +2,13 @@
 //! storesync's own chart (deploy/helm/storesync) with the real helm binary, then check what a
 //! platform team relies on: guardrail fit (every pod that can run at once fits the plan's
 //! ResourceQuota with 20% to spare, and its LimitRange), hardening, credential handling, ingress
-//! wiring, and an RBAC ClusterRole that grants exactly what storesync and helm need.
+//! wiring, RBAC that grants storesync and each store's helm identity exactly what they need, and
+//! the admission policies that hold both to it.
 //!
 //! helm is found as $STORESYNC_HELM, else <repo>/tools/bin/helm, else `helm` on PATH. These tests
 //! never skip: without helm they fail and say how to install it (scripts/setup-tools.sh).
 
+mod admission;
 mod budget;
 mod catalog;
 mod checks;
@@ -17,6 +19,7 @@ pub(crate) mod helm;
 mod manifest;
 mod quantity;
 mod rbac;
+mod rbac_tests;
 mod replicas;
 
 use budget::{Plan, default_plans};
@@ -25,9 +28,7 @@ use checks::{CREDENTIAL_KEYS, assert_clean, check_networking, check_pods, check_
 use fit::{Fit, container_sizes, fit};
 use helm::{chart_path, platform_values, render, repo_root, run_helm, set_path, yaml};
 use manifest::{containers, get, kind, pod_spec, seq, str_at};
-use rbac::{grants, resource_of, storesync_own_grants};
 use serde_yaml_ng::{Mapping, Value};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 const ENGINES: [&str; 2] = ["woocommerce", "medusa"];
@@ -70,13 +71,17 @@ fn all_charts_pass_strict_lint() {
             out.unwrap_err()
         );
     }
-    let deploy = yaml("repo: {url: 'https://github.com/acme/stores.git'}");
-    let out = run_helm(&["lint", "--strict", "deploy/helm/storesync"], &deploy);
-    assert!(
-        out.is_ok(),
-        "helm lint --strict deploy/helm/storesync:\n{}",
-        out.unwrap_err()
-    );
+    for extra in ["", "admissionPolicy: {enabled: true}"] {
+        let deploy = yaml(&format!(
+            "repo: {{url: 'https://github.com/acme/stores.git'}}\n{extra}"
+        ));
+        let out = run_helm(&["lint", "--strict", "deploy/helm/storesync"], &deploy);
+        assert!(
+            out.is_ok(),
+            "helm lint --strict deploy/helm/storesync {extra}:\n{}",
+            out.unwrap_err()
+        );
+    }
 }
 
 #[test]
@@ -418,76 +423,7 @@ fn fit_rejects_a_chart_that_outgrows_the_small_plan() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// storesync's own chart and RBAC
-
-#[test]
-fn storesync_cluster_role_is_exactly_storesync_plus_helm_on_engine_kinds() {
-    // Every kind any engine render can produce: platform mode and standalone, storefront on/off.
-    let mut kinds = BTreeSet::new();
-    for engine in ENGINES {
-        for values in [
-            platform_values("small", true, "x", ""),
-            yaml("ingress: {host: solo.example}"),
-        ] {
-            for doc in render(&chart_path(engine), "acme", "store-acme", &values) {
-                kinds.insert(kind(&doc).to_string());
-            }
-        }
-    }
-    let mut expected = storesync_own_grants();
-    for k in &kinds {
-        let (group, resource) = resource_of(k);
-        for verb in ["get", "list", "watch", "create", "update", "patch", "delete"] {
-            expected.insert((group.into(), resource.into(), verb.into()));
-        }
-    }
-
-    let docs = render(
-        "deploy/helm/storesync",
-        "storesync",
-        "storesync",
-        &yaml("repo: {url: 'https://x/y.git'}"),
-    );
-    let role = docs
-        .iter()
-        .find(|d| kind(d) == "ClusterRole")
-        .expect("chart renders a ClusterRole");
-    let file: Value =
-        yaml(&std::fs::read_to_string(repo_root().join("deploy/rbac/clusterrole.yaml")).expect("rbac file"));
-    assert_eq!(kind(&file), "ClusterRole");
-    let mut errors = vec![];
-    let chart_grants = grants(seq(role, "rules"), &mut errors);
-    let file_grants = grants(seq(&file, "rules"), &mut errors);
-    assert_clean("ClusterRole rules", errors);
-    assert_eq!(
-        chart_grants, file_grants,
-        "chart ClusterRole and deploy/rbac/clusterrole.yaml differ"
-    );
-    let missing: Vec<_> = expected.difference(&chart_grants).collect();
-    let extra: Vec<_> = chart_grants.difference(&expected).collect();
-    assert!(
-        missing.is_empty(),
-        "ClusterRole lacks (kinds rendered: {kinds:?}): {missing:?}"
-    );
-    assert!(
-        extra.is_empty(),
-        "ClusterRole grants more than storesync + helm need: {extra:?}"
-    );
-
-    let binding = docs
-        .iter()
-        .find(|d| kind(d) == "ClusterRoleBinding")
-        .expect("ClusterRoleBinding");
-    assert_eq!(str_at(binding, "roleRef.name"), str_at(role, "metadata.name"));
-    let sa = docs
-        .iter()
-        .find(|d| kind(d) == "ServiceAccount")
-        .expect("ServiceAccount");
-    assert_eq!(
-        str_at(&seq(binding, "subjects")[0], "name"),
-        str_at(sa, "metadata.name")
-    );
-}
+// storesync's own chart (its RBAC: rbac_tests.rs, admission policies: admission.rs)
 
 #[test]
 fn storesync_deployment_is_a_hardened_reconciler() {

@@ -35,3 +35,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{- /* The ClusterRole helm runs with in each store namespace (bound there by storesync). */}}
+{{- define "storesync.storeClusterRole" -}}
+{{- required "rbac.storeClusterRole is required: the ClusterRole storesync binds in every store namespace" .Values.rbac.storeClusterRole }}
+{{- end }}
+
+{{- /* The user storesync's own ServiceAccount authenticates as (admission policies match it). */}}
+{{- define "storesync.user" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "storesync.serviceAccountName" .) }}
+{{- end }}
