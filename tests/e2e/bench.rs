@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::catalog::{Platform, StoreFile, StoresRepo};
 use super::cluster::{helm_history, release_secret_labels};
 use super::harness::{Suite, admin_helm, admin_kubectl, helm, namespace, path_str, run, tiny_chart};
+use super::identity::helm_user;
 
 const NO_OP_RUNS: usize = 3;
 
@@ -68,7 +69,7 @@ fn bench_sync_of_many_stores() {
     no_ops.sort();
 
     // The same releases, values and release label, upgraded one after another by helm itself,
-    // as the same restricted identity.
+    // as the identity storesync gives helm: the restricted one, acting as the store's own.
     let values_dir = tempfile::tempdir().expect("temp dir");
     let mut jobs = Vec::new();
     for s in &stores {
@@ -105,6 +106,7 @@ fn bench_sync_of_many_stores() {
             &format!("storesync.dev/release-hash={hash}"),
         ]);
         cmd.args(["--wait", "--timeout", "3m", "--history-max", "10"]);
+        cmd.args(["--kube-as-user", &helm_user(s)]);
         run(cmd, None, Duration::from_secs(240)).expect_ok();
     }
     let helm_loop = start.elapsed();

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::catalog::Platform;
 use super::harness::{admin_helm, admin_kubectl, namespace};
+use super::identity::{HELM_IDENTITY, STORE_CLUSTER_ROLE};
 
 pub const NETWORK_POLICIES: [&str; 5] = [
     "allow-dns",
@@ -23,9 +24,38 @@ pub const CREDENTIAL_KEYS: [&str; 5] = [
     "jwt-secret",
 ];
 
-/// One object, or `None` when it does not exist.
+/// One object, or `None` when it does not exist. Without `metadata.managedFields`, which
+/// `kubectl get` leaves out: read those with [`get_with_managed_fields`].
 pub fn get(kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    get_with(kind, ns, name, &[])
+}
+
+/// One object with its `metadata.managedFields` (`kubectl get --show-managed-fields`), or `None`
+/// when it does not exist.
+pub fn get_with_managed_fields(kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    get_with(kind, ns, name, &["--show-managed-fields"])
+}
+
+/// The `metadata.managedFields` entries of an object read by [`get_with_managed_fields`]; panics
+/// when the object carries none, which means it was read without them.
+pub fn managed_fields(obj: &Value) -> Vec<Value> {
+    let entries = obj["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !entries.is_empty(),
+        "no metadata.managedFields on {} {}: read it with get_with_managed_fields (kubectl get \
+         --show-managed-fields); every object written through the API has some",
+        obj["kind"],
+        obj["metadata"]["name"]
+    );
+    entries
+}
+
+fn get_with(kind: &str, ns: Option<&str>, name: &str, extra: &[&str]) -> Option<Value> {
     let mut args = vec!["get", kind, name, "-o", "json", "--ignore-not-found"];
+    args.extend_from_slice(extra);
     if let Some(ns) = ns {
         args.extend(["-n", ns]);
     }
@@ -137,18 +167,17 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// Waits until the quota controller has filled in the quota's status and stopped writing it, so
-/// that a later change of its resourceVersion can only come from someone else.
-pub fn settle_quota(store: &str) {
-    let ns = namespace(store);
+/// Waits until `ready` holds for an object and its resourceVersion stopped changing (two reads
+/// 2 s apart), so that a later change of its resourceVersion can only come from someone else.
+pub fn settle(kind: &str, ns: &str, name: &str, ready: impl Fn(&Value) -> bool) {
     let mut last = String::new();
     wait_until(
-        &format!("{ns}/store-quota settles"),
+        &format!("{kind} {ns}/{name} settles"),
         Duration::from_secs(60),
         || {
-            let q = must_get("resourcequota", Some(&ns), "store-quota");
-            let current = rv(&q);
-            let settled = q["status"]["hard"] == q["spec"]["hard"] && current == last;
+            let obj = must_get(kind, Some(ns), name);
+            let current = rv(&obj);
+            let settled = ready(&obj) && current == last;
             last = current;
             if !settled {
                 std::thread::sleep(Duration::from_secs(2));
@@ -156,6 +185,27 @@ pub fn settle_quota(store: &str) {
             settled
         },
     );
+}
+
+/// Waits until the quota controller has filled in the quota's status and stopped writing it.
+pub fn settle_quota(store: &str) {
+    settle("resourcequota", &namespace(store), "store-quota", |q| {
+        q["status"]["hard"] == q["spec"]["hard"]
+    });
+}
+
+/// Events that storesync (reporting controller `storesync`) recorded in namespace `ns`.
+pub fn storesync_events(ns: &str) -> Vec<Value> {
+    let out = admin_kubectl(&["get", "events.events.k8s.io", "-n", ns, "-o", "json"], None)
+        .expect_ok()
+        .json();
+    out["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reportingController"] == "storesync")
+        .cloned()
+        .collect()
 }
 
 /// resourceVersions of everything storesync writes for `store`, and its Helm history length:
@@ -183,6 +233,14 @@ pub fn snapshot(store: &str) -> BTreeMap<String, String> {
         let name = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
         put(format!("NetworkPolicy {name}"), Some(p));
     }
+    put(
+        format!("ServiceAccount {HELM_IDENTITY}"),
+        get("serviceaccount", Some(&ns), HELM_IDENTITY),
+    );
+    put(
+        format!("RoleBinding {HELM_IDENTITY}"),
+        get("rolebinding", Some(&ns), HELM_IDENTITY),
+    );
     s.insert("helm revisions".into(), helm_history(store).len().to_string());
     s
 }
@@ -268,14 +326,15 @@ pub fn assert_store_objects(
             .map(String::as_str),
         Some("storesync")
     );
-    let applied_by_storesync = quota["metadata"]["managedFields"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let quota_fields = get_with_managed_fields("resourcequota", Some(&ns), "store-quota")
+        .map(|q| managed_fields(&q))
+        .unwrap_or_default();
+    let applied_by_storesync = quota_fields
+        .iter()
         .any(|f| f["manager"] == "storesync" && f["operation"] == "Apply");
     assert!(
         applied_by_storesync,
-        "store-quota of {ns} was not server-side applied by `storesync`: {quota}"
+        "store-quota of {ns} was not server-side applied by `storesync`: its managedFields are {quota_fields:#?}"
     );
 
     let limits = must_get("limitrange", Some(&ns), "store-limits");
@@ -358,6 +417,30 @@ pub fn assert_store_objects(
             "{key} is not 32+ letters and digits"
         );
     }
+
+    // helm's identity: a ServiceAccount of the namespace, bound there (never cluster-wide) to
+    // the store ClusterRole.
+    let account = must_get("serviceaccount", Some(&ns), HELM_IDENTITY);
+    let binding = must_get("rolebinding", Some(&ns), HELM_IDENTITY);
+    for obj in [&account, &binding] {
+        assert_eq!(
+            labels(obj)
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("storesync"),
+            "{obj}"
+        );
+    }
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({ "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": STORE_CLUSTER_ROLE }),
+        "{ns}/{HELM_IDENTITY} binds another role: {binding}"
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{ "kind": "ServiceAccount", "name": HELM_IDENTITY, "namespace": ns }]),
+        "{ns}/{HELM_IDENTITY} binds someone else: {binding}"
+    );
 
     let status = helm_status(store).unwrap_or_else(|| panic!("no helm release {store} in {ns}"));
     assert_eq!(

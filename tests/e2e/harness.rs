@@ -124,7 +124,57 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
 }
 
 /// Runs `cmd` to completion, killing it at `timeout`; never panics on a failed command.
-pub fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
+pub fn run(cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
+    run_watched(cmd, stdin, timeout, Duration::from_millis(50), |_| {})
+}
+
+/// A finished process and its peak resident memory, when this machine can tell.
+#[derive(Debug)]
+pub struct Measured {
+    pub out: Output,
+    /// Peak resident set size in KiB (`VmHWM` of `/proc/<pid>/status`), `None` without `/proc`.
+    pub peak_kib: Option<u64>,
+}
+
+/// `VmHWM` (peak resident set size, KiB) of process `pid`, while it runs.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Like [`run`], also reading the process's peak resident memory every 10 ms while it runs. The
+/// kernel keeps the peak (`VmHWM`), so only a peak reached in the last 10 ms before exit could be
+/// missed; growing by 100 MiB takes longer than that.
+pub fn run_measured(cmd: Command, timeout: Duration) -> Measured {
+    if peak_rss_kib(std::process::id()).is_none() {
+        return Measured {
+            out: run(cmd, None, timeout),
+            peak_kib: None,
+        };
+    }
+    let mut peak = None;
+    let out = run_watched(cmd, None, timeout, Duration::from_millis(10), |pid| {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak = Some(peak.unwrap_or(0).max(kib));
+        }
+    });
+    Measured { out, peak_kib: peak }
+}
+
+/// Runs `cmd` to completion, killing it at `timeout`, calling `watch` with its pid every `tick`.
+fn run_watched(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    timeout: Duration,
+    tick: Duration,
+    mut watch: impl FnMut(u32),
+) -> Output {
     let what = describe(&cmd);
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -161,7 +211,10 @@ pub fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Output {
                 let _ = child.wait();
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                watch(child.id());
+                std::thread::sleep(tick)
+            }
             Err(e) => panic!("cannot wait for `{what}`: {e}"),
         }
     };
@@ -333,7 +386,8 @@ impl Suite {
         let prefix = format!("e2e{}-", random_hex4());
         eprintln!(
             "[e2e] {test}: stores `{prefix}*`; storesync runs as system:serviceaccount:{E2E_NAMESPACE}:{E2E_ACCOUNT} \
-             (ClusterRole {CLUSTER_ROLE})"
+             (ClusterRole {CLUSTER_ROLE}), helm as each store's storesync-helm (ClusterRole storesync-store, bound \
+             in the store's namespace)"
         );
         Some(Suite {
             prefix,
@@ -376,11 +430,33 @@ impl Suite {
         cmd
     }
 
-    /// `storesync apply --output json` of commit `sha` with the suite's settings and `extra` flags.
-    pub fn apply(&self, repo: &StoresRepo, sha: &str, extra: &[&str]) -> Sync {
+    /// A namespace that is not a store's (a scenario's bystander), deleted when the test ends
+    /// like the stores' namespaces; a leftover of an earlier run that died is deleted first.
+    pub fn scratch_namespace(&self, name: &str) -> String {
+        let leftover = admin_kubectl(
+            &[
+                "delete",
+                "namespace",
+                name,
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=180s",
+            ],
+            None,
+        );
+        assert!(
+            leftover.ok(),
+            "cannot delete the leftover namespace {name}\n{leftover}"
+        );
+        self.namespaces.borrow_mut().push(name.to_string());
+        name.to_string()
+    }
+
+    /// Arguments of `storesync apply --output json` of commit `sha` with the suite's settings
+    /// and `extra` flags.
+    pub fn apply_args(&self, repo: &StoresRepo, sha: &str, extra: &[&str]) -> Vec<String> {
         let charts = tiny_chart().parent().expect("charts dir").to_path_buf();
-        let helm = helm();
-        let mut args = vec![
+        let mut args: Vec<String> = [
             "apply",
             "--repo",
             path_str(repo.path()),
@@ -389,22 +465,24 @@ impl Suite {
             "--charts-dir",
             path_str(&charts),
             "--helm",
-            path_str(&helm),
+            path_str(&helm()),
             "--helm-timeout",
             HELM_TIMEOUT,
             "--concurrency",
             "4",
             "--output",
             "json",
-        ];
-        args.extend_from_slice(extra);
-        Sync::new(self.storesync(&args))
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
     }
 
-    /// `storesync plan --output json` of commit `sha` against the cluster.
-    pub fn plan(&self, repo: &StoresRepo, sha: &str) -> Sync {
+    /// Arguments of `storesync plan --output json` of commit `sha` against the cluster.
+    pub fn plan_args(&self, repo: &StoresRepo, sha: &str) -> Vec<String> {
         let charts = tiny_chart().parent().expect("charts dir").to_path_buf();
-        let args = [
+        [
             "plan",
             "--repo",
             path_str(repo.path()),
@@ -414,8 +492,21 @@ impl Suite {
             path_str(&charts),
             "--output",
             "json",
-        ];
-        Sync::plan_only(self.storesync(&args))
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// `storesync apply --output json` of commit `sha` with the suite's settings and `extra` flags.
+    pub fn apply(&self, repo: &StoresRepo, sha: &str, extra: &[&str]) -> Sync {
+        let args = self.apply_args(repo, sha, extra);
+        Sync::new(self.storesync(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+
+    /// `storesync plan --output json` of commit `sha` against the cluster.
+    pub fn plan(&self, repo: &StoresRepo, sha: &str) -> Sync {
+        let args = self.plan_args(repo, sha);
+        Sync::plan_only(self.storesync(&args.iter().map(String::as_str).collect::<Vec<_>>()))
     }
 }
 
@@ -435,8 +526,18 @@ impl Drop for Suite {
         ];
         args.extend(namespaces.iter().map(String::as_str));
         let out = admin_kubectl(&args, None);
+        // Said out loud: a deletion that waits out its timeout adds minutes to the scenario's
+        // time without failing it.
         if !out.ok() {
-            eprintln!("[e2e] cleanup failed; delete these namespaces by hand: {namespaces:?}\n{out}");
+            eprintln!(
+                "[e2e] cleanup failed after {:.0?}; delete these namespaces by hand: {namespaces:?}\n{out}",
+                out.elapsed
+            );
+        } else if out.elapsed > Duration::from_secs(60) {
+            eprintln!(
+                "[e2e] cleanup: deleting {namespaces:?} took {:.0?} (a namespace slow to empty)",
+                out.elapsed
+            );
         }
     }
 }

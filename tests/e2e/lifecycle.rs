@@ -6,6 +6,7 @@ use super::cluster::{
     strings,
 };
 use super::harness::{Suite, namespace};
+use super::identity::{HELM_IDENTITY, assert_store_identity};
 
 /// Scenario 1: the first sync creates every object of every store, and the release is ready.
 #[test]
@@ -49,6 +50,8 @@ fn first_sync_creates_namespace_guardrails_credentials_and_release() {
             ("NetworkPolicy", "allow-https-egress"),
             ("NetworkPolicy", "allow-same-namespace"),
             ("NetworkPolicy", "default-deny"),
+            ("ServiceAccount", HELM_IDENTITY),
+            ("RoleBinding", HELM_IDENTITY),
             ("Secret", "store-credentials"),
             ("HelmRelease", store.as_str()),
         ]
@@ -69,6 +72,9 @@ fn first_sync_creates_namespace_guardrails_credentials_and_release() {
         assert_store_objects(store, owner, plan, &sha, &platform, spec_hash);
         assert_eq!(helm_history(store).len(), 1, "one helm revision for {store}");
     }
+    // helm installed each store as that store's identity, which acts in its own namespace only.
+    assert_store_identity(&a, &namespace(&b));
+    assert_store_identity(&b, &namespace(&a));
     let config = must_get("configmap", Some(&namespace(&a)), &a);
     assert_eq!(
         config["data"]["message"], "hello from a",

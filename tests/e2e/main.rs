@@ -2,16 +2,18 @@
 //!
 //! Off unless `STORESYNC_E2E=1`: every cluster test then prints `SKIPPED: ...` and passes. With it
 //! set, an unreachable cluster is a failure. storesync always runs as a ServiceAccount bound to
-//! deploy/rbac/clusterrole.yaml and the chart's namespaced Role (never as the admin), syncs commits of a real Git repository,
-//! and installs the tiny engine chart of tests/e2e/charts/tiny; assertions read the cluster as
-//! the admin with kubectl and helm. One test at a time holds the cluster (a localhost port lock),
-//! each test uses its own store names and deletes its namespaces even when it fails. A cluster
-//! holding stores this suite did not create is refused: use a throwaway one
-//! (`scripts/e2e-kind.sh`). See docs/e2e.md.
+//! deploy/rbac/clusterrole.yaml and the chart's namespaced Role (never as the admin), and helm
+//! as each store's `storesync-helm` ServiceAccount (deploy/rbac/store-clusterrole.yaml, bound in
+//! the store's namespace only); it syncs commits of a real Git repository and installs the tiny
+//! engine chart of tests/e2e/charts/tiny; assertions read the cluster as the admin with kubectl
+//! and helm. The tenant scenarios (tenant.rs) act as a store team with `kubectl --as`. One test
+//! at a time holds the cluster (a localhost port lock), each test uses its own store names and
+//! deletes its namespaces even when it fails. A cluster holding stores this suite did not create
+//! is refused: use a throwaway one (`scripts/e2e-kind.sh`). See docs/e2e.md.
 //!
 //! The `offline_*` tests need no cluster and always run: they check the suite's own fixtures
 //! (the tiny chart with the values storesync really passes, the catalogs it generates, the
-//! chart's Role the suite grants).
+//! chart's Role the suite grants, the release Secrets the tenant scenarios forge).
 // Test helpers are `pub` for their sibling scenarios; the public-surface lint is for the library.
 #![allow(unreachable_pub)]
 
@@ -19,6 +21,7 @@ mod bench;
 mod catalog;
 mod cluster;
 mod daemon;
+mod forge;
 mod harness;
 mod identity;
 mod lifecycle;
@@ -26,6 +29,7 @@ mod output;
 mod repair;
 mod replicas;
 mod safety;
+mod tenant;
 
 use std::process::Command;
 use std::time::Duration;
@@ -270,4 +274,78 @@ fn offline_chart_role_is_the_lease_and_configmaps_of_the_suite_namespace() {
         other.is_empty(),
         "the chart's Role grants more than its Lease and ConfigMaps: {other:?}"
     );
+}
+
+/// The release Secrets the tenant scenarios forge are Helm's storage format (type, labels,
+/// base64 of gzipped JSON under the API's base64), and their payloads are what the scenarios
+/// claim: an alias bomb that is valid YAML, objects outside the store in the victim namespace.
+#[test]
+fn offline_forged_release_secrets_are_helm_storage() {
+    use serde_json::json;
+    let store = "e2e0000-acme";
+    let base = json!({
+        "name": store,
+        "namespace": harness::namespace(store),
+        "version": 1,
+        "info": { "status": "deployed", "description": "Install complete" },
+        "chart": { "metadata": { "name": "tiny", "version": "0.1.0" } },
+        "manifest": "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: e2e0000-acme\n",
+    });
+    let bomb = forge::alias_bomb("e2e0000-acme-bomb", 10);
+    let mut forged = forge::Forgery::from_release(&base, 2, "deployed", &bomb);
+    forged.label_status = "pending-upgrade".into();
+    let secret = forged.secret(store);
+    assert_eq!(secret["type"], "helm.sh/release.v1");
+    assert_eq!(secret["metadata"]["name"], "sh.helm.release.v1.e2e0000-acme.v2");
+    assert_eq!(secret["metadata"]["namespace"], "store-e2e0000-acme");
+    assert_eq!(
+        secret["metadata"]["labels"],
+        json!({ "name": store, "owner": "helm", "status": "pending-upgrade", "version": "2" })
+    );
+    let body = forge::decode_release(secret["data"]["release"].as_str().unwrap_or_default());
+    assert_eq!(body, forged.body);
+    assert_eq!(
+        (&body["version"], &body["info"]["status"]),
+        (&json!(2), &json!("deployed"))
+    );
+    assert_eq!(body["manifest"], bomb.as_str());
+
+    // The bomb parses (without expanding) as 10 anchors and 9 aliases per level: 9^10 strings.
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(&bomb);
+    let (mut anchors, mut aliases) = (0, 0);
+    loop {
+        let (event, _) = parser
+            .next_token()
+            .unwrap_or_else(|e| panic!("the bomb is not YAML: {e}\n{bomb}"));
+        match event {
+            yaml_rust2::parser::Event::StreamEnd => break,
+            yaml_rust2::parser::Event::Alias(_) => aliases += 1,
+            yaml_rust2::parser::Event::SequenceStart(anchor, _) if anchor > 0 => anchors += 1,
+            _ => {}
+        }
+    }
+    assert_eq!((anchors, aliases), (10, 81), "{bomb}");
+
+    let outside: Vec<Value> =
+        serde_yaml_ng::Deserializer::from_str(&forge::outside_objects("e2e0000-forged"))
+            .map(|d| serde::Deserialize::deserialize(d).expect("a manifest document"))
+            .collect();
+    let found: Vec<(String, String)> = outside
+        .iter()
+        .map(|o| {
+            let text = |v: &Value| v.as_str().unwrap_or("<cluster>").to_string();
+            (text(&o["kind"]), text(&o["metadata"]["namespace"]))
+        })
+        .collect();
+    let victim = forge::VICTIM_NAMESPACE.to_string();
+    assert_eq!(
+        found,
+        [
+            ("Deployment".to_string(), victim.clone()),
+            ("ConfigMap".to_string(), victim),
+            ("ClusterRoleBinding".to_string(), "<cluster>".to_string()),
+        ]
+    );
+    assert_eq!(outside[2]["roleRef"]["name"], "cluster-admin");
+    assert_eq!(outside[2]["subjects"][0]["name"], forge::TENANT);
 }

@@ -1,13 +1,13 @@
 //! Live state that drifted from the commit is repaired; a release cut off mid-upgrade is
 //! unstuck; a dry run changes nothing.
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::catalog::{Platform, StoreFile, StoresRepo};
 use super::cluster::{
     get, helm_history, helm_status, must_get, release_status, snapshot, strings, wait_until,
 };
-use super::harness::{Suite, admin_kubectl, helm, namespace, path_str, spawn, tiny_chart};
+use super::harness::{Suite, admin_kubectl, helm, namespace, path_str, run, spawn, tiny_chart};
 use super::output::Sync;
 
 fn assert_drift_planned(sync: &Sync, s: &str) {
@@ -203,8 +203,13 @@ fn stuck_release_is_rolled_back_then_upgraded() {
     assert_eq!(again.action(&s), "unchanged", "{}", again.out);
 }
 
+/// Longest `apply --dry-run` of two stores: about ten API requests (LISTs, a GET, a few
+/// server-side dry-run applies), no helm, no wait.
+const DRY_RUN_BOUND: Duration = Duration::from_secs(60);
+
 /// `apply --dry-run` checks every write with the API server and changes nothing: not for a store
-/// that already exists and changes, and not for a store that does not exist yet.
+/// that already exists and changes, and not for a store that does not exist yet. It is quick:
+/// each phase's time is printed, and the dry run is bounded, its request log kept for a failure.
 #[test]
 fn dry_run_changes_nothing() {
     let Some(suite) = Suite::start("dry run") else {
@@ -214,14 +219,23 @@ fn dry_run_changes_nothing() {
     let repo = StoresRepo::new(&Platform::default());
     repo.put(&StoreFile::new(&existing));
     let first = repo.commit("one store");
-    suite.apply(&repo, &first, &[]).expect_code(0);
+    let installed = suite.apply(&repo, &first, &[]);
+    installed.expect_code(0);
+    let settling = Instant::now();
     super::cluster::settle_quota(&existing);
+    let settled = settling.elapsed();
     let before = snapshot(&existing);
 
     repo.put(&StoreFile::new(&existing).plan("medium"))
         .put(&StoreFile::new(&new));
     let second = repo.commit("resize one, add one");
-    let sync = suite.apply(&repo, &second, &["--dry-run"]);
+    // kube-client's request log (method, URL, status, latency) goes with the output, so a slow
+    // dry run says which request it waited for.
+    let mut cmd = suite.storesync_command();
+    cmd.args(suite.apply_args(&repo, &second, &["--dry-run"]))
+        .env("RUST_LOG", "storesync=debug,kube_client=debug");
+    let sync = Sync::new(run(cmd, None, Duration::from_secs(600)));
+    let checking = Instant::now();
     sync.expect_code(0);
     assert_eq!(sync.json["dryRun"], true);
     assert_eq!(sync.action(&existing), "update");
@@ -235,4 +249,19 @@ fn dry_run_changes_nothing() {
         namespace(&new)
     );
     assert_eq!(release_status(&new), "<no release>");
+    println!(
+        "[e2e] dry run: install {:.1?}, quota settled {settled:.1?}, dry run {:.1?}, checks {:.1?} \
+         (namespace deletion follows)",
+        installed.out.elapsed,
+        sync.out.elapsed,
+        checking.elapsed()
+    );
+    assert!(
+        sync.out.elapsed < DRY_RUN_BOUND,
+        "`apply --dry-run` took {:.1?} (bound {DRY_RUN_BOUND:?}) for a few API requests and no helm. \
+         kube-client retries a request answered 429, 503 or 504 up to 15 times with backoff \
+         (Config::default_retry, on in storesync's client): the request log below shows which.\n{}",
+        sync.out.elapsed,
+        sync.out
+    );
 }

@@ -7,6 +7,7 @@ use super::cluster::{
     terminating, wait_until,
 };
 use super::harness::{APPLIED_RECORD, E2E_NAMESPACE, Suite, admin_kubectl, namespace, path_str};
+use super::identity::HELM_IDENTITY;
 use std::time::Duration;
 
 fn assert_store_alive(store: &str) {
@@ -350,4 +351,10 @@ fn store_file_does_not_adopt_an_unmanaged_namespace() {
         get("resourcequota", Some(&ns), "store-quota").is_none(),
         "guardrails were written into {ns}"
     );
+    for kind in ["serviceaccount", "rolebinding"] {
+        assert!(
+            get(kind, Some(&ns), HELM_IDENTITY).is_none(),
+            "helm's identity ({kind} {HELM_IDENTITY}) was written into {ns}"
+        );
+    }
 }
