@@ -4,20 +4,32 @@
 //!   failover. Bounded below the API server's 1 MiB object limit.
 //! - `storesync-requests`: pushes accepted by a replica that does not lead, for the leader to
 //!   sync (the `storesync.dev/requested-at` annotation says when the last one came).
+//! - beside the records in `storesync-state`, the pull requests every replica plans (`pulls.rs`):
+//!   the newest head started of each and whether it is closed, so replicas agree.
 //!
-//! Every write replaces the object guarded by the `resourceVersion` read: a write of a replica
-//! that stopped leading loses against its successor's.
+//! Every write replaces the object guarded by the `resourceVersion` read, and the leader's write
+//! of the records checks that it still leads before every attempt: a write of a replica that
+//! stopped leading loses against its successor's, and is not retried over it.
+#[cfg(test)]
+mod fake_api;
+mod pulls;
+#[cfg(test)]
+mod write_tests;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::state::Records;
+use crate::apply::WriteGate;
 use crate::desired::{MANAGED_BY, MANAGER};
 use crate::error::{Error, Result};
 use crate::text::truncate;
+use crate::untrusted::printable;
 
 pub const STATE_CONFIGMAP: &str = "storesync-state";
 pub const REQUESTS_CONFIGMAP: &str = "storesync-requests";
@@ -27,8 +39,9 @@ const SEQUENCE_KEY: &str = "sequence";
 const HANDLED_KEY: &str = "handled";
 const COMMITS_KEY: &str = "commits";
 
-/// Largest serialized records: under the 1 MiB object limit, with room for the metadata.
-pub(super) const MAX_RECORDS_BYTES: usize = 1000 * 1024;
+/// Largest serialized records: under the 1 MiB object limit, with room for the metadata and
+/// the pull requests' record (`pulls::MAX_PULLS_BYTES`).
+pub(super) const MAX_RECORDS_BYTES: usize = 1000 * 1024 - pulls::MAX_PULLS_BYTES;
 /// Longest plan text kept per commit record, and longest description or finding.
 const MAX_PLAN_TEXT: usize = 16 * 1024;
 const MAX_LINE: usize = 1024;
@@ -122,7 +135,7 @@ impl Store {
         format!("ConfigMap {}/{name}", self.namespace)
     }
 
-    /// The shared records and the object's version; `None` before the first write.
+    /// The shared records and the object's version; `None` before the leader's first write.
     pub(super) async fn read(&self) -> Result<Option<(Shared, String)>> {
         let what = self.what(STATE_CONFIGMAP);
         let Some(cm) = self
@@ -134,10 +147,10 @@ impl Store {
             return Ok(None);
         };
         let version = cm.metadata.resource_version.clone().unwrap_or_default();
-        let text = cm
-            .data
-            .and_then(|d| d.get(RECORDS_KEY).cloned())
-            .unwrap_or_default();
+        // Made by a replica that recorded a pull request before the leader's first write.
+        let Some(text) = cm.data.and_then(|d| d.get(RECORDS_KEY).cloned()) else {
+            return Ok(None);
+        };
         let shared = serde_json::from_str(&text).map_err(|e| {
             Error::Unreadable(format!(
                 "{what} has unreadable {RECORDS_KEY} ({e}); the leader writes it anew after its next sync"
@@ -146,18 +159,30 @@ impl Store {
         Ok(Some((shared, version)))
     }
 
-    /// Writes the records (bounded), over whatever version is stored now.
-    pub(super) async fn write(&self, shared: &Shared) -> Result<()> {
+    /// Writes the records (bounded), over whatever version is stored now, while `leading` is
+    /// open: it is checked before every attempt, so a replica that lost the Lease while its
+    /// write met a conflict (its successor's write) gives up instead of writing over it.
+    pub(super) async fn write(&self, shared: &Shared, leading: &WriteGate) -> Result<()> {
         let text = encode(shared, MAX_RECORDS_BYTES);
         let what = self.what(STATE_CONFIGMAP);
-        self.modify(STATE_CONFIGMAP, |cm| {
-            cm.data
-                .get_or_insert_default()
-                .insert(RECORDS_KEY.into(), text.clone());
-        })
-        .await
-        .map(drop)
-        .map_err(Error::kube(format!("cannot write {what}")))
+        let written = self
+            .modify_while(
+                STATE_CONFIGMAP,
+                || leading.is_open(),
+                |cm| {
+                    cm.data
+                        .get_or_insert_default()
+                        .insert(RECORDS_KEY.into(), text.clone());
+                },
+            )
+            .await
+            .map_err(Error::kube(format!("cannot write {what}")))?;
+        match written {
+            Some(_) => Ok(()),
+            None => Err(Error::Refused(format!(
+                "{what} not written: this replica no longer leads, and its successor's records stand"
+            ))),
+        }
     }
 
     /// Read, change, replace guarded by the version read; created when missing; retried when
@@ -165,11 +190,26 @@ impl Store {
     async fn modify(
         &self,
         name: &str,
-        mut change: impl FnMut(&mut ConfigMap),
+        change: impl FnMut(&mut ConfigMap),
     ) -> std::result::Result<ConfigMap, kube::Error> {
+        let written = self.modify_while(name, || true, change).await?;
+        Ok(written.unwrap_or_default())
+    }
+
+    /// Like [`Store::modify`], asking `may_write` before every attempt, the first and each
+    /// retry after a conflict; `None` once it says no, with nothing written.
+    async fn modify_while(
+        &self,
+        name: &str,
+        may_write: impl Fn() -> bool,
+        mut change: impl FnMut(&mut ConfigMap),
+    ) -> std::result::Result<Option<ConfigMap>, kube::Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if !may_write() {
+                return Ok(None);
+            }
             let result = match self.api.get_opt(name).await? {
                 Some(mut cm) => {
                     change(&mut cm);
@@ -183,7 +223,7 @@ impl Store {
             };
             match result {
                 Err(e) if is_conflict(&e) && attempt < ATTEMPTS => continue,
-                other => return other,
+                other => return other.map(Some),
             }
         }
     }
@@ -199,7 +239,15 @@ impl Store {
                 .get_or_insert_default()
                 .insert(REQUESTED_AT_ANNOTATION.into(), at.into());
             let data = cm.data.get_or_insert_default();
-            let sequence = number(data, SEQUENCE_KEY) + 1;
+            // Counters that do not add up (planted, or at the end of u64) start over instead of
+            // wrapping to a number the leader takes as handled, which would end forwarding.
+            let sequence = match counters(data).and_then(|(sequence, _)| next_sequence(sequence)) {
+                Some(next) => next,
+                None => {
+                    data.clear();
+                    1
+                }
+            };
             let mut lines: Vec<String> = data
                 .get(COMMITS_KEY)
                 .map(|c| c.lines().map(String::from).collect())
@@ -226,24 +274,21 @@ impl Store {
             return Ok(Vec::new());
         };
         let data = cm.data.clone().unwrap_or_default();
-        let (sequence, handled) = (number(&data, SEQUENCE_KEY), number(&data, HANDLED_KEY));
-        if sequence <= handled {
-            return Ok(Vec::new());
-        }
-        let shas: Vec<String> = data
-            .get(COMMITS_KEY)
-            .map(|c| {
-                c.lines()
-                    .filter_map(|l| l.split_once(' '))
-                    .filter(|(n, _)| n.parse::<u64>().is_ok_and(|n| n > handled))
-                    .map(|(_, sha)| sha.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut cm = cm;
-        cm.data
-            .get_or_insert_default()
-            .insert(HANDLED_KEY.into(), sequence.to_string());
+        let shas = match counters(&data).filter(|(sequence, _)| in_range(*sequence)) {
+            Some((sequence, handled)) if sequence <= handled => return Ok(Vec::new()),
+            Some((sequence, handled)) => {
+                let data = cm.data.get_or_insert_default();
+                data.insert(HANDLED_KEY.into(), sequence.to_string());
+                pending(data, handled, sequence)
+            }
+            None => {
+                // Cleared, so the next push handed over starts the counters anew.
+                warn!("{what} has counters that do not add up: its requests are dropped");
+                cm.data = None;
+                Vec::new()
+            }
+        };
         match self
             .api
             .replace(REQUESTS_CONFIGMAP, &PostParams::default(), &cm)
@@ -257,8 +302,40 @@ impl Store {
     }
 }
 
-fn number(data: &BTreeMap<String, String>, key: &str) -> u64 {
-    data.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+/// `(sequence, handled)` when both read as numbers (absent: 0) and no more were handled than
+/// requested; `None` for anything else.
+fn counters(data: &BTreeMap<String, String>) -> Option<(u64, u64)> {
+    let number = |key| data.get(key).map_or(Some(0), |v: &String| v.parse::<u64>().ok());
+    let (sequence, handled) = (number(SEQUENCE_KEY)?, number(HANDLED_KEY)?);
+    (handled <= sequence).then_some((sequence, handled))
+}
+
+/// Whether another sequence number can follow `n`: 2^64−1 cannot, so it is never valid.
+fn in_range(n: u64) -> bool {
+    n.checked_add(1).is_some()
+}
+
+/// The sequence number after `sequence`, when it is in range (checked: never a wrap to a number
+/// below what the leader handled).
+fn next_sequence(sequence: u64) -> Option<u64> {
+    sequence.checked_add(1).filter(|next| in_range(*next))
+}
+
+/// The values of the lines numbered in `(handled, sequence]`; a line that is not `<n> <value>`
+/// or is numbered past `sequence` is dropped with a warning.
+fn pending(data: &BTreeMap<String, String>, handled: u64, sequence: u64) -> Vec<String> {
+    let lines = data.get(COMMITS_KEY).map(|c| c.lines()).into_iter().flatten();
+    let mut values = Vec::new();
+    for line in lines {
+        match line.split_once(' ').map(|(n, value)| (n.parse::<u64>(), value)) {
+            Some((Ok(n), _)) if n <= handled => {}
+            Some((Ok(n), value)) if n <= sequence => values.push(value.to_string()),
+            _ => {
+                warn!(line = %printable(&truncate(line, 100)), "dropped a malformed or out-of-range request in {REQUESTS_CONFIGMAP}")
+            }
+        }
+    }
+    values
 }
 
 #[cfg(test)]
@@ -351,5 +428,24 @@ mod tests {
             "seconds":1.0,"state":"exploded","description":""}],"commits":[],"stores":[],"lastResult":null}}"#;
         let err = serde_json::from_str::<Shared>(text).unwrap_err().to_string();
         assert!(err.contains("exploded"), "{err}");
+    }
+
+    #[test]
+    fn request_counters_never_wrap() {
+        let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let max = u64::MAX.to_string();
+        assert_eq!(counters(&data(&[])), Some((0, 0)));
+        assert_eq!(counters(&data(&[(SEQUENCE_KEY, "3"), (HANDLED_KEY, "4")])), None);
+        assert_eq!(counters(&data(&[(SEQUENCE_KEY, "-1")])), None);
+        assert_eq!(next_sequence(u64::MAX - 2), Some(u64::MAX - 1));
+        assert_eq!(next_sequence(u64::MAX - 1), None, "2^64−1 could not be followed");
+        assert!(!in_range(u64::MAX));
+        let lines = format!("1 a\n2 b\nthree c\n4 d\n{max} e\n3");
+        assert_eq!(pending(&data(&[(COMMITS_KEY, &lines)]), 1, 4), ["b", "d"]);
     }
 }

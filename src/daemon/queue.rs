@@ -1,11 +1,16 @@
 //! The trigger queues of the daemon. Syncs: latest wins — triggers that arrive while a sync runs
 //! coalesce into one follow-up sync, none is lost. Plans: one pending plan per pull request,
-//! bounded in number, served by their own workers so they never hold up a sync.
+//! bounded in number, served by their own workers so they never hold up a sync; beside them, what
+//! this replica knows of each pull request (the newest head started, closed or not: `pulls.rs`).
+mod pulls;
+
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
-use tracing::warn;
+use tracing::{info, warn};
+
+use pulls::Pulls;
 
 /// What asked for a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -19,6 +24,8 @@ pub enum Reason {
     Retry,
     /// This replica became the leader.
     Elected,
+    /// The drift comparison fell due (`--drift-interval`), whatever the poll interval.
+    Drift,
 }
 
 impl Reason {
@@ -30,6 +37,7 @@ impl Reason {
             Reason::FileWatch => "file-watch",
             Reason::Retry => "retry",
             Reason::Elected => "elected",
+            Reason::Drift => "drift",
         }
     }
 }
@@ -105,16 +113,21 @@ pub struct PlanTrigger {
     pub number: u64,
     pub sha: String,
     pub from_fork: bool,
+    /// A `reopened` delivery: the only one that plans a pull request seen closed.
+    pub reopened: bool,
 }
 
 #[derive(Default)]
 struct PlanInner {
     pending: VecDeque<PlanTrigger>,
     closed: bool,
+    pulls: Pulls,
 }
 
 /// Pending pull-request plans: one per pull request (a newer head replaces an older one),
-/// at most `capacity`; the oldest is dropped, and said so, when full.
+/// at most `capacity`; the oldest is dropped, and said so, when full. A closed pull request
+/// gets no plan until it is reopened, and only the newest head started is written
+/// ([`PlanQueue::start`], [`PlanQueue::if_current`]).
 pub struct PlanQueue {
     inner: Mutex<PlanInner>,
     notify: Notify,
@@ -130,11 +143,25 @@ impl PlanQueue {
         }
     }
 
-    pub fn push(&self, trigger: PlanTrigger) {
+    /// Queues a plan, unless the pull request was closed and this is not a reopen (a late
+    /// delivery): that changes nothing.
+    pub fn push(&self, mut trigger: PlanTrigger) {
         if let Ok(mut inner) = self.inner.lock() {
             if inner.closed {
                 return;
             }
+            if trigger.reopened {
+                inner.pulls.reopen(trigger.number);
+            } else if inner.pulls.is_closed(trigger.number) {
+                info!(pr = trigger.number, sha = %trigger.sha, "pull request closed: a late delivery plans nothing");
+                return;
+            }
+            // The worker must still hear of a reopen a newer head replaced (for the replicas).
+            let replaced_reopen = inner
+                .pending
+                .iter()
+                .any(|p| p.number == trigger.number && p.reopened);
+            trigger.reopened |= replaced_reopen;
             inner.pending.retain(|p| p.number != trigger.number);
             if inner.pending.len() >= self.capacity
                 && let Some(dropped) = inner.pending.pop_front()
@@ -146,11 +173,45 @@ impl PlanQueue {
         self.notify.notify_one();
     }
 
-    /// Drops the pending plan of pull request `number` (it was closed).
-    pub fn cancel(&self, number: u64) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.pending.retain(|p| p.number != number);
+    /// Pull request `number` was closed: its pending plan is dropped, no plan of it starts until
+    /// it is reopened, none under way is written; `then` runs under the same lock, so nothing
+    /// a plan writes through [`PlanQueue::if_current`] comes after it.
+    pub fn close_pull(&self, number: u64, then: impl FnOnce()) {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.pending.retain(|p| p.number != number);
+        inner.pulls.close(number);
+        then();
+    }
+
+    /// A plan of `trigger`'s head starts: its sequence number, or `None` when the pull request
+    /// was closed since (and this is no reopen).
+    pub fn start(&self, trigger: &PlanTrigger) -> Option<u64> {
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if trigger.reopened {
+            inner.pulls.reopen(trigger.number);
         }
+        inner.pulls.start(trigger.number)
+    }
+
+    /// Runs `then` (writing the plan's feedback) only while plan `seq` of pull request `number`
+    /// is the newest started and the pull request open, under the lock [`PlanQueue::close_pull`]
+    /// takes; whether it ran.
+    pub fn if_current(&self, number: u64, seq: u64, then: impl FnOnce()) -> bool {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = inner.pulls.is_current(number, seq);
+        if current {
+            then();
+        }
+        current
     }
 
     pub async fn next(&self) -> Option<PlanTrigger> {
@@ -257,22 +318,26 @@ mod tests {
             number: 1,
             sha: "a".into(),
             from_fork: false,
+            reopened: false,
         });
         q.push(PlanTrigger {
             number: 1,
             sha: "b".into(),
             from_fork: false,
+            reopened: false,
         });
         assert_eq!(q.len(), 1);
         q.push(PlanTrigger {
             number: 2,
             sha: "c".into(),
             from_fork: false,
+            reopened: false,
         });
         q.push(PlanTrigger {
             number: 3,
             sha: "d".into(),
             from_fork: true,
+            reopened: false,
         });
         assert_eq!(q.len(), 2);
         assert_eq!(q.next().await.unwrap().number, 2, "the oldest (PR 1) was dropped");
@@ -281,8 +346,54 @@ mod tests {
             number: 4,
             sha: "e".into(),
             from_fork: false,
+            reopened: false,
         });
-        q.cancel(4);
+        let mut closed_now = false;
+        q.close_pull(4, || closed_now = true);
+        assert!(closed_now);
         assert!(q.is_empty(), "a closed pull request's plan is dropped");
+    }
+
+    fn trigger(number: u64, sha: &str, reopened: bool) -> PlanTrigger {
+        PlanTrigger {
+            number,
+            sha: sha.into(),
+            from_fork: false,
+            reopened,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_pull_request_plans_nothing_until_reopened() {
+        let q = PlanQueue::new(8);
+        let started = q.start(&trigger(5, "a", false)).unwrap();
+        q.close_pull(5, || {});
+        assert!(!q.if_current(5, started, || panic!("written after the close")));
+        q.push(trigger(5, "late", false));
+        assert!(q.is_empty(), "a late synchronize is dropped");
+        assert_eq!(q.start(&trigger(5, "late", false)), None);
+        q.push(trigger(5, "b", true));
+        q.push(trigger(5, "c", false));
+        let next = q.next().await.unwrap();
+        assert_eq!(
+            (next.sha.as_str(), next.reopened),
+            ("c", true),
+            "the reopen is kept"
+        );
+        let seq = q.start(&next).unwrap();
+        let mut written = false;
+        assert!(q.if_current(5, seq, || written = true) && written);
+    }
+
+    #[test]
+    fn only_the_newest_head_started_is_written() {
+        let q = PlanQueue::new(8);
+        let older = q.start(&trigger(9, "a", false)).unwrap();
+        let newer = q.start(&trigger(9, "b", false)).unwrap();
+        assert!(q.if_current(9, newer, || {}));
+        assert!(
+            !q.if_current(9, older, || {}),
+            "an older head finishing last is dropped"
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! The sticky plan comment of a pull request, as Markdown: pure, no I/O. One comment per pull
 //! request, found again by [`MARKER`], edited on every new head and marked when the pull request
-//! closes. Everything from the catalog is escaped: a store's owner or a finding's message can
-//! neither break the layout nor mention anyone.
+//! closes. Everything from the catalog or the cluster goes through [`escape`] (or [`html`] inside
+//! HTML): a store's owner or a finding's message can neither break the layout nor mention,
+//! reference or link anything ([`super::inert`]).
 use std::fmt::Write;
 
+use super::inert::{inert, is_bidi_control};
 use crate::desired::Diagnostic;
 use crate::plan::{Action, Plan, StorePlan, Summary};
 
@@ -58,18 +60,19 @@ pub fn render_within(ctx: &CommentContext<'_>, outcome: &Outcome<'_>, budget: us
     }
     let footer = "\n---\n<sub>Planned read-only by storesync, against the cluster as it is now; this comment \
                   is updated on every push to the pull request.</sub>\n";
-    // Everything but the diffs may use half the budget; the diffs get what is left.
-    let half = budget.saturating_sub(footer.len()) / 2;
+    // Everything but the diffs may use half the budget; the diffs get what is left. Findings
+    // come without diffs: they may use it all, so the comment lists as many as it can.
+    let whole = budget.saturating_sub(footer.len());
     let diffs = match outcome {
         Outcome::Planned(plan) => {
-            planned(&mut out, plan, half);
+            planned(&mut out, plan, whole / 2);
             plan.stores
                 .iter()
                 .filter(|s| s.action == Action::Update)
                 .collect()
         }
         Outcome::Invalid(findings) => {
-            invalid(&mut out, ctx, findings, half);
+            invalid(&mut out, ctx, findings, whole);
             Vec::new()
         }
         Outcome::Failed(message) => {
@@ -87,9 +90,17 @@ pub fn render_within(ctx: &CommentContext<'_>, outcome: &Outcome<'_>, budget: us
     out
 }
 
+/// Whether the comment was marked closed: its second line is [`CLOSED_MARKER`] (text further
+/// down, such as a diff, may hold anything).
+pub fn is_closed(body: &str) -> bool {
+    body.strip_prefix(MARKER)
+        .and_then(|rest| rest.strip_prefix('\n'))
+        .is_some_and(|rest| rest.starts_with(CLOSED_MARKER))
+}
+
 /// The comment as it stays once the pull request is closed or merged.
 pub fn mark_closed(body: &str, merged: bool) -> String {
-    if body.contains(CLOSED_MARKER) {
+    if is_closed(body) {
         return body.to_owned();
     }
     let what = if merged { "merged" } else { "closed" };
@@ -183,8 +194,8 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
                 .filter(|s| s.action == Action::Blocked)
                 .map(|s| {
                     format!(
-                        "`{}`: {}",
-                        s.store,
+                        "{}: {}",
+                        code(&s.store),
                         escape(s.reason.as_deref().unwrap_or("blocked"))
                     )
                 }),
@@ -312,7 +323,7 @@ fn diff_block(store: &StorePlan, max: Option<usize>) -> String {
     let fence = fence_for(&text);
     format!(
         "<details><summary><code>{}</code>: {} {}</summary>\n\n{fence}diff\n{text}{fence}\n{note}</details>\n\n",
-        escape(&store.store),
+        html(&store.store),
         changed.len(),
         plural(changed.len(), "object changes", "objects change"),
     )
@@ -320,13 +331,16 @@ fn diff_block(store: &StorePlan, max: Option<usize>) -> String {
 
 /// A code fence longer than any run of backticks in `text`, so the text cannot close it.
 fn fence_for(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
+    "`".repeat((longest_backtick_run(text) + 1).max(3))
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
     for c in text.chars() {
         run = if c == '`' { run + 1 } else { 0 };
         longest = longest.max(run);
     }
-    "`".repeat((longest + 1).max(3))
+    longest
 }
 
 fn cell(value: Option<&str>) -> String {
@@ -341,24 +355,63 @@ fn chars(text: &str) -> usize {
     text.chars().count()
 }
 
-/// Catalog text as inert Markdown on one line: no markup, no HTML, no @-mentions.
+/// Catalog or cluster text as inert Markdown on one line: its markup characters escaped (so it
+/// keeps the layout: no emphasis, link, HTML, table cell or heading), line breaks and other
+/// control or bidirectional characters made spaces, and no mention, reference or autolink
+/// ([`inert`]: GitHub decodes escapes before it links, so escaping alone would not do).
 pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let flat: String = text.chars().map(one_line).collect();
+    let mut out = String::with_capacity(flat.len() + 8);
+    for c in inert(&flat).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '@' => out.push_str("&#64;"),
             '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' | '#' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Like [`escape`], for text inside raw HTML (where Markdown escapes would show): entities only.
+pub fn html(text: &str) -> String {
+    let flat: String = text.chars().map(one_line).collect();
+    let mut out = String::with_capacity(flat.len() + 8);
+    for c in inert(&flat).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text as a code span on one line: GitHub links nothing inside it; the fence is longer than
+/// any run of backticks in the text, padded when the text starts or ends with one.
+pub fn code(text: &str) -> String {
+    let flat: String = text.chars().map(one_line).collect();
+    let fence = "`".repeat(longest_backtick_run(&flat) + 1);
+    let pad = if flat.starts_with('`') || flat.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{flat}{pad}{fence}")
+}
+
+fn one_line(c: char) -> char {
+    if c.is_control() || is_bidi_control(c) {
+        ' '
+    } else {
+        c
+    }
 }
 
 /// Percent-encodes a repository path for a URL, keeping its `/`.
@@ -376,11 +429,34 @@ fn encode_path(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fence_for;
+    use super::{MARKER, code, escape, fence_for, html, is_closed, mark_closed};
 
     #[test]
     fn a_fence_is_longer_than_any_backtick_run_inside() {
         assert_eq!(fence_for("a ```` b"), "`````");
         assert_eq!(fence_for("plain"), "```");
+    }
+
+    #[test]
+    fn code_spans_hold_any_text() {
+        assert_eq!(code("acme"), "`acme`");
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x\ny"), "`` `x y ``");
+    }
+
+    #[test]
+    fn markdown_and_html_escapes_keep_text_inert() {
+        let j = super::super::inert::WORD_JOINER;
+        assert_eq!(escape("@a #1\u{202e}"), format!("@{j}a \\#{j}1 "));
+        assert_eq!(html("<b>\"@x\""), format!("&lt;b&gt;&quot;@{j}x&quot;"));
+    }
+
+    #[test]
+    fn only_the_banner_marks_a_comment_closed() {
+        let body = format!("{MARKER}\nplan\n```diff\n+<!-- storesync:closed -->\n```\n");
+        assert!(!is_closed(&body), "a diff may quote the marker");
+        let closed = mark_closed(&body, false);
+        assert!(is_closed(&closed));
+        assert_eq!(mark_closed(&closed, true), closed);
     }
 }

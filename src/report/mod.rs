@@ -1,13 +1,16 @@
 //! What storesync tells people. Commit statuses: one [`Notifier`] per provider ([`github`]), and
 //! a [`StatusReporter`] that posts them in the background, in order, so a slow or down provider
 //! never blocks a sync. Pull requests also get a sticky plan comment and, as a GitHub App, a
-//! check run ([`pr_feedback`]), through the same queue. The store table ([`stores`]).
+//! check run ([`pr_feedback`]), on a worker of their own so they never delay a status; catalog
+//! text in them is made inert ([`inert`]). The store table ([`stores`]).
 pub mod app_auth;
 pub mod checks;
 pub mod comment;
+pub mod comments;
 pub mod connection;
 pub mod github;
 pub mod identity;
+pub mod inert;
 pub mod pr_feedback;
 mod reporter;
 pub mod stores;

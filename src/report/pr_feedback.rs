@@ -1,25 +1,20 @@
 //! Feedback on a pull request besides its `storesync/plan` status: the sticky plan comment
 //! (always) and the `storesync/plan` check run with line annotations (GitHub App only). Writes
-//! go through the [`super::StatusReporter`]'s queue, coalesced per pull request, so a pull
-//! request pushed ten times in a minute gets its one comment edited to the latest head.
+//! go through the [`super::StatusReporter`]'s feedback worker, beside (never in front of) the
+//! commit statuses, coalesced per pull request, so a pull request pushed ten times in a minute
+//! gets its one comment edited to the latest head.
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use octocrab::Octocrab;
-use serde::Deserialize;
-use serde_json::json;
-
-use super::checks::{self, CheckRuns, Finished};
-use super::comment::{self, CLOSED_MARKER, CommentContext, MARKER, Outcome};
-use super::connection::{Connection, classify};
-use super::identity::CommentAuthor;
+use super::checks::{self, CheckRuns, Completion, Conclusion, MAX_ANNOTATIONS};
+use super::comment::{self, CommentContext, Outcome};
+use super::comments::{self, Comments};
+use super::connection::Connection;
 use super::{NotifyError, github::GitHubNotifier};
 use crate::desired::Diagnostic;
 use crate::plan::Plan;
-use crate::untrusted::printable;
 
 /// One write for one pull request; a newer one for the same pull request replaces one not yet
 /// written.
@@ -33,8 +28,12 @@ pub struct PrFeedback {
 pub enum FeedbackKind {
     /// A plan of head `sha` started: the check run goes `in_progress`.
     Planning { sha: String },
-    /// A plan of a head finished.
+    /// A plan of a head finished: the comment and the check run say so.
     Planned(Box<PlanReport>),
+    /// A plan finished after a newer head of the pull request started (or after it closed):
+    /// the comment stays the newer head's; only this head's own check run, if one was started,
+    /// is completed with its result. Never coalesced with the pull request's other feedback.
+    Outdated(Box<PlanReport>),
     /// The pull request was closed or merged: the comment says so and is no longer updated.
     Closed { merged: bool },
 }
@@ -98,21 +97,57 @@ impl PlanReport {
         comment::render(&ctx, &outcome)
     }
 
-    /// The check run's one-line title.
+    /// The check run's one-line title, within GitHub's limit.
     pub fn title(&self) -> String {
-        match &self.result {
+        let title = match &self.result {
             PlanResult::Planned(plan) => format!("plan: {}", comment::summary_line(&plan.summary)),
             PlanResult::Invalid(findings) => {
                 let errors = findings.iter().filter(|d| d.is_error()).count();
                 format!("invalid catalog: {errors} errors, {} findings", findings.len())
             }
             PlanResult::Failed(_) => "storesync could not plan this commit".to_owned(),
-        }
+        };
+        checks::plain_title(&title)
     }
 
     /// Whether the plan may be merged as it is.
     pub fn succeeded(&self) -> bool {
         matches!(&self.result, PlanResult::Planned(plan) if !plan.is_blocked())
+    }
+
+    fn conclusion(&self) -> Conclusion {
+        if self.succeeded() {
+            Conclusion::Success
+        } else {
+            Conclusion::Failure
+        }
+    }
+
+    /// The annotations of the check run: at most [`MAX_ANNOTATIONS`], errors first.
+    pub fn annotations(&self) -> Vec<checks::Annotation> {
+        match &self.result {
+            PlanResult::Invalid(findings) => annotations(&self.catalog_dir, findings),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The check run's summary: the comment, after a note on the findings not annotated.
+    pub fn check_summary(&self, number: u64, repo_url: &str) -> String {
+        let comment = self.markdown(number, repo_url);
+        let total = match &self.result {
+            PlanResult::Invalid(findings) => findings.len(),
+            _ => 0,
+        };
+        if total <= MAX_ANNOTATIONS {
+            return checks::fit_summary(&comment);
+        }
+        let note = format!(
+            "> [!NOTE]\n> {total} findings: the first {MAX_ANNOTATIONS} (errors first) are annotated on \
+             their lines, as many as one check run takes; the {} more are listed below with the \
+             others, as many as the comment holds, and `storesync validate` shows every one.\n\n",
+            total - MAX_ANNOTATIONS
+        );
+        checks::fit_summary(&format!("{note}{comment}"))
     }
 }
 
@@ -137,24 +172,29 @@ impl FeedbackPart {
     }
 }
 
+type Write<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
+
 /// Writes [`PrFeedback`] to one provider.
 pub trait PrWriter: Send + Sync + 'static {
     /// The parts `feedback` changes, in the order they are written.
     fn parts(&self, feedback: &PrFeedback) -> Vec<FeedbackPart>;
 
     /// Writes one part of `feedback`.
-    fn write(
-        &self,
-        feedback: &PrFeedback,
-        part: FeedbackPart,
-    ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>>;
+    fn write(&self, feedback: &PrFeedback, part: FeedbackPart) -> Write<'_>;
+
+    /// After `part` of `feedback` failed for good (`why`, the error's text): a last, smaller
+    /// write so nothing is left half done, such as a check run completed with a short summary
+    /// instead of left `in_progress`. Nothing by default.
+    fn settle(&self, feedback: &PrFeedback, part: FeedbackPart, why: &str) -> Write<'_> {
+        let _ = (feedback, part, why);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// The comment (and, as an App, the check run) on GitHub.
 pub struct GitHubPrWriter {
     conn: Arc<Connection>,
-    /// The comment id of each pull request, once found or made (else found again by listing).
-    comments: Mutex<HashMap<u64, u64>>,
+    comments: Comments,
     checks: CheckRuns,
 }
 
@@ -162,7 +202,7 @@ impl GitHubPrWriter {
     pub fn new(conn: Arc<Connection>) -> GitHubPrWriter {
         GitHubPrWriter {
             conn,
-            comments: Mutex::default(),
+            comments: Comments::default(),
             checks: CheckRuns::default(),
         }
     }
@@ -172,12 +212,17 @@ impl GitHubPrWriter {
         GitHubPrWriter::new(notifier.connection())
     }
 
-    /// Writes every part of `feedback`, each tried even when one before it failed; the first
-    /// error.
+    /// Writes every part of `feedback`, each tried even when one before it failed, and settles
+    /// a part that failed; the first error.
     pub async fn write_all(&self, feedback: &PrFeedback) -> Result<(), NotifyError> {
         let mut result = Ok(());
         for part in self.parts(feedback) {
             let written = self.write_part(feedback, part).await;
+            if let Err(why) = &written
+                && let Err(e) = self.settle_part(feedback, part, &why.to_string()).await
+            {
+                tracing::warn!(pr = feedback.number, error = %e, "cannot settle the pull request feedback");
+            }
             result = result.and(written);
         }
         result
@@ -185,142 +230,81 @@ impl GitHubPrWriter {
 
     async fn write_part(&self, feedback: &PrFeedback, part: FeedbackPart) -> Result<(), NotifyError> {
         let crab = self.conn.client().await?;
-        let number = feedback.number;
+        let (conn, number) = (self.conn.as_ref(), feedback.number);
         match (&feedback.kind, part) {
             (FeedbackKind::Planning { sha }, FeedbackPart::CheckRun) => {
-                self.checks.start(&crab, &self.conn, sha).await.map(drop)
+                self.checks.start(&crab, conn, sha).await.map(drop)
             }
             (FeedbackKind::Planned(report), FeedbackPart::Comment) => {
-                let body = report.markdown(number, &self.conn.web_url());
-                self.upsert(&crab, number, &body).await
+                let body = report.markdown(number, &conn.web_url());
+                self.comments.upsert(&crab, conn, number, &body).await
             }
-            // A retry sends only the batches of annotations not yet sent.
             (FeedbackKind::Planned(report), FeedbackPart::CheckRun) => {
-                let body = report.markdown(number, &self.conn.web_url());
-                let notes = match &report.result {
-                    PlanResult::Invalid(findings) => annotations(&report.catalog_dir, findings),
-                    _ => Vec::new(),
-                };
-                let finished = Finished {
-                    sha: &report.sha,
-                    success: report.succeeded(),
-                    title: &report.title(),
-                    summary: &body,
-                    annotations: &notes,
-                };
-                self.checks.finish(&crab, &self.conn, &finished).await
+                let (title, summary) = (report.title(), report.check_summary(number, &conn.web_url()));
+                let notes = report.annotations();
+                let done = completion(report, &title, &summary, &notes);
+                self.checks.complete(&crab, conn, &done).await
+            }
+            (FeedbackKind::Outdated(report), FeedbackPart::CheckRun) => {
+                let (title, summary) = (report.title(), report.check_summary(number, &conn.web_url()));
+                let notes = report.annotations();
+                let done = completion(report, &title, &summary, &notes);
+                self.checks.complete_known(&crab, conn, &done).await
             }
             (FeedbackKind::Closed { merged }, FeedbackPart::Comment) => {
-                let Some(found) = self.find(&crab, number).await? else {
+                let Some(found) = self.comments.find(&crab, conn, number).await? else {
                     return Ok(());
                 };
-                if found.body.contains(CLOSED_MARKER) {
+                if comment::is_closed(&found.body) {
                     return Ok(());
                 }
-                self.update(&crab, found.id, &comment::mark_closed(&found.body, *merged))
-                    .await
-                    .map(drop)
+                let closed = comment::mark_closed(&found.body, *merged);
+                comments::update(&crab, conn, found.id, &closed).await
             }
             // Not a part of this feedback ([`PrWriter::parts`]): nothing to write.
-            (FeedbackKind::Planning { .. } | FeedbackKind::Closed { .. }, _) => Ok(()),
+            (FeedbackKind::Planning { .. } | FeedbackKind::Closed { .. }, _)
+            | (FeedbackKind::Outdated(_), FeedbackPart::Comment) => Ok(()),
         }
     }
 
-    /// Edits the pull request's comment, or posts it when there is none.
-    async fn upsert(&self, crab: &Octocrab, number: u64, body: &str) -> Result<(), NotifyError> {
-        let known = self.lock().get(&number).copied();
-        let id = match known {
-            Some(id) => Some(id),
-            None => self.find(crab, number).await?.map(|c| c.id),
+    /// A check run whose completion failed for good is completed all the same, with a short
+    /// summary that says why and no annotations: never left `in_progress`.
+    async fn settle_part(
+        &self,
+        feedback: &PrFeedback,
+        part: FeedbackPart,
+        why: &str,
+    ) -> Result<(), NotifyError> {
+        let (FeedbackKind::Planned(report) | FeedbackKind::Outdated(report)) = &feedback.kind else {
+            return Ok(());
         };
-        if let Some(id) = id {
-            match self.update(crab, id, body).await {
-                Ok(()) => {
-                    self.lock().insert(number, id);
-                    return Ok(());
-                }
-                // Deleted by someone: post a new one.
-                Err(NotifyError::Rejected { status: 404, .. }) => {
-                    self.lock().remove(&number);
-                }
-                Err(e) => return Err(e),
-            }
+        if part != FeedbackPart::CheckRun {
+            return Ok(());
         }
-        let route = format!(
-            "/repos/{}/{}/issues/{number}/comments",
-            self.conn.owner(),
-            self.conn.repo()
-        );
-        let created: IssueComment = crab
-            .post(route, Some(&json!({ "body": body })))
-            .await
-            .map_err(classify)?;
-        self.lock().insert(number, created.id);
-        Ok(())
-    }
-
-    async fn update(&self, crab: &Octocrab, id: u64, body: &str) -> Result<(), NotifyError> {
-        let route = format!(
-            "/repos/{}/{}/issues/comments/{id}",
-            self.conn.owner(),
-            self.conn.repo()
-        );
-        crab.patch::<IssueComment, _, _>(route, Some(&json!({ "body": body })))
-            .await
-            .map(drop)
-            .map_err(classify)
-    }
-
-    /// storesync's comment on the pull request: the oldest one that starts with [`MARKER`] and
-    /// is by storesync's own identity, read through every page of comments. Anyone can copy the
-    /// marker; such a comment is skipped, never edited.
-    async fn find(&self, crab: &Octocrab, number: u64) -> Result<Option<IssueComment>, NotifyError> {
-        let identity = self.conn.identity().await?;
-        let mut next = Some(format!(
-            "/repos/{}/{}/issues/{number}/comments?per_page=100",
-            self.conn.owner(),
-            self.conn.repo()
+        let crab = self.conn.client().await?;
+        let title = report.title();
+        let summary = checks::fit_summary(&format!(
+            "GitHub did not take storesync's full report for this check run ({}); the pull \
+             request's plan comment, the `storesync/plan` status and `storesync plan` have it.",
+            comment::escape(why)
         ));
-        let mut pages = 0;
-        while let Some(route) = next.take() {
-            pages += 1;
-            let response = crab._get(route.as_str()).await.map_err(classify)?;
-            let response = octocrab::map_github_error(response).await.map_err(classify)?;
-            next = next_link(response.headers()).and_then(|url| {
-                let relative = self.conn.relative(&url);
-                if relative.is_none() {
-                    tracing::warn!("a comment page link points away from the GitHub API; not followed");
-                }
-                relative
-            });
-            let body = crab.body_to_string(response).await.map_err(classify)?;
-            let comments: Vec<IssueComment> =
-                serde_json::from_str(&body).map_err(|e| NotifyError::Response { source: Box::new(e) })?;
-            for found in comments.into_iter().filter(|c| c.body.starts_with(MARKER)) {
-                if identity.wrote(&found.author) {
-                    self.lock().insert(number, found.id);
-                    return Ok(Some(found));
-                }
-                let login = found.author.user.as_ref().map_or("", |u| u.login.as_str());
-                tracing::warn!(
-                    pr = number,
-                    comment = found.id,
-                    author = %printable(login),
-                    "a comment carries storesync's plan marker but is not by storesync: left alone"
-                );
-            }
-            // GitHub pages never end; a fake or a proxy that loops must not hold the queue.
-            if pages >= 100 {
-                break;
-            }
-        }
-        Ok(None)
+        let done = completion(report, &title, &summary, &[]);
+        self.checks.complete_known(&crab, &self.conn, &done).await
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u64>> {
-        self.comments
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+fn completion<'a>(
+    report: &'a PlanReport,
+    title: &'a str,
+    summary: &'a str,
+    notes: &'a [checks::Annotation],
+) -> Completion<'a> {
+    Completion {
+        sha: &report.sha,
+        conclusion: report.conclusion(),
+        title,
+        summary,
+        annotations: notes,
     }
 }
 
@@ -329,52 +313,28 @@ impl PrWriter for GitHubPrWriter {
     fn parts(&self, feedback: &PrFeedback) -> Vec<FeedbackPart> {
         let app = self.conn.is_app();
         match feedback.kind {
-            FeedbackKind::Planning { .. } if app => vec![FeedbackPart::CheckRun],
-            FeedbackKind::Planning { .. } => Vec::new(),
+            FeedbackKind::Planning { .. } | FeedbackKind::Outdated(_) if app => vec![FeedbackPart::CheckRun],
+            FeedbackKind::Planning { .. } | FeedbackKind::Outdated(_) => Vec::new(),
             FeedbackKind::Planned(_) if app => vec![FeedbackPart::Comment, FeedbackPart::CheckRun],
             FeedbackKind::Planned(_) | FeedbackKind::Closed { .. } => vec![FeedbackPart::Comment],
         }
     }
 
-    fn write(
-        &self,
-        feedback: &PrFeedback,
-        part: FeedbackPart,
-    ) -> Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + '_>> {
+    fn write(&self, feedback: &PrFeedback, part: FeedbackPart) -> Write<'_> {
         let feedback = feedback.clone();
         Box::pin(async move { self.write_part(&feedback, part).await })
     }
+
+    fn settle(&self, feedback: &PrFeedback, part: FeedbackPart, why: &str) -> Write<'_> {
+        let (feedback, why) = (feedback.clone(), why.to_owned());
+        Box::pin(async move { self.settle_part(&feedback, part, &why).await })
+    }
 }
 
-#[derive(Debug, Deserialize)]
-struct IssueComment {
-    id: u64,
-    #[serde(default)]
-    body: String,
-    #[serde(flatten)]
-    author: CommentAuthor,
-}
-
-/// The `rel="next"` address of a `Link` header.
-fn next_link(headers: &axum::http::HeaderMap) -> Option<String> {
-    let link = headers.get(axum::http::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        params.split(';').any(|p| p.trim() == "rel=\"next\"").then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned()
-        })
-    })
-}
-
-/// Annotations of the findings, paths from the repository's root.
+/// Annotations of the findings, paths from the repository's root: at most
+/// [`MAX_ANNOTATIONS`], errors first.
 pub fn annotations(catalog_dir: &str, findings: &[Diagnostic]) -> Vec<checks::Annotation> {
-    findings
-        .iter()
-        .map(|d| checks::Annotation::of(&comment::repo_path(catalog_dir, &d.file), d))
-        .collect()
+    checks::annotations_of(findings, |d| comment::repo_path(catalog_dir, &d.file))
 }
 
 #[cfg(test)]
@@ -401,26 +361,29 @@ mod tests {
     }
 
     #[test]
-    fn the_next_page_is_read_from_the_link_header() {
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            axum::http::header::LINK,
-            "<https://api.github.com/repositories/1/issues/2/comments?page=3>; rel=\"next\", \
-             <https://api.github.com/repositories/1/issues/2/comments?page=9>; rel=\"last\""
-                .parse()
-                .unwrap(),
+    fn the_summary_counts_the_findings_not_annotated() {
+        let findings: Vec<Diagnostic> = (1..=200)
+            .map(|i| Diagnostic::error(format!("stores/s{i:03}.yaml"), (1, 1), "bad"))
+            .collect();
+        let report = PlanReport::new(
+            "b".repeat(40),
+            String::new(),
+            false,
+            PlanResult::Invalid(findings),
         );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://api.github.com/repositories/1/issues/2/comments?page=3")
+        assert_eq!(report.annotations().len(), MAX_ANNOTATIONS);
+        let summary = report.check_summary(3, "https://github.com/acme/stores");
+        assert!(summary.contains("200 findings: the first 50"), "{summary}");
+        assert!(summary.contains("the 150 more are listed below"), "{summary}");
+        assert!(summary.chars().count() <= checks::MAX_SUMMARY_CHARS);
+        // All 200 fit in the comment: the findings may use its whole budget.
+        assert!(summary.contains("stores/s200.yaml:1:1"), "{summary}");
+        let few = PlanReport::new(
+            "c".repeat(40),
+            String::new(),
+            false,
+            PlanResult::Failed("x".into()),
         );
-        headers.insert(
-            axum::http::header::LINK,
-            "<https://x/?page=1>; rel=\"prev\", <https://x/?page=1>; rel=\"first\""
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(next_link(&headers), None);
-        assert_eq!(next_link(&axum::http::HeaderMap::new()), None);
+        assert_eq!(few.check_summary(3, "u"), few.markdown(3, "u"));
     }
 }

@@ -1,14 +1,19 @@
 //! Posting statuses in the background: a bounded queue, one worker, retries with backoff.
-//! Pull-request feedback (comments, check runs) shares the queue, coalesced per pull request.
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+//! Pull-request feedback (comments, check runs) has a queue and a worker of its own
+//! ([`feedback`]), so however slow, refused or rate-limited it is, it never holds up a status.
+mod feedback;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::pr_feedback::{FeedbackKind, FeedbackPart, PrFeedback, PrWriter};
+use super::pr_feedback::{PrFeedback, PrWriter};
 use super::{CommitStatus, Notifier, NotifyError};
+use feedback::FeedbackQueue;
 
 /// Outcome labels passed to `on_result`.
 pub const RESULT_SUCCESS: &str = "success";
@@ -19,7 +24,8 @@ pub const RESULT_DROPPED: &str = "dropped";
 /// How the reporter retries and queues.
 #[derive(Debug, Clone)]
 pub struct ReporterOptions {
-    /// Statuses waiting to be posted; one more is dropped (logged and counted).
+    /// Statuses waiting to be posted; one more is dropped (logged and counted). Pull-request
+    /// feedback has a queue as long of its own.
     pub queue: usize,
     /// Tries per status, the first included.
     pub attempts: u32,
@@ -54,21 +60,7 @@ impl ReporterOptions {
 
 enum Job {
     Post(CommitStatus),
-    /// Write the latest feedback of this pull request.
-    Feedback(u64),
     Flush(oneshot::Sender<()>),
-}
-
-/// Pull requests closed and not reopened are remembered up to this many.
-const CLOSED_REMEMBERED: usize = 4096;
-
-/// Feedback waiting in the queue: one entry per pull request, the newest, so ten pushes in a
-/// minute make one write of the last head.
-#[derive(Default)]
-struct FeedbackSlots {
-    pending: HashMap<u64, PrFeedback>,
-    /// Closed pull requests: a plan that finishes after the close is not written.
-    closed: HashSet<u64>,
 }
 
 type OnResult = Arc<dyn Fn(&'static str) + Send + Sync>;
@@ -79,15 +71,14 @@ type OnFeedbackResult = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
 /// lands after its `success`). Retries with exponential backoff on retryable errors, honouring
 /// the provider's Retry-After (capped); gives up on permanent ones. Every final outcome is
 /// logged and passed to `on_result` as one of `success`, `retried_success`, `failed`, or
-/// `dropped` when the queue is full. Clones share one queue and worker.
+/// `dropped` when the queue is full. Pull-request feedback goes to its own worker. Clones share
+/// the queues and workers.
 #[derive(Clone)]
 pub struct StatusReporter {
     jobs: mpsc::Sender<Job>,
     on_result: OnResult,
-    slots: Arc<Mutex<FeedbackSlots>>,
-    /// To know the parts of feedback dropped before it reached the worker.
-    pr_writer: Option<Arc<dyn PrWriter>>,
-    on_feedback: OnFeedbackResult,
+    /// Without a writer, feedback is ignored.
+    feedback: Option<FeedbackQueue>,
 }
 
 impl std::fmt::Debug for StatusReporter {
@@ -114,10 +105,10 @@ impl StatusReporter {
         Self::spawn_full(notifier, None, on_result, Arc::new(|_, _| {}), options)
     }
 
-    /// Like [`StatusReporter::spawn_with`], and writes pull-request feedback with `pr_writer`
-    /// (without one, [`StatusReporter::feedback`] does nothing). `on_result` counts statuses;
-    /// `on_feedback` each part of feedback written, given up on or dropped, with its kind
-    /// ([`FeedbackPart::label`]) and the same result labels.
+    /// Like [`StatusReporter::spawn_with`], and writes pull-request feedback with `pr_writer` on
+    /// a worker of its own (without one, [`StatusReporter::feedback`] does nothing).
+    /// `on_result` counts statuses; `on_feedback` each part of feedback written, given up on or
+    /// dropped, with its kind ([`super::FeedbackPart::label`]) and the same result labels.
     pub fn spawn_full(
         notifier: Arc<dyn Notifier>,
         pr_writer: Option<Arc<dyn PrWriter>>,
@@ -126,27 +117,14 @@ impl StatusReporter {
         options: ReporterOptions,
     ) -> Self {
         let (jobs, mut queue) = mpsc::channel(options.queue.max(1));
+        let feedback = pr_writer.map(|writer| FeedbackQueue::spawn(writer, on_feedback, options.clone()));
         let worker_result = on_result.clone();
-        let worker_feedback = on_feedback.clone();
-        let slots = Arc::new(Mutex::new(FeedbackSlots::default()));
-        let handle_writer = pr_writer.clone();
-        let worker_slots = slots.clone();
         tokio::spawn(async move {
             while let Some(job) = queue.recv().await {
                 match job {
                     Job::Post(status) => {
                         let label = post_with_retries(notifier.as_ref(), &status, &options).await;
                         worker_result(label);
-                    }
-                    Job::Feedback(number) => {
-                        let feedback = slots_lock(&worker_slots).pending.remove(&number);
-                        if let (Some(writer), Some(feedback)) = (&pr_writer, feedback) {
-                            for part in writer.parts(&feedback) {
-                                let label =
-                                    write_with_retries(writer.as_ref(), &feedback, part, &options).await;
-                                worker_feedback(part.label(), label);
-                            }
-                        }
                     }
                     Job::Flush(done) => {
                         let _ = done.send(());
@@ -157,50 +135,16 @@ impl StatusReporter {
         StatusReporter {
             jobs,
             on_result,
-            slots,
-            pr_writer: handle_writer,
-            on_feedback,
+            feedback,
         }
     }
 
     /// Enqueues feedback for a pull request and returns at once. It replaces feedback of the
-    /// same pull request still waiting (in its place in the queue); a plan that finishes after
-    /// the pull request closed is not written.
+    /// same pull request still waiting; a finished plan it displaces still completes its own
+    /// head's check run ([`feedback`]).
     pub fn feedback(&self, feedback: PrFeedback) {
-        let Some(writer) = &self.pr_writer else {
-            return;
-        };
-        let number = feedback.number;
-        {
-            let mut slots = slots_lock(&self.slots);
-            match &feedback.kind {
-                FeedbackKind::Closed { .. } => {
-                    if slots.closed.len() >= CLOSED_REMEMBERED {
-                        slots.closed.clear();
-                    }
-                    slots.closed.insert(number);
-                }
-                FeedbackKind::Planning { .. } => {
-                    slots.closed.remove(&number);
-                }
-                FeedbackKind::Planned(_) if slots.closed.contains(&number) => {
-                    debug!(pr = number, "pull request closed: its plan is not written");
-                    return;
-                }
-                FeedbackKind::Planned(_) => {}
-            }
-            if slots.pending.insert(number, feedback).is_some() {
-                debug!(pr = number, "pull request feedback replaced by a newer one");
-                return;
-            }
-        }
-        if let Err(e) = self.jobs.try_send(Job::Feedback(number)) {
-            if let Some(feedback) = slots_lock(&self.slots).pending.remove(&number) {
-                for part in writer.parts(&feedback) {
-                    (self.on_feedback)(part.label(), RESULT_DROPPED);
-                }
-            }
-            warn!(pr = number, error = %e, "pull request feedback dropped");
+        if let Some(queue) = &self.feedback {
+            queue.push(feedback);
         }
     }
 
@@ -223,55 +167,54 @@ impl StatusReporter {
         }
     }
 
-    /// Waits until everything sent so far was posted or given up, for at most `timeout`.
-    /// False when the time ran out (or the worker is gone).
+    /// Waits until every status and every piece of feedback sent so far was written or given
+    /// up, for at most `timeout`. False when the time ran out (or a worker is gone).
     pub async fn flush(&self, timeout: Duration) -> bool {
-        let (done, finished) = oneshot::channel();
-        let wait = async { self.jobs.send(Job::Flush(done)).await.is_ok() && finished.await.is_ok() };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+        let statuses = async {
+            let (done, finished) = oneshot::channel();
+            self.jobs.send(Job::Flush(done)).await.is_ok() && finished.await.is_ok()
+        };
+        let feedback = async {
+            match &self.feedback {
+                Some(queue) => queue.flush().await,
+                None => true,
+            }
+        };
+        let both = async {
+            let (statuses, feedback) = tokio::join!(statuses, feedback);
+            statuses && feedback
+        };
+        tokio::time::timeout(timeout, both).await.unwrap_or(false)
     }
 }
 
-fn slots_lock(slots: &Mutex<FeedbackSlots>) -> std::sync::MutexGuard<'_, FeedbackSlots> {
-    slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+type Attempt<'a> = Pin<Box<dyn Future<Output = Result<(), NotifyError>> + Send + 'a>>;
 
-/// Writes one part of a pull request's feedback, retrying like a status; returns the outcome
-/// label.
-async fn write_with_retries(
-    writer: &dyn PrWriter,
-    feedback: &PrFeedback,
-    part: FeedbackPart,
+/// Tries `attempt` until it succeeds, fails for good, or `options.attempts` tries are spent:
+/// each try bounded by `attempt_timeout`, a retryable error waited out for the provider's
+/// Retry-After (capped at `max_wait`) or the backoff, each wait told to `on_retry`. The tries
+/// made and the outcome.
+async fn with_retries<'a>(
     options: &ReporterOptions,
-) -> &'static str {
+    mut attempt: impl FnMut() -> Attempt<'a>,
+    on_retry: impl Fn(u32, &NotifyError, Duration),
+) -> (u32, Result<(), NotifyError>) {
     let attempts = options.attempts.max(1);
-    let (pr, what) = (feedback.number, part.label());
     let mut tries = 0;
     loop {
         tries += 1;
-        let err = match tokio::time::timeout(options.attempt_timeout, writer.write(feedback, part)).await {
-            Ok(Ok(())) => {
-                debug!(pr, part = what, tries, "pull request feedback written");
-                return if tries == 1 {
-                    RESULT_SUCCESS
-                } else {
-                    RESULT_RETRIED_SUCCESS
-                };
-            }
+        let err = match tokio::time::timeout(options.attempt_timeout, attempt()).await {
+            Ok(Ok(())) => return (tries, Ok(())),
             Ok(Err(err)) => err,
             Err(_) => NotifyError::Timeout(options.attempt_timeout),
         };
         if !err.is_retryable() || tries >= attempts {
-            warn!(
-                pr, part = what, tries, error = %err, kind = err.metric_label(),
-                "pull request feedback not written, giving up"
-            );
-            return RESULT_FAILED;
+            return (tries, Err(err));
         }
         let wait = err
             .retry_after()
             .map_or_else(|| options.backoff(tries), |asked| asked.min(options.max_wait));
-        debug!(pr, part = what, tries, error = %err, wait = ?wait, "pull request feedback not written, retrying");
+        on_retry(tries, &err, wait);
         tokio::time::sleep(wait).await;
     }
 }
@@ -282,29 +225,30 @@ async fn post_with_retries(
     status: &CommitStatus,
     options: &ReporterOptions,
 ) -> &'static str {
-    let attempts = options.attempts.max(1);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let result = match tokio::time::timeout(options.attempt_timeout, notifier.post(status)).await {
-            Ok(result) => result,
-            Err(_) => Err(NotifyError::Timeout(options.attempt_timeout)),
-        };
-        let err = match result {
-            Ok(()) if tries == 1 => {
-                debug!(sha = %status.sha, context = status.context, state = %status.state, "commit status posted");
-                return RESULT_SUCCESS;
-            }
-            Ok(()) => {
-                info!(
-                    sha = %status.sha, context = status.context, state = %status.state, tries,
-                    "commit status posted after retries"
-                );
-                return RESULT_RETRIED_SUCCESS;
-            }
-            Err(err) => err,
-        };
-        if !err.is_retryable() || tries >= attempts {
+    let (tries, result) = with_retries(
+        options,
+        || notifier.post(status),
+        |tries, err, wait| {
+            debug!(
+                sha = %status.sha, context = status.context, tries, error = %err, wait = ?wait,
+                "commit status not posted, retrying"
+            );
+        },
+    )
+    .await;
+    match result {
+        Ok(()) if tries == 1 => {
+            debug!(sha = %status.sha, context = status.context, state = %status.state, "commit status posted");
+            RESULT_SUCCESS
+        }
+        Ok(()) => {
+            info!(
+                sha = %status.sha, context = status.context, state = %status.state, tries,
+                "commit status posted after retries"
+            );
+            RESULT_RETRIED_SUCCESS
+        }
+        Err(err) => {
             warn!(
                 sha = %status.sha,
                 context = status.context,
@@ -314,16 +258,8 @@ async fn post_with_retries(
                 kind = err.metric_label(),
                 "commit status not posted, giving up"
             );
-            return RESULT_FAILED;
+            RESULT_FAILED
         }
-        let wait = err
-            .retry_after()
-            .map_or_else(|| options.backoff(tries), |asked| asked.min(options.max_wait));
-        debug!(
-            sha = %status.sha, context = status.context, tries, error = %err, wait = ?wait,
-            "commit status not posted, retrying"
-        );
-        tokio::time::sleep(wait).await;
     }
 }
 

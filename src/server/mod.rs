@@ -142,18 +142,14 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         return (StatusCode::BAD_REQUEST, "missing X-GitHub-Event\n").into_response();
     };
     let label = event_label(event);
-    // Present but not a delivery id (too long, other characters, not even text): refused.
-    let delivery = headers
-        .get(webhook::DELIVERY_HEADER)
-        .map(|v| v.to_str().ok().filter(|id| webhook::is_delivery_id(id)));
-    if let Some(None) = delivery {
-        metrics.webhook(label, "bad_request");
-        return (
-            StatusCode::BAD_REQUEST,
-            "X-GitHub-Delivery must be 1 to 64 characters of A-Z, a-z, 0-9 and '-'\n",
-        )
-            .into_response();
-    }
+    // Required and of GitHub's shape: without an id a replay could not be told apart.
+    let delivery = match webhook::delivery_id(&headers) {
+        Ok(id) => id,
+        Err(refusal) => {
+            metrics.webhook(label, "bad_request");
+            return (StatusCode::BAD_REQUEST, refusal.message()).into_response();
+        }
+    };
     let Some(secret) = &s.webhook_secret else {
         metrics.webhook(label, "unauthorized");
         return (
@@ -208,9 +204,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
         warn!(event = label, "webhook with a missing or wrong signature");
         return (StatusCode::UNAUTHORIZED, "bad signature\n").into_response();
     }
-    if let Some(Some(id)) = delivery
-        && !s.deliveries.first_time(id)
-    {
+    if !s.deliveries.first_time(delivery) {
         metrics.webhook(label, "duplicate");
         return (StatusCode::OK, "duplicate delivery: ignored\n").into_response();
     }
@@ -234,6 +228,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
             number,
             sha,
             from_fork,
+            reopened,
             ..
         }) => {
             info!(pr = number, %sha, from_fork, "pull request: plan queued");
@@ -241,6 +236,7 @@ async fn github_webhook(State(s): State<Arc<ServerState>>, headers: HeaderMap, b
                 number,
                 sha,
                 from_fork,
+                reopened,
             });
             metrics.webhook(label, "accepted");
             (StatusCode::ACCEPTED, "plan queued\n").into_response()

@@ -1,11 +1,15 @@
 //! The rendered pull-request comment against reviewed golden files
 //! (`tests/golden/pr-comment-*.md`); after an intended change, regenerate with
-//! `STORESYNC_BLESS=1` and review the diff before committing.
+//! `STORESYNC_BLESS=1` and review the diff before committing. The goldens hold U+2060 WORD
+//! JOINER (invisible) wherever catalog text would have linked: `pr-comment-hostile*.md`.
 use storesync::desired::Diagnostic;
 use storesync::plan::{Action, Change, ObjectKind, Plan, StorePlan, Summary};
 use storesync::report::comment::*;
+use storesync::report::inert::WORD_JOINER;
+use storesync::report::{PlanReport, PlanResult};
 use storesync::source::Revision;
 
+use crate::common::fake_github_pr::render::{Linked, links};
 use crate::common::golden;
 
 const SHA: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
@@ -251,6 +255,96 @@ fn thousands_of_findings_stay_under_the_limit() {
 fn escaping_leaves_no_markup() {
     assert_eq!(
         escape("a|b <i>@x</i> [l](u) `c`\nd"),
-        "a\\|b &lt;i&gt;&#64;x&lt;/i&gt; \\[l\\](u) \\`c\\` d"
+        format!("a\\|b &lt;i&gt;@{WORD_JOINER}x&lt;/i&gt; \\[l\\](u) \\`c\\` d")
     );
+}
+
+/// What a fork's pull request can put in the catalog to make storesync's comment ping, cross
+/// reference or link: each phrase GitHub would link as it stands.
+const HOSTILE: [&str; 9] = [
+    "@acme/everyone",
+    "cc @mallory",
+    "see #4242",
+    "acme-platform/billing#77",
+    "GH-99",
+    "https://evil.example/pay",
+    "www.evil.example",
+    "mallory@evil.example",
+    "octocat@6dcb09b5b5",
+];
+
+/// Only storesync's own links: the heading's reference to the pull request itself (#12).
+fn assert_links_nothing_of_the_catalog(markdown: &str) {
+    let linked = links(markdown);
+    assert_eq!(linked, [Linked::Reference("#12".into())], "{markdown}");
+}
+
+fn hostile_plan() -> Plan {
+    let mut owner_store = store(
+        "bobs-bikes",
+        Action::Create,
+        &format!("{} {}", HOSTILE[0], HOSTILE[1]),
+        Vec::new(),
+        None,
+    );
+    owner_store.engine = Some(HOSTILE[5].into());
+    owner_store.plan = Some(HOSTILE[6].into());
+    let blocked = store(
+        "gone-shop",
+        Action::Blocked,
+        "team-gone",
+        Vec::new(),
+        Some(&format!("{} {}", HOSTILE[2], HOSTILE[3])),
+    );
+    plan(
+        vec![owner_store, blocked],
+        vec![format!("{} {} {}", HOSTILE[4], HOSTILE[7], HOSTILE[8])],
+        3,
+    )
+}
+
+#[test]
+fn hostile_catalog_text_neither_mentions_references_nor_links() {
+    // The escaping storesync used before: GitHub decodes it and links all the same.
+    let old_escaping = "&#64;acme/everyone \\#4242 acme-platform/billing\\#77";
+    assert_eq!(
+        links(old_escaping).len(),
+        3,
+        "the renderer links what GitHub links"
+    );
+    for phrase in HOSTILE {
+        assert!(!links(phrase).is_empty(), "GitHub links {phrase}");
+    }
+
+    let body = render(&ctx(), &Outcome::Planned(&hostile_plan()));
+    assert_links_nothing_of_the_catalog(&body);
+    golden("pr-comment-hostile.md", &body);
+
+    let findings: Vec<Diagnostic> = HOSTILE
+        .iter()
+        .map(|phrase| Diagnostic::error("stores/acme.yaml", (4, 8), format!("owner {phrase}")).hint(*phrase))
+        .collect();
+    let body = render(&ctx(), &Outcome::Invalid(&findings));
+    assert_links_nothing_of_the_catalog(&body);
+    golden("pr-comment-hostile-invalid.md", &body);
+
+    let failed = render(&ctx(), &Outcome::Failed(&HOSTILE.join(" ")));
+    assert_links_nothing_of_the_catalog(&failed);
+}
+
+#[test]
+fn hostile_text_in_the_check_run_neither_mentions_references_nor_links() {
+    let findings: Vec<Diagnostic> = HOSTILE
+        .iter()
+        .map(|phrase| Diagnostic::error(format!("stores/{phrase}.yaml"), (1, 1), *phrase).hint(*phrase))
+        .collect();
+    let report = PlanReport::new(SHA.into(), String::new(), false, PlanResult::Invalid(findings));
+    assert_links_nothing_of_the_catalog(&report.check_summary(12, "https://github.com/acme-platform/stores"));
+    let title = report.title();
+    assert!(links(&title).is_empty(), "{title}");
+    for note in report.annotations() {
+        // Plain text, not Markdown: nothing there may link either.
+        assert!(links(&note.title).is_empty(), "{}", note.title);
+        assert!(links(&note.message).is_empty(), "{}", note.message);
+    }
 }

@@ -1,6 +1,9 @@
 //! The plan comment and check run of a pull request against the fake GitHub: found again after
-//! a restart however many comments come before it, annotations in batches of 50 at the right
-//! file and line, GitHub's size limits kept, installation tokens refreshed and rotated.
+//! a restart however many comments come before it, at most 50 annotations at the right file and
+//! line, GitHub's size limits kept, installation tokens refreshed and rotated. GitHub's limits on
+//! check runs, its rate limits and final errors: `limits.rs`.
+mod limits;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,7 +248,7 @@ async fn an_invalid_catalog_annotates_each_finding_on_its_file_and_line() {
 }
 
 #[tokio::test]
-async fn a_hundred_and_twenty_findings_make_three_batches() {
+async fn a_hundred_and_twenty_findings_make_one_request_of_fifty_annotations() {
     let findings: Vec<Diagnostic> = (1..=120)
         .map(|i| Diagnostic::error(format!("stores/s{i:03}.yaml"), (i, 1), format!("finding {i}")))
         .collect();
@@ -266,10 +269,16 @@ async fn a_hundred_and_twenty_findings_make_three_batches() {
     let inner = github.pr.lock();
     assert_eq!(inner.check_runs.len(), 1, "the run started is the run completed");
     let run = &inner.check_runs[0];
-    assert_eq!(run.batches, [50, 50, 20]);
-    assert_eq!(run.annotations.len(), 120);
-    assert_eq!(run.annotations[119]["message"], "finding 120");
+    assert_eq!(run.batches, [50], "one request, at most 50 annotations in all");
+    assert_eq!(run.writes, 2, "its start and its completion");
+    assert_eq!(run.annotations[49]["message"], "finding 50");
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let summary = run.summary.as_deref().unwrap();
+    assert!(summary.contains("120 findings: the first 50"), "{summary}");
+    assert!(
+        summary.contains("finding 120"),
+        "the comment in the summary lists the rest"
+    );
 }
 
 #[tokio::test]
@@ -456,7 +465,7 @@ async fn the_fake_refuses_what_github_refuses() {
     let note = serde_json::json!({ "path": "a", "start_line": 1, "end_line": 1,
                                    "annotation_level": "failure", "message": "m" });
     let run = serde_json::json!({ "name": "storesync/plan", "head_sha": SHA1,
-        "output": { "title": "t", "summary": "s", "annotations": vec![note; 51] } });
+        "output": { "title": "t", "summary": "s", "annotations": vec![note.clone(); 51] } });
     assert_eq!(
         status(
             crab.post("/repos/acme-platform/stores/check-runs", Some(&run))
@@ -473,6 +482,21 @@ async fn the_fake_refuses_what_github_refuses() {
         ),
         422
     );
+    // An annotation title over 255 characters, a message over 64 KB, an unknown level.
+    for (field, value) in [
+        ("title", serde_json::json!("t".repeat(256))),
+        ("message", serde_json::json!("m".repeat(65_536))),
+        ("annotation_level", serde_json::json!("error")),
+    ] {
+        let mut bad = note.clone();
+        bad[field] = value;
+        let run = serde_json::json!({ "name": "storesync/plan", "head_sha": SHA1,
+            "output": { "title": "t", "summary": "s", "annotations": [bad] } });
+        let answer = crab
+            .post("/repos/acme-platform/stores/check-runs", Some(&run))
+            .await;
+        assert_eq!(status(answer), 422, "{field}");
+    }
     assert!(github.pr.lock().comments.is_empty() && github.pr.lock().check_runs.is_empty());
 }
 

@@ -87,6 +87,7 @@ fn samples_parse_to_their_actions() {
                 sha: "7f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2".into(),
                 head_ref: "store/lumen-coffee".into(),
                 from_fork: false,
+                reopened: false,
             },
         ),
         (
@@ -97,6 +98,7 @@ fn samples_parse_to_their_actions() {
                 sha: "a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0".into(),
                 head_ref: "store/lumen-coffee".into(),
                 from_fork: false,
+                reopened: false,
             },
         ),
         (
@@ -107,6 +109,7 @@ fn samples_parse_to_their_actions() {
                 sha: "3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d".into(),
                 head_ref: "main".into(),
                 from_fork: true,
+                reopened: false,
             },
         ),
         (
@@ -496,4 +499,42 @@ async fn samples_through_the_router_answer_as_the_readme_says() {
         ignored.iter().all(|l| l.ends_with("| 204, ignored |")),
         "{ignored:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_signed_delivery_without_an_id_is_refused_every_time() {
+    let state = server_state();
+    let body = payload("pull_request-closed.json");
+    // The same signed `closed`, replayed without `X-GitHub-Delivery`: refused before any work.
+    for _ in 0..3 {
+        let (code, text) = send(&state, delivery(b"pull_request", None, &body, true)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains("missing X-GitHub-Delivery"), "{text}");
+    }
+    let (code, _) = send(&state, delivery(b"push", None, &payload("push.json"), false)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "unsigned: refused all the same");
+    assert!(
+        state
+            .ctx
+            .plans
+            .start(&storesync::daemon::PlanTrigger {
+                number: 42,
+                sha: "7f3e2d1c0b9a8f7e6d5c4b3a291807f6e5d4c3b2".into(),
+                from_fork: false,
+                reopened: false,
+            })
+            .is_some(),
+        "the refused close was not taken"
+    );
+    let metrics = get(&state, "/metrics").await.1;
+    assert!(
+        metrics
+            .contains("storesync_webhook_deliveries_total{event=\"pull_request\",result=\"bad_request\"} 3"),
+        "{metrics}"
+    );
+    // With an id it is taken once; its replay does nothing.
+    let (code, _) = send(&state, delivery(b"pull_request", Some(b"c-1"), &body, true)).await;
+    assert_eq!(code, StatusCode::ACCEPTED);
+    let (code, _) = send(&state, delivery(b"pull_request", Some(b"c-1"), &body, true)).await;
+    assert_eq!(code, StatusCode::OK);
 }

@@ -2,6 +2,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
+use axum::http::HeaderMap;
+
+use super::DELIVERY_HEADER;
+
 /// How many delivery ids [`Deliveries`] remembers by default.
 pub const DEFAULT_DELIVERY_MEMORY: usize = 4096;
 
@@ -13,6 +17,38 @@ pub const MAX_DELIVERY_ID_LEN: usize = 64;
 pub fn is_delivery_id(id: &str) -> bool {
     (1..=MAX_DELIVERY_ID_LEN).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Why a request's `X-GitHub-Delivery` is refused (400, before any work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryRefusal {
+    /// No header: GitHub always sends one, and without it a replay of a signed delivery could
+    /// not be told from a new one.
+    Missing,
+    /// Too long, other characters, or not even text.
+    Malformed,
+}
+
+impl DeliveryRefusal {
+    /// The answer's body.
+    pub fn message(self) -> &'static str {
+        match self {
+            DeliveryRefusal::Missing => "missing X-GitHub-Delivery: every GitHub delivery carries one\n",
+            DeliveryRefusal::Malformed => {
+                "X-GitHub-Delivery must be 1 to 64 characters of A-Z, a-z, 0-9 and '-'\n"
+            }
+        }
+    }
+}
+
+/// The request's delivery id: present and of GitHub's shape ([`is_delivery_id`]).
+pub fn delivery_id(headers: &HeaderMap) -> Result<&str, DeliveryRefusal> {
+    let value = headers.get(DELIVERY_HEADER).ok_or(DeliveryRefusal::Missing)?;
+    value
+        .to_str()
+        .ok()
+        .filter(|id| is_delivery_id(id))
+        .ok_or(DeliveryRefusal::Malformed)
 }
 
 /// Remembers recent `X-GitHub-Delivery` ids (bounded: the oldest is forgotten first) so a
@@ -109,6 +145,19 @@ mod tests {
         assert!(!d.first_time("0"));
         assert!(d.first_time("4096"));
         assert!(d.first_time("0"), "the oldest id is forgotten after 4096 others");
+    }
+
+    #[test]
+    fn a_delivery_id_is_required_and_well_formed() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(delivery_id(&headers), Err(DeliveryRefusal::Missing));
+        headers.insert(DELIVERY_HEADER, "a b".parse().unwrap());
+        assert_eq!(delivery_id(&headers), Err(DeliveryRefusal::Malformed));
+        headers.insert(DELIVERY_HEADER, "".parse().unwrap());
+        assert_eq!(delivery_id(&headers), Err(DeliveryRefusal::Malformed));
+        let guid = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+        headers.insert(DELIVERY_HEADER, guid.parse().unwrap());
+        assert_eq!(delivery_id(&headers), Ok(guid));
     }
 
     #[test]

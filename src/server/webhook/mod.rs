@@ -2,13 +2,16 @@
 //! replay protection (`deliveries.rs`). Pure, no I/O: the handler (in [`super`]) verifies,
 //! parses, enqueues a trigger and answers 202.
 //!
-//! Order in the handler: [`verify_signature`] first (401 when false), then
-//! [`Deliveries::first_time`] (a replay answers 200 and does nothing), then [`parse`].
+//! Order in the handler: [`delivery_id`] (400 when missing or malformed, before the body is
+//! read), [`verify_signature`] (401 when false), then [`Deliveries::first_time`] (a replay
+//! answers 200 and does nothing), then [`parse`].
 mod deliveries;
 mod payload;
 mod signature;
 
-pub use deliveries::{DEFAULT_DELIVERY_MEMORY, Deliveries, MAX_DELIVERY_ID_LEN, is_delivery_id};
+pub use deliveries::{
+    DEFAULT_DELIVERY_MEMORY, Deliveries, DeliveryRefusal, MAX_DELIVERY_ID_LEN, delivery_id, is_delivery_id,
+};
 pub use payload::{WebhookAction, WebhookError, parse};
 pub use signature::{is_signature_header, verify_signature};
 

@@ -9,12 +9,14 @@ pub enum WebhookAction {
     Sync {
         sha: String,
     },
-    /// `pull_request` opened/synchronize/reopened: plan this head commit.
+    /// `pull_request` opened/synchronize/reopened: plan this head commit. Only `reopened`
+    /// plans a pull request storesync saw closed; a late `opened` or `synchronize` does not.
     Plan {
         number: u64,
         sha: String,
         head_ref: String,
         from_fork: bool,
+        reopened: bool,
     },
     /// `pull_request` closed (merged or not): its plan comment says so and stops changing.
     Closed {
@@ -225,6 +227,7 @@ fn parse_pull_request(
         sha: pr.head.sha,
         head_ref: pr.head.git_ref,
         from_fork,
+        reopened: action.action == "reopened",
     })
 }
 
@@ -397,7 +400,8 @@ mod tests {
                     number: 42,
                     sha: SHA.into(),
                     head_ref: "add-store".into(),
-                    from_fork: false
+                    from_fork: false,
+                    reopened: action == "reopened",
                 },
                 "{action}"
             );

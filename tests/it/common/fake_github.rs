@@ -2,11 +2,11 @@
 //! comments, check runs and App authentication): records every
 //! `POST /repos/{owner}/{repo}/statuses/{sha}` (also under `/api/v3`, as GitHub Enterprise
 //! Server serves it), validates like GitHub does (state, 140-character description), and can
-//! be told to fail the next requests. Use as `--github-api-url` / `GitHubNotifier`'s `api_url`.
+//! be told to fail the next requests. Every route but the App's sits behind GitHub's rate limits
+//! (`github.pr.limits`). Use as `--github-api-url` / `GitHubNotifier`'s `api_url`.
 //!
 //! ```ignore
-//! #[path = "common/fake_github.rs"]
-//! mod fake_github;
+//! use crate::common::fake_github;
 //! let github = fake_github::FakeGitHub::start().await;
 //! let notifier = GitHubNotifier::new("acme-platform", "stores", "token".into(), Some(&github.url()))?;
 //! github.fail_next(1, 500);
@@ -97,7 +97,11 @@ impl FakeGitHub {
                 fake_github_pr::routes("")
                     .merge(fake_github_pr::routes("/api/v3"))
                     .with_state(pr.clone()),
-            );
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                pr.limits.clone(),
+                fake_github_pr::limits::enforce,
+            ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake GitHub");

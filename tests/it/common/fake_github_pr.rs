@@ -1,6 +1,7 @@
 //! The pull-request side of the fake GitHub: issue comments (list with real pagination and
-//! absolute `Link` URLs, create, update), check runs (create, update, annotations appended, at
-//! most 50 per request), and GitHub App authentication (`GET /repos/{o}/{r}/installation` and
+//! absolute `Link` URLs, create, update; what GitHub would link in them recorded, by
+//! [`render`]'s rules), check runs ([`checks`]: GitHub's limits refused), rate limits and
+//! scripted refusals ([`limits`]), and GitHub App authentication (`GET /repos/{o}/{r}/installation` and
 //! `POST /app/installations/{id}/access_tokens` check the RS256 JWT with the App's public key,
 //! its `iss`, `iat` and `exp`; `GET /app` answers the App's slug). Comment and check-run requests
 //! need an `Authorization` header; with an App configured, a live installation token. Each
@@ -22,10 +23,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-/// GitHub's limits.
+pub mod checks;
+pub mod limits;
+pub mod render;
+
+/// GitHub's limit on a comment's body.
 pub const MAX_COMMENT_CHARS: usize = 65_536;
-pub const MAX_SUMMARY_CHARS: usize = 65_535;
-pub const MAX_ANNOTATIONS_PER_REQUEST: usize = 50;
 
 /// The slug of the fake's GitHub App: its bot user is `storesync-acme[bot]`.
 pub const APP_SLUG: &str = "storesync-acme";
@@ -100,6 +103,8 @@ pub struct CheckRun {
     pub annotations: Vec<Value>,
     /// Annotations sent per request (create and updates), in order.
     pub batches: Vec<usize>,
+    /// Requests that changed it (its create and its updates).
+    pub writes: usize,
 }
 
 /// A GitHub App the fake knows: its id, public key (PKCS#1 DER) and installation.
@@ -133,12 +138,17 @@ pub struct PrInner {
     pub actions_token: bool,
     /// `GET /app` requests.
     pub app_lookups: usize,
+    /// What GitHub would link in comments as written (by issue), a reference to the comment's
+    /// own pull request left out: mentions notify, references cross-link ([`render`]).
+    pub linked: Vec<(u64, render::Linked)>,
 }
 
 #[derive(Default)]
 pub struct PrShared {
     pub inner: Mutex<PrInner>,
     pub changed: Notify,
+    /// Rate limits and scripted refusals in front of every route ([`limits`]).
+    pub limits: Arc<limits::Limits>,
 }
 
 impl PrShared {
@@ -190,11 +200,11 @@ pub fn routes(prefix: &str) -> Router<Arc<PrShared>> {
         )
         .route(
             &format!("{prefix}/repos/{{owner}}/{{repo}}/check-runs"),
-            post(create_check_run),
+            post(checks::create_check_run),
         )
         .route(
             &format!("{prefix}/repos/{{owner}}/{{repo}}/check-runs/{{id}}"),
-            patch(update_check_run),
+            patch(checks::update_check_run),
         )
         .route(
             &format!("{prefix}/repos/{{owner}}/{{repo}}/installation"),
@@ -343,6 +353,7 @@ async fn create_comment(
             return validation_failed("IssueComment", "body is too long (maximum is 65536 characters)");
         }
         inner.next_id += 1;
+        record_links(&mut inner, number, &body.body);
         let comment = Comment {
             id: inner.next_id,
             issue: number,
@@ -373,6 +384,10 @@ async fn update_comment(
             return validation_failed("IssueComment", "body is too long (maximum is 65536 characters)");
         }
         let editor = author_of(&inner, &headers);
+        let Some(issue) = inner.comments.iter().find(|c| c.id == id).map(|c| c.issue) else {
+            return error(StatusCode::NOT_FOUND, "Not Found");
+        };
+        record_links(&mut inner, issue, &body.body);
         let Some(comment) = inner.comments.iter_mut().find(|c| c.id == id) else {
             return error(StatusCode::NOT_FOUND, "Not Found");
         };
@@ -387,122 +402,13 @@ async fn update_comment(
     response
 }
 
-/// Applies a create or update body to `run` as GitHub does; GitHub's message when invalid.
-fn apply_check_run(run: &mut CheckRun, body: &Value) -> Result<(), &'static str> {
-    if let Some(status) = body.get("status").and_then(Value::as_str) {
-        if !["queued", "in_progress", "completed"].contains(&status) {
-            return Err("status is not included in the list");
-        }
-        run.status = status.into();
-    }
-    if let Some(conclusion) = body.get("conclusion").and_then(Value::as_str) {
-        run.conclusion = Some(conclusion.into());
-        run.status = "completed".into();
-    }
-    if run.status == "completed" && run.conclusion.is_none() {
-        return Err("conclusion is required when completed");
-    }
-    if let Some(output) = body.get("output") {
-        let text = |k: &str| output.get(k).and_then(Value::as_str).map(String::from);
-        let (Some(title), Some(summary)) = (text("title"), text("summary")) else {
-            return Err("output needs a title and a summary");
-        };
-        if summary.chars().count() > MAX_SUMMARY_CHARS {
-            return Err("summary is too long (maximum is 65535 characters)");
-        }
-        let notes = output
-            .get("annotations")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if notes.len() > MAX_ANNOTATIONS_PER_REQUEST {
-            return Err("only 50 annotations are allowed per request");
-        }
-        for a in &notes {
-            let has = |k: &str| a.get(k).is_some();
-            if !(has("path")
-                && has("start_line")
-                && has("end_line")
-                && has("annotation_level")
-                && has("message"))
-            {
-                return Err("an annotation lacks a required field");
-            }
-        }
-        run.title = Some(title);
-        run.summary = Some(summary);
-        run.batches.push(notes.len());
-        run.annotations.extend(notes);
-    }
-    Ok(())
-}
-
-async fn create_check_run(
-    State(shared): State<Arc<PrShared>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Json(body): Json<Value>,
-) -> Response {
-    let response = {
-        let mut inner = shared.lock();
-        if let Some(refused) = refused(&mut inner, "POST", &uri, &headers) {
-            return refused;
-        }
-        // Only Apps with the Checks permission may write check runs.
-        if inner.checks_forbidden {
-            return error(StatusCode::FORBIDDEN, "Resource not accessible by integration");
-        }
-        if inner.app.is_none() {
-            return error(StatusCode::FORBIDDEN, "You must authenticate via a GitHub App.");
-        }
-        let text = |k: &str| body.get(k).and_then(Value::as_str).map(String::from);
-        let (Some(name), Some(head_sha)) = (text("name"), text("head_sha")) else {
-            return validation_failed("CheckRun", "name and head_sha are required");
-        };
-        inner.next_id += 1;
-        let mut run = CheckRun {
-            id: inner.next_id,
-            name,
-            head_sha,
-            status: "queued".into(),
-            ..CheckRun::default()
-        };
-        if let Err(message) = apply_check_run(&mut run, &body) {
-            return validation_failed("CheckRun", message);
-        }
-        let answer = json!({ "id": run.id, "status": run.status, "head_sha": run.head_sha });
-        inner.check_runs.push(run);
-        (StatusCode::CREATED, Json(answer)).into_response()
-    };
-    shared.changed.notify_waiters();
-    response
-}
-
-async fn update_check_run(
-    State(shared): State<Arc<PrShared>>,
-    Path((_, _, id)): Path<(String, String, u64)>,
-    headers: HeaderMap,
-    uri: Uri,
-    Json(body): Json<Value>,
-) -> Response {
-    let response = {
-        let mut inner = shared.lock();
-        if let Some(refused) = refused(&mut inner, "PATCH", &uri, &headers) {
-            return refused;
-        }
-        let Some(run) = inner.check_runs.iter_mut().find(|r| r.id == id) else {
-            return error(StatusCode::NOT_FOUND, "Not Found");
-        };
-        // Validated on a copy: a refused request changes nothing.
-        let mut updated = run.clone();
-        if let Err(message) = apply_check_run(&mut updated, &body) {
-            return validation_failed("CheckRun", message);
-        }
-        *run = updated;
-        Json(json!({ "id": run.id, "status": run.status })).into_response()
-    };
-    shared.changed.notify_waiters();
-    response
+/// Records what GitHub would link in a comment body on `issue`.
+fn record_links(inner: &mut PrInner, issue: u64, body: &str) {
+    let own = format!("#{issue}");
+    let linked = render::links(body)
+        .into_iter()
+        .filter(|l| *l != render::Linked::Reference(own.clone()));
+    inner.linked.extend(linked.map(|l| (issue, l)));
 }
 
 /// The App's JWT from `headers`, checked: RS256 with the App's key, `iss` the App id, `exp`
