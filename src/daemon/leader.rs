@@ -1,10 +1,13 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, with client-go's leaderelection
 //! semantics: the holder renews every retry period and steps down when it could not renew for
-//! the renew deadline; a candidate takes the Lease when it is free or when its record has not
-//! changed for the lease duration, as observed on this replica's own monotonic clock (so clock
-//! skew between nodes does not matter); every write is a replace guarded by the
-//! `resourceVersion` read, so two candidates never both win; `leaseTransitions` counts holder
-//! changes; a graceful stop releases the Lease so a successor takes over at once.
+//! the renew deadline, counted from when its last successful renewal was *sent* (a write the
+//! API server answered late may have landed, and been seen by others, long before the answer);
+//! a candidate takes the Lease when it is free or when its record has not changed for the
+//! record's own `leaseDurationSeconds` (the holder's promise, not the candidate's setting), as
+//! observed on this replica's own monotonic clock (so clock skew between nodes does not
+//! matter); every write is a replace guarded by the `resourceVersion` read, so two candidates
+//! never both win; `leaseTransitions` counts holder changes; a graceful stop releases the Lease
+//! so a successor takes over at once.
 //!
 //! Written here rather than taken from a crate: the maintained kube-rs lease crates judge
 //! expiry by wall-clock time (no injectable clock, so no deterministic tests) and lock through
@@ -175,7 +178,25 @@ struct Observed {
     resource_version: String,
     transitions: i32,
     acquire_time: Option<MicroTime>,
+    /// How long the holder promised to keep the record fresh (`leaseDurationSeconds`).
+    lease_duration: Duration,
     at: Instant,
+}
+
+impl Observed {
+    /// client-go's rule: expired once the record has not changed for the duration it states.
+    fn expired(&self, now: Instant) -> bool {
+        self.at + self.lease_duration <= now
+    }
+}
+
+/// The lease duration a record states; a record without one is judged by this candidate's own
+/// setting (no holder promised anything shorter), a negative one as none at all.
+fn stated_duration(spec: &LeaseSpec, own: Duration) -> Duration {
+    match spec.lease_duration_seconds {
+        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
+        None => own,
+    }
 }
 
 /// What one attempt to take or keep the Lease found.
@@ -220,6 +241,7 @@ impl Elector {
         }
         let spec = lease.spec.clone().unwrap_or_default();
         self.observed = Some(Observed {
+            lease_duration: stated_duration(&spec, self.settings.lease_duration),
             holder: spec.holder_identity.unwrap_or_default(),
             resource_version: rv,
             transitions: spec.lease_transitions.unwrap_or(0),
@@ -243,7 +265,7 @@ impl Elector {
         let Some(observed) = &self.observed else {
             return Attempt::Failed;
         };
-        let expired = observed.at + self.settings.lease_duration <= Instant::now();
+        let expired = observed.expired(Instant::now());
         if !observed.holder.is_empty() && observed.holder != me && !expired {
             return Attempt::Other(observed.holder.clone());
         }
@@ -345,17 +367,18 @@ pub async fn run(
     info!(identity = %me, lease = LEASE_NAME, namespace = %elector.settings.namespace, "leader election: candidate");
     loop {
         // Candidate: try every retry period (jittered) until the Lease is ours.
-        loop {
+        let mut renewed = loop {
             if *shutdown.borrow() {
                 return;
             }
+            let sent = Instant::now();
             // An API server that does not answer holds no shutdown.
             let attempt = tokio::select! {
                 attempt = elector.try_acquire_or_renew() => attempt,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match attempt {
-                Attempt::Held => break,
+                Attempt::Held => break sent,
                 Attempt::Other(holder) => leadership.set(LeaderView {
                     leading: false,
                     holder: Some(holder),
@@ -366,15 +389,15 @@ pub async fn run(
                 _ = tokio::time::sleep(jittered(retry)) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-        }
+        };
         info!(identity = %me, "leading");
         leadership.set(LeaderView {
             leading: true,
             holder: Some(me.clone()),
         });
         metrics.set_leader(true);
-        // Leader: renew every retry period; give up when no renewal succeeded for the deadline.
-        let mut renewed = Instant::now();
+        // Leader: renew every retry period; give up when no renewal succeeded for the deadline,
+        // counted from when the last good one was sent: others saw its write no earlier.
         let reason = loop {
             let stop = tokio::select! {
                 _ = tokio::time::sleep(retry) => false,
@@ -391,8 +414,9 @@ pub async fn run(
                 return;
             }
             let deadline = renewed + elector.settings.renew_deadline;
+            let sent = Instant::now();
             match tokio::time::timeout_at(deadline, elector.try_acquire_or_renew()).await {
-                Ok(Attempt::Held) => renewed = Instant::now(),
+                Ok(Attempt::Held) => renewed = sent,
                 Ok(Attempt::Other(holder)) => break format!("the Lease is held by {holder}"),
                 Ok(Attempt::Failed) | Err(_) => {}
             }
@@ -442,6 +466,19 @@ mod tests {
         let (a, b) = (identity(), identity());
         assert_ne!(a, b);
         assert!(a.contains('_'), "{a}");
+    }
+
+    #[test]
+    fn expiry_is_judged_by_the_duration_the_record_states() {
+        let own = Duration::from_secs(15);
+        let spec = |seconds| LeaseSpec {
+            lease_duration_seconds: seconds,
+            ..LeaseSpec::default()
+        };
+        assert_eq!(stated_duration(&spec(Some(60)), own), Duration::from_secs(60));
+        assert_eq!(stated_duration(&spec(Some(5)), own), Duration::from_secs(5));
+        assert_eq!(stated_duration(&spec(Some(-5)), own), Duration::ZERO);
+        assert_eq!(stated_duration(&spec(None), own), own);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! Working beside other replicas through the cluster: the election, the records the leader
 //! shares and the others serve, and pushes a non-leader accepted, handed to the leader.
+//!
+//! What the leader reads back from `storesync-requests` is untrusted input: whoever can write
+//! that ConfigMap could otherwise have the leader post `success` on any commit (a pull
+//! request's head included). A push handed over is taken only as a commit id reachable from
+//! the tracked branch's head as fetched; anything else is dropped with a warning.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +13,10 @@ use tracing::{debug, info, warn};
 
 use super::leader::{self, ElectionSettings};
 use super::persist::{Shared, Store};
-use super::{Context, Reason, SyncTrigger, now};
+use super::{Context, Reason, SyncTrigger, blocking, now};
+use crate::source::tracked::is_strict_ancestor;
+use crate::text::truncate;
+use crate::untrusted::printable;
 
 /// How often the leader looks for pushes other replicas accepted (a push syncs within 2 s).
 pub(super) const REQUEST_POLL: Duration = Duration::from_millis(500);
@@ -71,7 +79,7 @@ impl Replicas {
             written: now(),
             records: ctx.state.records(),
         };
-        if let Err(e) = self.store.write(&shared).await {
+        if let Err(e) = self.store.write(&shared, &ctx.leader.gate()).await {
             warn!(error = %e, "cannot share the sync history; pages of other replicas and of a restart lag behind");
         }
     }
@@ -116,8 +124,8 @@ pub(super) async fn coordinate(ctx: Arc<Context>, mut shutdown: watch::Receiver<
         let wait = if leading {
             if ctx.leader.is_elected() {
                 match replicas.store.take_requests().await {
-                    Ok(shas) => {
-                        for sha in shas {
+                    Ok(requested) => {
+                        for sha in on_the_branch(&ctx, requested).await {
                             info!(%sha, "push accepted by another replica: sync queued");
                             ctx.push_received(sha);
                         }
@@ -152,6 +160,55 @@ pub(super) async fn coordinate(ctx: Arc<Context>, mut shutdown: watch::Receiver<
         };
         if save {
             replicas.save(&ctx).await;
+        }
+    }
+}
+
+/// A full commit id as GitHub names one: 40 lowercase hexadecimal digits.
+fn is_commit_id(value: &str) -> bool {
+    value.len() == 40 && value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `sha` is `head` or one of its ancestors (so the sync of `head` covers it).
+fn reachable(repo: &git2::Repository, head: &str, sha: &str) -> bool {
+    sha == head || is_strict_ancestor(repo, sha, head)
+}
+
+/// The pushes handed over that the leader may answer for: commit ids reachable from the head of
+/// the tracked branch, fetched now (a push is on the branch before its webhook is sent; the
+/// sync fetches again, which finds nothing new). The rest are dropped with a warning, all of
+/// them when the branch cannot be read (the next poll syncs it).
+async fn on_the_branch(ctx: &Context, requested: Vec<String>) -> Vec<String> {
+    let (ids, malformed): (Vec<String>, Vec<String>) = requested.into_iter().partition(|v| is_commit_id(v));
+    for value in malformed {
+        warn!(value = %printable(&truncate(&value, 100)), "dropped a push handed over that is not a commit id");
+    }
+    if ids.is_empty() {
+        return ids;
+    }
+    let tracked = ctx.settings.tracked.clone();
+    let judged = blocking(move || {
+        let opened = tracked.open()?;
+        let head = tracked.head(&opened)?;
+        Ok(ids
+            .into_iter()
+            .map(|sha| (reachable(&opened.repo, &head, &sha), sha))
+            .collect::<Vec<_>>())
+    })
+    .await;
+    match judged {
+        Ok(judged) => judged
+            .into_iter()
+            .filter_map(|(on_branch, sha)| {
+                if !on_branch {
+                    warn!(%sha, "dropped a push handed over whose commit is not on the tracked branch");
+                }
+                on_branch.then_some(sha)
+            })
+            .collect(),
+        Err(e) => {
+            warn!(error = %printable(&e.to_string()), "cannot read the tracked branch to check the pushes handed over: dropped; the next poll syncs it");
+            Vec::new()
         }
     }
 }
@@ -195,4 +252,59 @@ pub(super) fn elect(ctx: &Arc<Context>, stop: watch::Receiver<bool>) -> Election
         ctx.metrics.clone(),
         stop,
     ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_full_lowercase_commit_ids_are_taken() {
+        assert!(is_commit_id(&"0123456789abcdef".repeat(3)[..40]));
+        for bad in [
+            "",
+            "0123abc",
+            &"A".repeat(40),
+            &"g".repeat(40),
+            &"a".repeat(41),
+            &"a".repeat(64),
+            &format!("{} ", "a".repeat(39)),
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        ] {
+            assert!(!is_commit_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_commit_is_reachable_from_its_descendants_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("Ada", "ada@example.com").unwrap();
+        let tree = repo
+            .find_tree(repo.index().unwrap().write_tree().unwrap())
+            .unwrap();
+        let commit = |parents: &[&git2::Commit<'_>], message: &str| {
+            let id = repo.commit(None, &sig, &sig, message, &tree, parents).unwrap();
+            repo.find_commit(id).unwrap()
+        };
+        let base = commit(&[], "base");
+        let head = commit(&[&base], "on the branch");
+        let pull = commit(&[&base], "a pull request's head");
+        let (base, head, pull) = (
+            base.id().to_string(),
+            head.id().to_string(),
+            pull.id().to_string(),
+        );
+        assert!(reachable(&repo, &head, &head));
+        assert!(reachable(&repo, &head, &base));
+        assert!(
+            !reachable(&repo, &head, &pull),
+            "a sibling of the head is not on the branch"
+        );
+        assert!(
+            !reachable(&repo, &base, &head),
+            "a descendant of the head is not behind it"
+        );
+        assert!(!reachable(&repo, &head, &"1".repeat(40)), "an unknown commit");
+    }
 }

@@ -1,9 +1,11 @@
 //! What the fake API server does for coordination between replicas: replace (PUT) of any
 //! object guarded by `resourceVersion` (409 Conflict when stale, as the real one answers), the
 //! same guard on merge patches that carry one, and clients that can be cut off from the server
-//! one at a time (a replica partitioned away while the others still reach it).
-use std::sync::Arc;
+//! one at a time (a replica partitioned away while the others still reach it), or whose Lease
+//! writes are answered late (done at once by the server, the answer held back on the way).
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -33,11 +35,20 @@ pub(super) fn precondition(
 }
 
 /// A replica's own connection to the fake API server, which a test can cut (refused), make
-/// hang (no answer ever) and restore.
+/// hang (no answer ever), slow down and restore.
 #[derive(Clone, Default)]
 pub struct Link {
     cut: Arc<AtomicBool>,
     hung: Arc<AtomicBool>,
+    late: Arc<Mutex<LateWrites>>,
+}
+
+/// Lease writes whose answers are held back: by how long, and when each one answered so was
+/// sent (in the test's time, paused or not).
+#[derive(Default)]
+struct LateWrites {
+    delay: Option<Duration>,
+    sent: Vec<tokio::time::Instant>,
 }
 
 impl Link {
@@ -49,9 +60,21 @@ impl Link {
         self.hung.store(true, Ordering::SeqCst);
     }
 
+    /// Every Lease write (PUT, POST) from now on is done by the server at once and answered
+    /// `delay` later.
+    pub fn answer_lease_writes_after(&self, delay: Duration) {
+        self.late.lock().unwrap().delay = Some(delay);
+    }
+
+    /// When the Lease writes that were answered late were sent, oldest first.
+    pub fn late_lease_writes(&self) -> Vec<tokio::time::Instant> {
+        self.late.lock().unwrap().sent.clone()
+    }
+
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
         self.hung.store(false, Ordering::SeqCst);
+        self.late.lock().unwrap().delay = None;
     }
 }
 
@@ -79,20 +102,28 @@ impl FakeCluster {
     /// A client whose requests fail as refused while `link` is cut; others are not affected.
     pub fn client_over(&self, link: &Link) -> kube::Client {
         let inner = self.client();
-        let (cut, hung) = (link.cut.clone(), link.hung.clone());
+        let link = link.clone();
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let (inner, cut, hung) = (inner.clone(), cut.clone(), hung.clone());
+            let (inner, link) = (inner.clone(), link.clone());
             async move {
-                if hung.load(Ordering::SeqCst) {
+                if link.hung.load(Ordering::SeqCst) {
                     std::future::pending::<()>().await;
                 }
-                if cut.load(Ordering::SeqCst) {
+                if link.cut.load(Ordering::SeqCst) {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::ConnectionRefused,
                         "connection refused",
                     ));
                 }
-                inner.send(req).await.map_err(std::io::Error::other)
+                let lease_write = req.method() != http::Method::GET && req.uri().path().contains("/leases");
+                let delay = lease_write.then(|| link.late.lock().unwrap().delay).flatten();
+                let sent = tokio::time::Instant::now();
+                let answer = inner.send(req).await.map_err(std::io::Error::other)?;
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                    link.late.lock().unwrap().sent.push(sent);
+                }
+                Ok(answer)
             }
         });
         kube::Client::new(service, "default")

@@ -1,6 +1,9 @@
 //! Replicas of the daemon against one fake API server: one leads, through a Lease; the others
 //! take webhooks and serve the leader's records. Time-sensitive cases run on paused time.
+mod helm_process;
+mod lease;
 mod replicas;
+mod requests;
 
 use std::time::Duration;
 
