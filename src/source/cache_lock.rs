@@ -66,7 +66,7 @@ impl CacheLock {
 
 /// Waits for the advisory lock on `file`; released when the file is closed.
 #[cfg(unix)]
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
+pub(super) fn lock_exclusive(file: &File) -> std::io::Result<()> {
     use rustix::fs::{FlockOperation, flock};
     loop {
         match flock(file, FlockOperation::LockExclusive) {
@@ -78,7 +78,7 @@ fn lock_exclusive(file: &File) -> std::io::Result<()> {
 
 /// Elsewhere only the threads of one process are kept apart.
 #[cfg(not(unix))]
-fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+pub(super) fn lock_exclusive(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -2,8 +2,11 @@
 //! Git repository (libgit2; never the `git` program).
 mod cache_lock;
 mod commit;
+mod dirs;
 pub mod history;
+mod pull;
 mod remote;
+mod scratch;
 pub mod tracked;
 mod url;
 mod worktree;
@@ -15,6 +18,7 @@ use crate::error::{Error, Result};
 
 pub use cache_lock::CacheLock;
 pub use commit::read_commit;
+pub use pull::{PullFetchLimits, PullRequestHead, parse_byte_size};
 pub use remote::{Credentials, Fetched, RemoteCache};
 pub use url::redact;
 
@@ -72,6 +76,8 @@ pub struct SourceOptions {
     /// Branch read when no revision is given (default `main`).
     pub branch: Option<String>,
     pub credentials: Credentials,
+    /// Bounds on fetching a pull request's head (the daemon's plans).
+    pub pull_fetch: PullFetchLimits,
 }
 
 /// Reads the catalog at `location`: a local directory as on disk when `rev` is `None`, else

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use super::cache_lock::{self, CacheLock};
+use super::dirs::{create_private_dir, remove_all};
+use super::scratch;
 use super::url::{UrlLogin, redact, split_login};
 use crate::error::{Error, Result};
 use crate::secret::RotatingSecret;
@@ -70,6 +72,8 @@ impl RemoteCache {
     pub fn fetch(&self, url: &str, branch: &str) -> Result<Fetched> {
         create_private_dir(&self.dir)?;
         let dir = self.dir.canonicalize().map_err(Error::io(&self.dir))?;
+        // What a pull-request fetch of a process that died left; never under the cache's lock.
+        scratch::sweep(&dir);
         let path = dir.join(cache_name(url));
         let lock = CacheLock::acquire(&path)?;
         // What an interrupted re-clone left behind.
@@ -172,24 +176,6 @@ impl RemoteCache {
         check_head(&repo, branch).map_err(Failure::Local)?;
         Ok(repo)
     }
-
-    /// Fetches one extra ref (such as `refs/pull/7/head`) of `url` into its cache, which
-    /// `fetched` holds locked.
-    pub fn fetch_ref(&self, fetched: &Repository, url: &str, reference: &str) -> Result<()> {
-        let (_, login) = split_login(url);
-        let mut remote = fetched
-            .find_remote("origin")
-            .map_err(Error::git("cannot find the remote"))?;
-        let mut options = FetchOptions::new();
-        options.remote_callbacks(callbacks(&self.credentials, login));
-        let refspec = format!(
-            "+{reference}:refs/storesync/{}",
-            reference.trim_start_matches("refs/")
-        );
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(Error::git(format!("cannot fetch {reference}")))
-    }
 }
 
 /// Errors of the transport once the remote answered: the network, HTTP, SSH, TLS, and
@@ -250,32 +236,6 @@ fn swap(fresh: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes `path`, a directory or not, if it exists.
-fn remove_all(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path).map_err(Error::io(path)),
-        Ok(_) => std::fs::remove_file(path).map_err(Error::io(path)),
-        Err(_) => Ok(()),
-    }
-}
-
-/// The cache holds the catalog's history (and, in older caches, may have held credentials):
-/// only its owner may read it.
-fn create_private_dir(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(Error::io(path))?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(Error::io(path))
-    }
-    #[cfg(not(unix))]
-    std::fs::create_dir_all(path).map_err(Error::io(path))
-}
-
 /// A revision as a user names it, resolved in a cache: branches live under `origin/`.
 pub(super) fn resolve_name(repo: &Repository, rev: &str) -> String {
     let branch = format!("refs/remotes/origin/{}", rev.trim_start_matches("refs/heads/"));
@@ -286,7 +246,7 @@ pub(super) fn resolve_name(repo: &Repository, rev: &str) -> String {
     }
 }
 
-fn callbacks(credentials: &Credentials, login: Option<UrlLogin>) -> RemoteCallbacks<'_> {
+pub(super) fn callbacks(credentials: &Credentials, login: Option<UrlLogin>) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
     let mut attempts = 0;
     callbacks.credentials(move |_url, username, allowed| {
@@ -364,7 +324,7 @@ pub(super) fn known_host_key(known_hosts: &str, host: &str, key: &[u8]) -> bool 
         })
 }
 
-fn default_cache_dir() -> PathBuf {
+pub(super) fn default_cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return Path::new(&dir).join("storesync");
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use git2::Repository;
 
 pub use super::Opened;
-use super::{RemoteCache, RepoLocation, Snapshot, SourceOptions, read_commit};
+use super::remote::default_cache_dir;
+use super::{PullRequestHead, RepoLocation, Snapshot, SourceOptions, pull, read_commit};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -45,25 +46,40 @@ impl TrackedRepo {
         read_commit(&opened.repo, sha, &opened.subdir)
     }
 
-    /// Makes the head of pull request `number` available: remote repositories fetch
-    /// `refs/pull/<n>/head`, which also carries pull requests from forks.
-    pub fn fetch_pull(&self, opened: &Opened, number: u64, sha: &str) -> Result<()> {
-        if opened
-            .repo
-            .find_commit(git2::Oid::from_str(sha).map_err(Error::git("bad commit id"))?)
-            .is_ok()
-        {
-            return Ok(());
-        }
+    /// Reads the catalog at `sha`, the head of pull request `number` (forks included).
+    ///
+    /// A repository given by URL fetches `refs/pull/<number>/head` into a scratch repository of
+    /// its own under the cache directory, depth 1, within `options.pull_fetch` (a byte cap and
+    /// a timeout, each a clear error naming its flag), never into the shared cache and without
+    /// its lock, so syncs never wait for it; the scratch repository is gone when this returns,
+    /// whatever the outcome. A local repository must hold the commit already.
+    pub fn read_pull_request(&self, number: u64, sha: &str) -> Result<PullRequestHead> {
         match &self.location {
             RepoLocation::Url(url) => {
-                let cache =
-                    RemoteCache::new(self.options.cache_dir.clone(), self.options.credentials.clone());
-                cache.fetch_ref(&opened.repo, url, &format!("refs/pull/{number}/head"))
+                let cache_dir = self.options.cache_dir.clone().unwrap_or_else(default_cache_dir);
+                pull::fetch_head(
+                    &cache_dir,
+                    url,
+                    &self.options.credentials,
+                    number,
+                    sha,
+                    self.options.pull_fetch,
+                )
             }
-            RepoLocation::Local(_) => Err(Error::Repository(format!(
-                "commit {sha} of pull request #{number} is not in the local repository"
-            ))),
+            RepoLocation::Local(_) => {
+                let opened = self.open()?;
+                let oid = git2::Oid::from_str(sha).map_err(Error::git("bad commit id"))?;
+                if opened.repo.find_commit(oid).is_err() {
+                    return Err(Error::Repository(format!(
+                        "commit {sha} of pull request #{number} is not in the local repository"
+                    )));
+                }
+                Ok(PullRequestHead {
+                    snapshot: read_commit(&opened.repo, sha, &opened.subdir)?,
+                    catalog_dir: opened.subdir.to_string_lossy().replace('\\', "/"),
+                    fetched_bytes: 0,
+                })
+            }
         }
     }
 

@@ -159,6 +159,23 @@ fn a_stale_ref_lock_is_removed_without_a_new_clone() {
     assert!(!lock.exists() && !repo.join("shallow.lock").exists());
 }
 
+#[test]
+fn a_fetch_sweeps_what_a_dead_pull_request_fetch_left() {
+    let (mut remote, cache, tracked, _repo) = fetched_once();
+    // A scratch repository whose process died: its owner file is there, nobody holds its lock.
+    let leftover = cache.path().join("scratch/pr-7-dead");
+    std::fs::create_dir_all(leftover.join("objects/pack")).unwrap();
+    std::fs::write(leftover.join("storesync.owner"), "").unwrap();
+    std::fs::write(leftover.join("objects/pack/tmp_pack_1"), vec![0u8; 1 << 20]).unwrap();
+    remote.commit();
+    let (head, _, recloned) = read(&tracked).unwrap();
+    assert_eq!((head, recloned), (remote.head(), None));
+    assert!(
+        !leftover.exists(),
+        "swept by the next fetch of the tracked branch"
+    );
+}
+
 /// Rewrites every object of the cache as a loose file (as `git unpack-objects` leaves them).
 fn unpack(repo: &Path) -> Vec<git2::Oid> {
     let cache = Repository::open_bare(repo).unwrap();

@@ -17,6 +17,7 @@ mod plan_offline;
 mod pr_comment_author;
 mod pr_comment_golden;
 mod pr_feedback;
+mod pr_fetch;
 mod prune;
 mod sync;
 mod validate;
