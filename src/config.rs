@@ -45,6 +45,10 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         source: SourceArgs,
+        /// An OCI prefix engine charts may come from, as `plan` and `apply` take it: the catalog
+        /// gets the same verdict from every command (repeatable).
+        #[arg(long = "allowed-chart-prefix", value_parser = parse_oci_prefix, env = "STORESYNC_ALLOWED_CHART_PREFIXES", value_delimiter = ',')]
+        allowed_chart_prefixes: Vec<String>,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
@@ -164,6 +168,7 @@ impl SourceArgs {
                 ssh_key: self.git_ssh_key.clone(),
                 known_hosts: self.git_ssh_known_hosts.clone(),
             },
+            pull_fetch: source::PullFetchLimits::default(),
         })
     }
 
@@ -220,6 +225,10 @@ pub struct ClusterArgs {
     /// POD_NAMESPACE, else the kubeconfig's namespace.
     #[arg(long, env = "STORESYNC_NAMESPACE")]
     pub namespace: Option<String>,
+    /// The ClusterRole that helm's ServiceAccount is bound to (by a RoleBinding) in each store
+    /// namespace: what the engine charts need, namespaced kinds only.
+    #[arg(long, default_value = crate::desired::tenancy::DEFAULT_STORE_CLUSTER_ROLE, env = "STORESYNC_STORE_CLUSTER_ROLE")]
+    pub store_cluster_role: String,
 }
 
 fn parse_oci_prefix(s: &str) -> Result<String, String> {
@@ -298,6 +307,23 @@ pub struct ServeArgs {
     /// Pull-request plans run at once (they never hold up syncs).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16), env = "STORESYNC_PLAN_WORKERS")]
     pub plan_workers: u16,
+    /// Most a pull request's head may send when fetched for its plan (shallow, into scratch
+    /// space of its own): bytes, or with KiB, MiB, GiB; a larger head is not planned.
+    #[arg(long, default_value = "100MiB", value_parser = source::parse_byte_size, env = "STORESYNC_PR_FETCH_MAX_BYTES")]
+    pub pr_fetch_max_bytes: u64,
+    /// Longest fetching a pull request's head for its plan may take.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, env = "STORESYNC_PR_FETCH_TIMEOUT")]
+    pub pr_fetch_timeout: std::time::Duration,
+}
+
+impl ServeArgs {
+    /// The bounds on fetching pull-request heads, for [`SourceOptions::pull_fetch`].
+    pub fn pull_fetch(&self) -> source::PullFetchLimits {
+        source::PullFetchLimits {
+            max_bytes: self.pr_fetch_max_bytes,
+            timeout: self.pr_fetch_timeout,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -59,16 +59,21 @@ fn print_plan(
 ) -> Result<u8> {
     print_diagnostics(err, warnings)?;
     let text = match output {
-        OutputFormat::Text => plan::render_text(plan, &args.display()),
+        // The plan quotes the catalog (owners, domains, values): escaped like findings.
+        OutputFormat::Text => {
+            crate::untrusted::printable_lines(&plan::render_text(plan, &args.display())).into_owned()
+        }
         OutputFormat::Json => plan::render_json(plan)?,
     };
     out.write_all(text.as_bytes()).map_err(write_err)?;
     Ok(if plan.is_blocked() { EXIT_INVALID } else { EXIT_OK })
 }
 
+/// Findings for a terminal: what they quote from the catalog (an owner, a value, a file name)
+/// has its control characters escaped, so a catalog cannot drive the reader's terminal.
 fn print_diagnostics(err: &mut dyn Write, diagnostics: &[Diagnostic]) -> Result<()> {
     for d in diagnostics {
-        writeln!(err, "{d}").map_err(write_err)?;
+        writeln!(err, "{}", crate::untrusted::printable_lines(&d.to_string())).map_err(write_err)?;
     }
     Ok(())
 }
@@ -81,14 +86,16 @@ struct ValidateReport<'a> {
     diagnostics: &'a [Diagnostic],
 }
 
+/// `validate`: the same verdict `plan` and `apply` give with the same `allowed_chart_prefixes`.
 pub fn validate(
     args: &SourceArgs,
+    allowed_chart_prefixes: &[String],
     output: OutputFormat,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
     let snapshot = read(args)?;
-    let result = desired::load(&snapshot.raw);
+    let result = desired::load_with_policy(&snapshot.raw, allowed_chart_prefixes);
     let (valid, stores, diagnostics) = match &result {
         Ok(catalog) => (true, catalog.stores.len(), catalog.warnings.as_slice()),
         Err(findings) => (false, 0, findings.as_slice()),
@@ -106,7 +113,9 @@ pub fn validate(
         }
         OutputFormat::Text => {
             print_diagnostics(err, diagnostics)?;
-            let at = format!("{} at {}", args.display(), snapshot.revision.label);
+            let at =
+                crate::untrusted::printable(&format!("{} at {}", args.display(), snapshot.revision.label))
+                    .into_owned();
             if valid {
                 writeln!(out, "valid: {stores} stores in {at}").map_err(write_err)?;
             } else {
@@ -125,13 +134,14 @@ pub fn validate(
 /// `plan --offline`: the plan against an empty cluster.
 pub fn plan_offline(
     args: &SourceArgs,
+    allowed_chart_prefixes: &[String],
     output: OutputFormat,
     create_diffs: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
     let snapshot = read(args)?;
-    let catalog = match desired::load(&snapshot.raw) {
+    let catalog = match desired::load_with_policy(&snapshot.raw, allowed_chart_prefixes) {
         Ok(catalog) => catalog,
         Err(findings) => return report_invalid(output, &findings, "invalid catalog: no plan", out, err),
     };

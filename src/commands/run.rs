@@ -12,14 +12,18 @@ pub const EXIT_ABORTED: u8 = 130;
 /// Runs the command `cli` names; the exit code, or the error that stopped it.
 pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8> {
     let code = match cli.command {
-        Command::Validate { source, output } => super::validate(&source, output, out, err)?,
+        Command::Validate {
+            source,
+            allowed_chart_prefixes,
+            output,
+        } => super::validate(&source, &allowed_chart_prefixes, output, out, err)?,
         Command::Plan {
             source,
+            cluster,
             offline: true,
             output,
             diff,
-            ..
-        } => super::plan_offline(&source, output, diff, out, err)?,
+        } => super::plan_offline(&source, &cluster.allowed_chart_prefixes, output, diff, out, err)?,
         Command::Plan {
             source,
             cluster,

@@ -29,10 +29,12 @@ pub async fn serve(
     args: &ServeArgs,
     shutdown: watch::Receiver<bool>,
 ) -> Result<u8> {
+    let mut options = source.options()?;
+    options.pull_fetch = args.pull_fetch();
     let tracked = TrackedRepo {
         location: source.location(),
         branch: source.branch.clone(),
-        options: source.options()?,
+        options,
     };
     let metrics = Arc::new(Metrics::default());
     let election = &args.election;
@@ -186,6 +188,7 @@ mod tests {
             allow_prune_all: false,
             allowed_chart_prefixes: Vec::new(),
             namespace: None,
+            store_cluster_role: "storesync-store".into(),
         };
         let args = ServeArgs {
             election: crate::config::ElectionArgs {
@@ -205,6 +208,8 @@ mod tests {
             webhook_secret_file: None,
             external_url: None,
             plan_workers: 1,
+            pr_fetch_max_bytes: 100 << 20,
+            pr_fetch_timeout: std::time::Duration::from_secs(60),
         };
         let (_stop, shutdown) = watch::channel(false);
         let err = serve(&source, &cluster, &args, shutdown.clone())

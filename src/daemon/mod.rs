@@ -67,7 +67,15 @@ pub struct Context {
     pushes: Mutex<sync_job::Pushes>,
     /// Syncs in a row that ended in `error`, for the retry backoff.
     errors_in_a_row: AtomicU32,
+    /// The first retry's delay after a sync ended in `error`; it doubles up to [`RETRY_MAX`].
+    retry_first: Duration,
 }
+
+/// The first retry of a sync that ended in `error` (the cluster unreachable, a store failed for
+/// a reason outside the catalog), by default.
+pub const RETRY_FIRST: Duration = Duration::from_secs(10);
+/// The longest wait between retries.
+pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
 fn now() -> u64 {
     SystemTime::now()
@@ -96,7 +104,14 @@ impl Context {
             replicas: None,
             pushes: Mutex::default(),
             errors_in_a_row: AtomicU32::new(0),
+            retry_first: RETRY_FIRST,
         }
+    }
+
+    /// Retries after `error` start after `first` instead of [`RETRY_FIRST`].
+    pub fn with_retry_backoff(mut self, first: Duration) -> Context {
+        self.retry_first = first;
+        self
     }
 
     /// Shares the records through the cluster and, with an election, syncs only while leading.
@@ -169,6 +184,7 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     tasks.spawn(replicas::coordinate(ctx.clone(), shutdown.clone()));
     tasks.spawn(observe_until_ready(ctx.clone(), shutdown.clone()));
     tasks.spawn(poll(ctx.clone(), shutdown.clone()));
+    tasks.spawn(drift_schedule(ctx.clone(), shutdown.clone()));
     for _ in 0..ctx.settings.plan_workers.max(1) {
         tasks.spawn(plan_job::worker(ctx.clone()));
     }
@@ -228,11 +244,11 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     }
 }
 
-/// Backoff before the next retry of a sync that ended in `error`: 2 s, 4 s, 8 s, … never more
-/// than the poll interval.
-pub fn retry_delay(errors_in_a_row: u32, interval: Duration) -> Duration {
+/// Backoff before the next retry of a sync that ended in `error`: `first`, doubling, never more
+/// than [`RETRY_MAX`] (10 s, 20 s, 40 s, … 10 min by default). A poll may come sooner.
+pub fn retry_delay(errors_in_a_row: u32, first: Duration) -> Duration {
     let exp = errors_in_a_row.saturating_sub(1).min(16);
-    Duration::from_secs(2u64 << exp).min(interval.max(Duration::from_secs(1)))
+    first.saturating_mul(1 << exp).min(RETRY_MAX)
 }
 
 /// A sync that could not finish is retried with backoff, not only at the next poll.
@@ -247,7 +263,7 @@ fn schedule_retry(
         return;
     }
     let n = ctx.errors_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-    let delay = retry_delay(n, ctx.settings.interval);
+    let delay = retry_delay(n, ctx.retry_first);
     info!(attempt = n, delay = ?delay, "sync could not finish; retrying");
     let ctx = ctx.clone();
     tasks.spawn(async move {
@@ -282,6 +298,29 @@ async fn observe_until_ready(ctx: Arc<Context>, mut shutdown: signal::Receiver<b
     }
 }
 
+/// The drift comparison on its own clock: a `--drift-interval` shorter than `--interval` holds,
+/// instead of waiting for a poll. A sync it starts compares only if no sync compared since.
+async fn drift_schedule(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
+    let every = ctx.applier.drift.interval();
+    if every >= ctx.settings.interval || every.is_zero() {
+        return; // every poll's sync compares when due: nothing to add
+    }
+    // Looked at four times an interval, so a comparison is never a whole interval late.
+    let mut ticker = tokio::time::interval((every / 4).max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the startup sync compares
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if ctx.applier.drift.is_due() {
+                    ctx.syncs.push(SyncTrigger { reason: Reason::Drift, sha: None });
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 async fn poll(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     let mut ticker = tokio::time::interval(ctx.settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -299,11 +338,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_up_to_the_interval() {
-        let minute = Duration::from_secs(60);
-        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, minute).as_secs()).collect();
-        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60]);
-        assert_eq!(retry_delay(1, Duration::from_millis(300)), Duration::from_secs(1));
-        assert_eq!(retry_delay(u32::MAX, minute), minute);
+    fn retries_back_off_up_to_ten_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n, RETRY_FIRST).as_secs()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(retry_delay(2, Duration::from_secs(2)), Duration::from_secs(4));
+        assert_eq!(retry_delay(u32::MAX, RETRY_FIRST), RETRY_MAX);
     }
 }

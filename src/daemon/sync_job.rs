@@ -81,6 +81,12 @@ pub fn verdict(outcome: &Result<SyncOutcome>, non_fast_forward: Option<&str>) ->
                 synced.report.cluster_error.as_deref().unwrap_or_default()
             ),
         ),
+        // Only stores that failed for reasons outside the catalog: storesync retries them, no
+        // commit is at fault.
+        Ok(SyncOutcome::Done(synced)) if synced.report.failed_transiently() && !synced.plan.is_blocked() => (
+            ResultState::Error,
+            format!("retrying: {}", synced.report.description()),
+        ),
         Ok(SyncOutcome::Done(synced)) if synced.report.failed() || synced.plan.is_blocked() => {
             (ResultState::Failure, synced.report.description())
         }
@@ -311,6 +317,16 @@ mod tests {
         blocked: &[&str],
         cluster_error: Option<&str>,
     ) -> Result<SyncOutcome> {
+        done_with(summary, failed, false, blocked, cluster_error)
+    }
+
+    fn done_with(
+        summary: ResultSummary,
+        failed: Option<&str>,
+        transient: bool,
+        blocked: &[&str],
+        cluster_error: Option<&str>,
+    ) -> Result<SyncOutcome> {
         let revision = Revision {
             commit: Some("a".repeat(40)),
             label: "test".into(),
@@ -320,6 +336,7 @@ mod tests {
                 store: "acme".into(),
                 outcome: Outcome::Failed,
                 detail: Some(detail.into()),
+                transient,
             })
             .into_iter()
             .collect();
@@ -404,6 +421,30 @@ mod tests {
             .state,
             ResultState::Error,
             "a cluster that went away mid-sync is storesync not finishing, not a failed store"
+        );
+        let conflicted = ResultSummary {
+            failed: 1,
+            ..applied.clone()
+        };
+        assert_eq!(
+            verdict(
+                &done_with(conflicted.clone(), Some("409 Conflict"), true, &[], None),
+                None
+            ),
+            v(
+                ResultState::Error,
+                "retrying: 1 failed; applied 2, pruned 0, unchanged 40; acme: 409 Conflict"
+            ),
+            "a store failed for a reason outside the catalog: no commit is at fault"
+        );
+        assert_eq!(
+            verdict(
+                &done_with(conflicted, Some("409 Conflict"), true, &["too many prunes"], None),
+                None
+            )
+            .state,
+            ResultState::Failure,
+            "a blocked plan is the commit's to fix, whatever else happened"
         );
         let invalid = Ok(SyncOutcome::Invalid(vec![
             Diagnostic::error("stores/a.yaml", (2, 9), "unknown engine `x`"),

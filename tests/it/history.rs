@@ -197,13 +197,13 @@ fn catalog_read_at_a_revision_ignores_the_work_tree() {
     let mut args = source_args(repo.path());
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
-        commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap(),
+        commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap(),
         1
     );
     args.rev = Some(shas[4].clone());
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
-        commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap(),
+        commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap(),
         0
     );
     assert!(String::from_utf8(out).unwrap().starts_with("valid: 1 stores in "));
@@ -225,7 +225,7 @@ fn a_url_is_cloned_into_the_cache_and_fetched_again() {
     args.branch = head;
     args.cache_dir = Some(cache.path().to_path_buf());
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap();
+    let code = commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap();
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     assert!(String::from_utf8(out).unwrap().starts_with("valid: 2 stores in "));
 
@@ -233,7 +233,7 @@ fn a_url_is_cloned_into_the_cache_and_fetched_again() {
     repo.commit("Hal", "Add eel");
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(
-        commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap(),
+        commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap(),
         0
     );
     assert!(

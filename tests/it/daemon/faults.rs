@@ -234,3 +234,96 @@ fn an_api_server_that_never_answers_times_out_instead_of_hanging() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot list namespaces"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_cluster_lost_during_helm_is_an_error_retried_until_the_store_is_installed() {
+    let (repo, first) = catalog_repo();
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until_synced("the startup sync", &first).await;
+
+    // A new store; the API server goes away while its helm runs, and helm fails for it.
+    r.repo.write(
+        "stores/bobs.yaml",
+        &store_yaml("bobs", "medusa", "small", "team-bikes"),
+    );
+    let second = r.repo.commit("Ben", "Add bobs");
+    r.helm.cut_cluster_during_helm();
+    r.signed("push", "m2", &push_body(&r.branch.clone(), &second))
+        .await;
+    r.until_synced("the cut sync", &second).await;
+    let (state, description) = statuses_of(&r, &second, "storesync/sync").last().unwrap().clone();
+    assert_eq!(state, "error", "not the store's fault: {description}");
+    assert!(
+        description.starts_with("the cluster stopped answering mid-sync, nothing pruned: "),
+        "{description}"
+    );
+    assert_eq!(r.get("/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Whatever else wakes the daemon meanwhile (the file watch saw the commit) finds the cluster
+    // still gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        statuses_of(&r, &second, "storesync/sync").last().unwrap().0,
+        "error"
+    );
+
+    // The server comes back: with no new commit and no webhook, a retry installs the store.
+    r.helm.restore_cluster();
+    r.until("the retry to converge", Duration::from_secs(30), |r| {
+        statuses_of(r, &second, "storesync/sync")
+            .last()
+            .is_some_and(|s| s.0 == "success")
+    })
+    .await;
+    let syncs = r.ctx.state.syncs();
+    assert_eq!(
+        syncs.first().map(|s| s.reason),
+        Some(storesync::daemon::Reason::Retry),
+        "the sync that converged was a retry"
+    );
+    assert!(r.cluster.get("namespaces", "", "store-bobs").is_some());
+    assert!(
+        r.helm
+            .release("store-bobs", "bobs")
+            .is_some_and(|h| h.contains("deployed")),
+        "installed by the retry"
+    );
+    assert_eq!(r.get("/readyz").await.0, StatusCode::OK);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_drift_interval_shorter_than_the_poll_holds_on_its_own() {
+    let (repo, first) = catalog_repo();
+    // An hourly poll, a one-second drift comparison.
+    let r = Running::start_with_drift_interval(repo, Duration::from_secs(3600), Duration::from_secs(1)).await;
+    r.until_synced("the startup sync", &first).await;
+    // Let whatever else follows a start (the file watch seeing the repository) pass first.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = r.ctx.state.syncs().len();
+    let deployment = r
+        .cluster
+        .names("deployments", "store-acme")
+        .into_iter()
+        .find(|n| n.ends_with("-wordpress"))
+        .expect("the chart's Deployment");
+    // Someone scales the store to zero with kubectl; no commit, no webhook, no poll follows.
+    r.cluster.edit("deployments", "store-acme", &deployment, |d| {
+        d["spec"]["replicas"] = serde_json::json!(0);
+        d["metadata"]["managedFields"] = serde_json::json!([{"manager": "kubectl", "operation": "Update",
+            "subresource": "scale", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+    });
+    r.until(
+        "drift repaired by its own schedule",
+        Duration::from_secs(30),
+        |r| r.cluster.get("deployments", "store-acme", &deployment).unwrap()["spec"]["replicas"] == 1,
+    )
+    .await;
+    let syncs = r.ctx.state.syncs();
+    let since: Vec<_> = syncs[..syncs.len() - before].iter().map(|s| s.reason).collect();
+    assert!(
+        since.contains(&storesync::daemon::Reason::Drift),
+        "a drift-scheduled sync repaired it: {since:?}"
+    );
+    r.stop().await;
+}

@@ -55,6 +55,18 @@ impl Running {
         Running::launch(repo, cluster, helm, github, interval)
     }
 
+    /// Like [`Running::start`], comparing chart-rendered objects every `drift_interval`.
+    pub async fn start_with_drift_interval(
+        repo: GitRepo,
+        interval: Duration,
+        drift_interval: Duration,
+    ) -> Running {
+        let helm = FakeHelm::new();
+        let cluster = FakeCluster::new(helm.releases_dir());
+        let github = FakeGitHub::start().await;
+        Running::launch_with(repo, cluster, helm, github, interval, drift_interval)
+    }
+
     /// Stops this daemon and starts a new one against the same repository, cluster, helm and
     /// GitHub: what a restart of the process looks like from outside.
     pub async fn restart(self, interval: Duration) -> Running {
@@ -72,6 +84,24 @@ impl Running {
         helm: FakeHelm,
         github: FakeGitHub,
         interval: Duration,
+    ) -> Running {
+        Running::launch_with(
+            repo,
+            cluster,
+            helm,
+            github,
+            interval,
+            storesync::live::DEFAULT_DRIFT_INTERVAL,
+        )
+    }
+
+    fn launch_with(
+        repo: GitRepo,
+        cluster: FakeCluster,
+        helm: FakeHelm,
+        github: FakeGitHub,
+        interval: Duration,
+        drift_interval: Duration,
     ) -> Running {
         let branch = repo.repo.head().unwrap().shorthand().unwrap().to_string();
         let metrics = Arc::new(Metrics::default());
@@ -97,7 +127,10 @@ impl Running {
             timeout: Duration::from_secs(60),
             allowed_chart_prefixes: Vec::new(),
         };
-        let applier = Applier::new(cluster.client(), fake_helm);
+        let applier = Applier {
+            drift: Arc::new(storesync::live::DriftCheck::new(drift_interval)),
+            ..Applier::new(cluster.client(), fake_helm)
+        };
         let settings = Settings {
             tracked: TrackedRepo {
                 location: RepoLocation::Local(repo.path().to_path_buf()),
@@ -108,7 +141,11 @@ impl Running {
             external_url: Some("https://storesync.example".into()),
             plan_workers: 2,
         };
-        let ctx = Arc::new(Context::new(applier, metrics, Some(statuses), settings));
+        // Retries after `error` start at 2 s (10 s in production) to keep the fault tests short.
+        let ctx = Arc::new(
+            Context::new(applier, metrics, Some(statuses), settings)
+                .with_retry_backoff(Duration::from_secs(2)),
+        );
         let state = Arc::new(ServerState::new(
             ctx.clone(),
             Some(Secret::from(SECRET)),

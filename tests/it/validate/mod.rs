@@ -41,7 +41,7 @@ fn with_bad(stem: &str, text: &str) -> Catalog {
 fn example_catalog_is_valid() {
     let args = common::source_args(&common::repo_root().join("stores.example"));
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = storesync::commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap();
+    let code = storesync::commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap();
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
     assert!(String::from_utf8_lossy(&out).starts_with("valid: 8 stores in "));
 }

@@ -210,10 +210,15 @@ fn chart_references() {
             &format!("storesync.yaml:3:12: error: `{bad}` is not a chart of engine `woocommerce`"),
         );
     }
-    for ok in ["woocommerce", "oci://registry.example.com/charts/woocommerce"] {
-        let outcome = platform(ok).validate();
-        assert_eq!(outcome.code, 0, "{ok}: {}", outcome.stderr);
-    }
+    assert_eq!(platform("woocommerce").validate().code, 0);
+    // A well-formed OCI reference is valid only under a prefix the operator allows, as in `apply`.
+    let oci = platform("oci://registry.example.com/charts/woocommerce");
+    assert_eq!(oci.validate().code, 1);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let allowed = ["oci://registry.example.com/charts".to_string()];
+    let code =
+        storesync::commands::validate(&oci.args(), &allowed, OutputFormat::Text, &mut out, &mut err).unwrap();
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
 }
 
 /// Every name directly under `dir` longer than 3 characters, to look for in output.
@@ -295,7 +300,7 @@ fn a_symlinked_stores_dir_at_a_commit_is_an_error() {
     let mut args = source_args(repo.path());
     args.rev = Some("HEAD".into());
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = storesync::commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap();
+    let code = storesync::commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap();
     let err = String::from_utf8(err).unwrap();
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -321,7 +326,7 @@ fn a_symlink_in_the_middle_at_a_commit_is_an_error() {
     let mut args = source_args(repo.path());
     args.rev = Some("HEAD".into());
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = storesync::commands::validate(&args, OutputFormat::Text, &mut out, &mut err).unwrap();
+    let code = storesync::commands::validate(&args, &[], OutputFormat::Text, &mut out, &mut err).unwrap();
     let err = String::from_utf8(err).unwrap();
     assert_eq!(code, 1, "{err}");
     let mut expected = String::new();
@@ -350,4 +355,61 @@ fn a_stores_dir_outside_the_catalog_is_not_read() {
             "nothing under {dir} is listed"
         );
     }
+}
+
+#[test]
+fn findings_quote_catalog_text_with_its_control_characters_escaped() {
+    let c = Catalog::with_valid_stores();
+    // YAML's "\e" is ESC: `ESC[2J` clears the screen of whoever reads the finding.
+    c.store(
+        "acme",
+        "name: acme\nengine: woocommerce\nplan: \"\\e[2J\\e[31mfree\"\nowner: team-acme\n",
+    );
+    let outcome = c.validate();
+    assert_eq!(outcome.code, 1, "{}", outcome.stderr);
+    assert!(
+        !outcome.stderr.contains('\u{1b}'),
+        "raw ESC in {:?}",
+        outcome.stderr
+    );
+    assert!(outcome.stderr.contains("\\u{1b}[2J"), "{}", outcome.stderr);
+    let plan = c.plan_offline(OutputFormat::Text);
+    assert!(!plan.stderr.contains('\u{1b}') && !plan.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn validate_plan_and_apply_judge_an_oci_chart_alike() {
+    let c = Catalog::with_valid_stores();
+    c.platform(
+        "engines:\n  woocommerce:\n    chart: oci://evil.example/charts/woocommerce\n    version: 0.1.0\n  medusa:\n    chart: medusa\n    version: 0.1.0\n",
+    );
+    let run = |allowed: &[String]| {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let validate =
+            storesync::commands::validate(&c.args(), allowed, OutputFormat::Text, &mut out, &mut err)
+                .unwrap();
+        let (mut out, mut err2) = (Vec::new(), Vec::new());
+        let plan = storesync::commands::plan_offline(
+            &c.args(),
+            allowed,
+            OutputFormat::Text,
+            false,
+            &mut out,
+            &mut err2,
+        )
+        .unwrap();
+        (validate, plan, String::from_utf8(err).unwrap())
+    };
+    let (validate, plan, err) = run(&[]);
+    assert_eq!((validate, plan), (1, 1), "refused without a prefix: {err}");
+    assert!(
+        err.contains("storesync.yaml:3:12: error: engine `woocommerce`: chart"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not under an OCI prefix this storesync allows (none are allowed)"),
+        "{err}"
+    );
+    let (validate, plan, err) = run(&["oci://evil.example/charts".to_string()]);
+    assert_eq!((validate, plan), (0, 0), "allowed with the prefix: {err}");
 }
