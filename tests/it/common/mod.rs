@@ -6,6 +6,7 @@ pub mod fake_coordination;
 pub mod fake_github;
 pub mod fake_github_pr;
 pub mod fake_helm;
+mod fake_helm_state;
 pub mod fake_rbac;
 pub mod fake_release;
 

@@ -1,0 +1,115 @@
+//! The result of applying a plan, as data: per store an outcome, summed up, and the one-line
+//! description commit statuses carry.
+use serde::{Deserialize, Serialize};
+
+use crate::source::Revision;
+use crate::text::truncate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Pruned,
+    Unchanged,
+    Skipped,
+    Blocked,
+    Failed,
+}
+
+impl Outcome {
+    /// The word for people and scripts, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Pruned => "pruned",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Skipped => "skipped",
+            Outcome::Blocked => "blocked",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreResult {
+    pub store: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Failed for a reason outside the catalog (the API server unreachable, a 5xx, a conflict):
+    /// a retry may succeed without a new commit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultSummary {
+    pub applied: usize,
+    pub pruned: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub blocked: usize,
+    pub failed: usize,
+}
+
+/// The result of applying one plan: data that feeds output, logs, metrics and statuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub revision: Revision,
+    pub summary: ResultSummary,
+    pub stores: Vec<StoreResult>,
+    /// Plan-wide reasons that held something back (the prune breaker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+    /// The API server stopped answering mid-sync: the first such error. Nothing was pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_error: Option<String>,
+}
+
+impl SyncReport {
+    pub fn failed(&self) -> bool {
+        self.summary.failed > 0
+    }
+
+    /// Some stores failed, each for a reason outside the catalog: nothing a commit must fix.
+    pub fn failed_transiently(&self) -> bool {
+        self.failed()
+            && self
+                .stores
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed)
+                .all(|r| r.transient)
+    }
+
+    /// At most 140 characters for a commit status: `applied 2, pruned 1, unchanged 40`, and the
+    /// first reason when something failed or was held back.
+    pub fn description(&self) -> String {
+        let s = &self.summary;
+        let mut text = format!(
+            "applied {}, pruned {}, unchanged {}",
+            s.applied, s.pruned, s.unchanged
+        );
+        if s.failed > 0 {
+            text = format!("{} failed; {text}", s.failed);
+            if let Some(first) = self.stores.iter().find(|r| r.outcome == Outcome::Failed) {
+                text.push_str(&format!(
+                    "; {}: {}",
+                    first.store,
+                    first.detail.as_deref().unwrap_or("")
+                ));
+            }
+        } else if let Some(reason) = self.blocked.first() {
+            text.push_str(&format!("; blocked: {reason}"));
+        }
+        truncate(&text, 140)
+    }
+}
+
+pub(super) fn result(store: &str, outcome: Outcome, detail: Option<String>) -> StoreResult {
+    StoreResult {
+        store: store.to_string(),
+        outcome,
+        detail,
+        transient: false,
+    }
+}

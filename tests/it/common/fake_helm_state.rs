@@ -1,0 +1,125 @@
+//! The fake API server's view of the recording helm's files: Helm's release Secrets as a LIST
+//! and a GET return them, and the journal of release changes applied as Helm would apply them
+//! (objects replaced with server defaults, those gone from the chart deleted).
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::fake_cluster::{FakeCluster, Key};
+use super::fake_release as release;
+
+impl FakeCluster {
+    pub(super) fn helm_release_secrets(&self) -> Vec<Value> {
+        let mut items = Vec::new();
+        let Ok(dir) = std::fs::read_dir(&self.releases) else {
+            return items;
+        };
+        for entry in dir.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some((ns, name)) = file.split_once("__") else {
+                continue;
+            };
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                let mut parts = line.split_whitespace();
+                let (Some(rev), Some(status)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let mut labels = json!({"owner": "helm", "name": name, "status": status, "version": rev});
+                if let Some(hash) = parts.next().filter(|h| *h != "-") {
+                    labels["storesync.dev/release-hash"] = json!(hash);
+                }
+                items.push(json!({"metadata": {
+                    "name": format!("sh.helm.release.v1.{name}.v{rev}"), "namespace": ns, "labels": labels,
+                }}));
+            }
+        }
+        items
+    }
+
+    /// The fake helm's directory: releases, manifests and the journal.
+    pub(super) fn helm_dir(&self) -> PathBuf {
+        self.releases.parent().map(PathBuf::from).unwrap_or_default()
+    }
+
+    pub(super) fn manifest(&self, namespace: &str, name: &str, revision: &str) -> Option<String> {
+        let path = self
+            .helm_dir()
+            .join(format!("manifests/{namespace}__{name}__{revision}.yaml"));
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|m| release::manifest_without_hooks(&m))
+    }
+
+    /// Applies the release changes the fake helm journaled since the last request.
+    pub(super) fn apply_helm_journal(&self) {
+        let path = self.helm_dir().join("journal");
+        let size = std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
+        if size <= self.state.lock().unwrap().journal_read {
+            return;
+        }
+        let journal = std::fs::read_to_string(&path).unwrap_or_default();
+        let new: Vec<String> = {
+            let mut s = self.state.lock().unwrap();
+            let start = s.journal_read.min(journal.len());
+            s.journal_read = journal.len();
+            journal[start..].lines().map(String::from).collect()
+        };
+        for line in new {
+            let parts: Vec<&str> = line.split(' ').collect();
+            let [op, ns, name, revision] = parts[..] else {
+                continue;
+            };
+            let objects = match op {
+                "apply" => self
+                    .manifest(ns, name, revision)
+                    .map(|m| release::objects_as_applied(&m, ns))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let mut s = self.state.lock().unwrap();
+            let mut keys = Vec::new();
+            for (plural, obj_ns, mut obj) in objects {
+                let key: Key = (
+                    plural,
+                    obj_ns,
+                    obj["metadata"]["name"].as_str().unwrap_or_default().into(),
+                );
+                s.revision += 1;
+                let uid = s.objects.get(&key).map_or_else(
+                    || json!(format!("uid-{}", s.revision)),
+                    |o| o["metadata"]["uid"].clone(),
+                );
+                obj["metadata"]["uid"] = uid;
+                obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+                s.objects.insert(key.clone(), obj);
+                keys.push(key);
+            }
+            let before = s
+                .release_objects
+                .insert((ns.to_string(), name.to_string()), keys.clone())
+                .unwrap_or_default();
+            for gone in before.iter().filter(|k| !keys.contains(k)) {
+                s.objects.remove(gone);
+            }
+        }
+    }
+
+    pub(super) fn release_secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        let rest = name.strip_prefix("sh.helm.release.v1.")?;
+        let (release, revision) = rest.rsplit_once(".v")?;
+        let history = std::fs::read_to_string(self.releases.join(format!("{namespace}__{release}"))).ok()?;
+        let status = history.lines().find_map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next() == Some(revision)).then(|| parts.next().unwrap_or_default().to_string())
+        })?;
+        let manifest = self.manifest(namespace, release, revision).unwrap_or_default();
+        Some(release::release_secret(
+            namespace,
+            release,
+            revision.parse().ok()?,
+            &status,
+            &manifest,
+        ))
+    }
+}
