@@ -387,6 +387,10 @@ async fn apply_store(
     }
     if changed(sp, ObjectKind::RoleBinding).next().is_some() {
         objects::apply_namespaced(client, &d.role_binding, dry_run).await?;
+        if !dry_run {
+            // The API server's RBAC cache takes a moment to learn a new binding.
+            objects::await_identity(client, &d.store.name).await?;
+        }
     }
     if dry_run {
         return Ok(());

@@ -73,6 +73,62 @@ pub(super) async fn is_foreign_namespace(client: &Client, name: &str) -> Result<
     }))
 }
 
+/// Longest wait for a new RoleBinding to take effect.
+const IDENTITY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until the store's helm identity may write in its namespace: RBAC learns a new binding
+/// through a cache, and the credentials and helm right after must not meet a stale 403. Asked as
+/// the identity itself (a SelfSubjectAccessReview, which every authenticated user may create).
+pub(super) async fn await_identity(client: &Client, store: &str) -> Result<()> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let namespace = desired::namespace_of(store);
+    let api: Api<SelfSubjectAccessReview> = Api::all(crate::live::store_client(client, store));
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.clone()),
+                verb: Some("create".into()),
+                resource: Some("secrets".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + IDENTITY_WAIT;
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        let answer = api
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(Error::kube(format!(
+                "cannot ask whether helm's identity may act in {namespace}"
+            )))?;
+        if answer.status.is_some_and(|s| s.allowed) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(Error::Kube {
+                context: format!(
+                    "helm's identity {} may not create Secrets in {namespace} {}s after its RoleBinding \
+                     was applied; is the ClusterRole it binds there?",
+                    desired::tenancy::helm_user(&namespace),
+                    IDENTITY_WAIT.as_secs()
+                ),
+                source: kube::Error::Api(
+                    kube::core::Status::failure("access not yet allowed", "Forbidden")
+                        .with_code(403)
+                        .boxed(),
+                ),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
+}
+
 /// A random string of letters and digits from the operating system's CSPRNG.
 fn generate() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

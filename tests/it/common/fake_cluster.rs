@@ -64,6 +64,10 @@ pub(super) struct State {
     pub(super) revision: u64,
     /// Namespaces deleted go Terminating instead of disappearing.
     slow_namespace_deletion: bool,
+    /// Authorization decisions a RoleBinding write takes to reach RBAC's cache (0: at once).
+    rbac_lag: usize,
+    /// Decisions left before the last RoleBinding write is seen.
+    rbac_stale: usize,
     /// Bytes of the fake helm's journal already applied.
     pub(super) journal_read: usize,
     /// Objects each release applied last: (namespace, name) -> keys.
@@ -284,6 +288,12 @@ impl FakeCluster {
         self.state.lock().unwrap().requests.clear();
     }
 
+    /// RoleBinding writes take effect only after `decisions` more impersonated requests, as
+    /// RBAC's informer cache lags behind a write on a real API server.
+    pub fn rbac_lag(&self, decisions: usize) {
+        self.state.lock().unwrap().rbac_lag = decisions;
+    }
+
     pub fn slow_namespace_deletion(&self) {
         self.state.lock().unwrap().slow_namespace_deletion = true;
     }
@@ -371,17 +381,46 @@ impl FakeCluster {
             _ => return status(404, "NotFound", "unknown path"),
         };
         let dry_run = query_param(query, "dryRun").is_some();
-        if let Some(user) = &impersonate
-            && let Err(refused) = rbac::authorize(
-                &self.state.lock().unwrap().objects,
-                user,
-                method,
-                plural,
-                ns,
-                name,
-            )
-        {
-            return refused;
+        if plural == "rolebindings" && method != "GET" {
+            let mut s = self.state.lock().unwrap();
+            s.rbac_stale = s.rbac_lag;
+        }
+        // RBAC decides from the bindings as stored, unless its cache has yet to catch up.
+        let stale = {
+            let mut s = self.state.lock().unwrap();
+            let stale = s.rbac_stale > 0 && impersonate.is_some();
+            s.rbac_stale -= usize::from(stale);
+            stale
+        };
+        let decide = |f: &dyn Fn(&BTreeMap<Key, Value>) -> (u16, Value)| {
+            let s = self.state.lock().unwrap();
+            if stale {
+                let mut objects = s.objects.clone();
+                objects.retain(|(p, _, _), _| p != "rolebindings");
+                f(&objects)
+            } else {
+                f(&s.objects)
+            }
+        };
+        // Anyone may ask what they may do; the answer is the RBAC decision for that identity.
+        if plural == "selfsubjectaccessreviews" && method == "POST" {
+            return decide(&|objects| {
+                let mut review = body.clone().unwrap_or_default();
+                review["status"]["allowed"] =
+                    json!(rbac::allows(objects, impersonate.as_deref(), &review["spec"]));
+                (201, review)
+            });
+        }
+        if let Some(user) = &impersonate {
+            let (code, refused) = decide(&|objects| match rbac::authorize(
+                objects, user, method, plural, ns, name,
+            ) {
+                Ok(()) => (200, Value::Null),
+                Err(refused) => refused,
+            });
+            if code != 200 {
+                return (code, refused);
+            }
         }
         match (method, name) {
             ("GET", None) => self.list(plural, ns, query, accept),

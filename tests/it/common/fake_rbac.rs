@@ -37,6 +37,30 @@ fn group_of(plural: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// The answer to a SelfSubjectAccessReview `spec` asked by `user` (`None`: the test's own client,
+/// which may do anything, as a cluster admin).
+pub fn allows(objects: &BTreeMap<Key, Value>, user: Option<&str>, spec: &Value) -> bool {
+    let Some(user) = user else { return true };
+    let attributes = &spec["resourceAttributes"];
+    let method = match attributes["verb"].as_str().unwrap_or_default() {
+        "get" | "list" | "watch" => "GET",
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" => "PATCH",
+        "delete" => "DELETE",
+        _ => return false,
+    };
+    let name = attributes["name"].as_str().filter(|n| !n.is_empty());
+    let name = if attributes["verb"] == "get" {
+        name.or(Some("any"))
+    } else {
+        name
+    };
+    let plural = attributes["resource"].as_str().unwrap_or_default();
+    let ns = attributes["namespace"].as_str().unwrap_or_default();
+    authorize(objects, user, method, plural, ns, name).is_ok()
+}
+
 /// Whether `user` may do `method` on `plural` in namespace `ns`; the 403 answer otherwise.
 pub fn authorize(
     objects: &BTreeMap<Key, Value>,

@@ -316,3 +316,28 @@ async fn a_long_multibyte_event_note_is_cut_to_what_the_api_server_takes() {
     assert!(failed[0].1.len() <= 1024, "{}", failed[0].1.len());
     assert!(failed[0].1.ends_with('…'));
 }
+
+#[tokio::test]
+async fn a_new_binding_is_waited_for_until_rbac_knows_it() {
+    let w = World::with_two_stores();
+    // The API server's RBAC cache learns of a RoleBinding three decisions after it is written.
+    w.cluster.rbac_lag(3);
+    let report = w.sync().await;
+    assert_eq!(report.summary.applied, 2, "{report:?}");
+    assert!(
+        w.cluster
+            .get("secrets", "store-acme", "store-credentials")
+            .is_some()
+    );
+    let asked = w
+        .cluster
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.uri
+                .starts_with("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")
+        })
+        .filter(|r| r.impersonate.as_deref() == Some(ACME_HELM))
+        .count();
+    assert!(asked >= 2, "asked again until allowed: {asked}");
+}
