@@ -44,6 +44,7 @@ impl Recorded {
 }
 
 pub(super) type Key = (String, String, String); // (plural, namespace, name)
+type Objects = BTreeMap<Key, Value>;
 
 /// A way the API server fails, for the fault tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,7 +393,7 @@ impl FakeCluster {
             s.rbac_stale -= usize::from(stale);
             stale
         };
-        let decide = |f: &dyn Fn(&BTreeMap<Key, Value>) -> (u16, Value)| {
+        let decide = |f: &dyn Fn(&Objects) -> (u16, Value)| {
             let s = self.state.lock().unwrap();
             if stale {
                 let mut objects = s.objects.clone();
