@@ -93,10 +93,14 @@ pub enum Command {
         #[command(flatten)]
         serve: Box<ServeArgs>,
     },
-    /// The live stores and their sync state.
+    /// The live stores, their sync state and their health.
     Status {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// How long a pod may wait in CrashLoopBackOff, ImagePullBackOff, ErrImagePull or
+        /// CreateContainerConfigError before its workload counts as Degraded.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "STORESYNC_HEALTH_GRACE")]
+        health_grace: std::time::Duration,
     },
     /// The Git history of one store's file: who changed what, when (audit).
     History {
@@ -229,6 +233,10 @@ pub struct ClusterArgs {
     /// namespace: what the engine charts need, namespaced kinds only.
     #[arg(long, default_value = crate::desired::tenancy::DEFAULT_STORE_CLUSTER_ROLE, env = "STORESYNC_STORE_CLUSTER_ROLE")]
     pub store_cluster_role: String,
+    /// How long a pod may wait in CrashLoopBackOff, ImagePullBackOff, ErrImagePull or
+    /// CreateContainerConfigError before its workload counts as Degraded.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "STORESYNC_HEALTH_GRACE")]
+    pub health_grace: std::time::Duration,
 }
 
 fn parse_oci_prefix(s: &str) -> Result<String, String> {

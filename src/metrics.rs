@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::live::health::Health;
+
 /// What `/metrics` answers with.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -37,6 +39,11 @@ struct StateLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HealthLabel {
+    health: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     operation: &'static str,
     result: &'static str,
@@ -61,6 +68,7 @@ pub struct Metrics {
     sync_duration: Histogram,
     store_sync_duration: Histogram,
     stores: Family<StateLabel, Gauge>,
+    stores_by_health: Family<HealthLabel, Gauge>,
     helm: Family<HelmLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
     status_posts: Family<ResultLabel, Counter>,
@@ -101,6 +109,14 @@ impl Default for Metrics {
             "storesync_stores",
             "Stores by state after the last sync",
             stores.clone(),
+        );
+        // Its own family: a health label on storesync_stores would count every store twice in
+        // the sums that read that gauge by state.
+        let stores_by_health = Family::<HealthLabel, Gauge>::default();
+        registry.register(
+            "storesync_stores_by_health",
+            "Stores by health in the daemon's store table (not yet judged: Unknown)",
+            stores_by_health.clone(),
         );
         let helm = Family::<HelmLabels, Counter>::default();
         registry.register(
@@ -167,6 +183,11 @@ impl Default for Metrics {
             let _ = syncs.get_or_create(&ResultLabel { result });
             let _ = plans.get_or_create(&ResultLabel { result });
         }
+        for health in Health::ALL {
+            let _ = stores_by_health.get_or_create(&HealthLabel {
+                health: health.as_str(),
+            });
+        }
         for operation in ["upgrade", "rollback", "uninstall"] {
             for result in ["success", "failure"] {
                 let _ = helm.get_or_create(&HelmLabels { operation, result });
@@ -191,6 +212,7 @@ impl Default for Metrics {
             sync_duration,
             store_sync_duration,
             stores,
+            stores_by_health,
             helm,
             webhooks,
             status_posts,
@@ -257,6 +279,25 @@ impl Metrics {
         }
     }
 
+    /// Sets the stores-per-health gauge from the health of every store in the table, `None`
+    /// (not judged yet) counting as Unknown. Every health has its series, 0 when no store has it.
+    pub fn set_store_health(&self, healths: impl IntoIterator<Item = Option<Health>>) {
+        let mut counts = [0i64; Health::ALL.len()];
+        for health in healths {
+            let health = health.unwrap_or(Health::Unknown);
+            if let Some(i) = Health::ALL.iter().position(|h| *h == health) {
+                counts[i] = counts[i].saturating_add(1);
+            }
+        }
+        for (health, n) in Health::ALL.iter().zip(counts) {
+            self.stores_by_health
+                .get_or_create(&HealthLabel {
+                    health: health.as_str(),
+                })
+                .set(n);
+        }
+    }
+
     pub fn helm_invoked(&self, operation: &'static str, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.helm.get_or_create(&HelmLabels { operation, result }).inc();
@@ -310,6 +351,58 @@ mod tests {
                 | prometheus_parse::Value::Untyped(v) => *v,
                 prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => f64::NAN,
             })
+    }
+
+    #[test]
+    fn every_health_has_a_store_count_and_unjudged_stores_are_unknown() {
+        let m = Metrics::default();
+        let health =
+            |s: &prometheus_parse::Scrape, h: &str| value(s, "storesync_stores_by_health", &[("health", h)]);
+        let fresh = parsed(&m);
+        for h in Health::ALL {
+            assert_eq!(
+                health(&fresh, h.as_str()),
+                Some(0.0),
+                "{h} is there from the start"
+            );
+        }
+        m.set_store_health([
+            Some(Health::Degraded),
+            None,
+            Some(Health::Healthy),
+            Some(Health::Unknown),
+            Some(Health::Healthy),
+        ]);
+        let s = parsed(&m);
+        assert_eq!(health(&s, "Healthy"), Some(2.0));
+        assert_eq!(health(&s, "Degraded"), Some(1.0));
+        assert_eq!(
+            health(&s, "Unknown"),
+            Some(2.0),
+            "a store not judged yet counts as Unknown"
+        );
+        assert_eq!(health(&s, "Missing"), Some(0.0));
+        let series = s
+            .samples
+            .iter()
+            .filter(|x| x.metric == "storesync_stores_by_health")
+            .count();
+        assert_eq!(series, Health::ALL.len(), "one series per health, no other");
+
+        m.set_stores(&[("in-sync", 1)]);
+        m.set_store_health([Some(Health::Healthy)]);
+        let s = parsed(&m);
+        assert_eq!(
+            health(&s, "Degraded"),
+            Some(0.0),
+            "a health no store has any more reads 0, not absent"
+        );
+        assert_eq!(health(&s, "Healthy"), Some(1.0));
+        assert_eq!(
+            value(&s, "storesync_stores", &[("state", "in-sync")]),
+            Some(1.0),
+            "the health gauge leaves the state gauge alone"
+        );
     }
 
     #[test]

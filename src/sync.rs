@@ -115,16 +115,26 @@ async fn drift(
     sync: bool,
 ) -> Result<bool> {
     let candidates = drift_candidates(plan, live);
+    let judge = health_judge(applier.health_grace, live);
     let found = if !check_now {
+        record_health(live, applier.drift.last_health());
         applier.drift.last_found(&candidates)
-    } else if candidates.is_empty() {
+    } else if candidates.is_empty() && judge.releases.is_empty() {
         Default::default()
     } else {
-        match applier.drift.check(&applier.client, &candidates).await {
-            Ok(found) => found,
+        match applier
+            .drift
+            .observe(&applier.client, &candidates, Some(&judge))
+            .await
+        {
+            Ok(observed) => {
+                record_health(live, observed.health);
+                observed.drift
+            }
             Err(e) if e.is_unreachable() => return Err(e),
             Err(e) => {
                 warn!(error = %e, "drift of chart-rendered objects not checked; trying again at the next sync");
+                record_health(live, applier.drift.last_health());
                 let refused = applier.drift.refused(&candidates);
                 return Ok(record(live, applier.drift.last_found(&candidates)) | refuse(live, refused));
             }
@@ -135,6 +145,83 @@ async fn drift(
     }
     let refused = applier.drift.refused(&candidates);
     Ok(record(live, found) | refuse(live, refused))
+}
+
+/// Every store with a release is judged, whatever its plan: health is what a person looks at.
+fn health_judge(grace: std::time::Duration, live: &live::LiveState) -> live::HealthJudge {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    live::HealthJudge {
+        releases: live
+            .stores
+            .iter()
+            .filter(|(_, l)| !l.terminating())
+            .filter_map(|(store, l)| {
+                let release = l.release.as_ref()?;
+                Some(live::ReleaseRef {
+                    store: store.clone(),
+                    namespace: desired::namespace_of(store),
+                    name: store.clone(),
+                    revision: release.revision,
+                })
+            })
+            .collect(),
+        now,
+        grace,
+    }
+}
+
+/// Puts each store's health on it; a store without a release is Missing.
+fn record_health(
+    live: &mut live::LiveState,
+    judged: std::collections::BTreeMap<String, live::health::StoreHealth>,
+) {
+    use live::health::{Health, StoreHealth};
+    for (store, l) in live.stores.iter_mut() {
+        l.health = match (&l.release, judged.get(store)) {
+            _ if l.terminating() => None,
+            (None, _) => Some(StoreHealth::only(Health::Missing, "its Helm release is missing")),
+            (Some(_), found) => found.cloned(),
+        };
+    }
+}
+
+/// Health as it stands once a sync's writes are done: the cluster observed again and every
+/// store with a release judged, so the store table and the verdict see what was just applied.
+/// Logged, not failed, when the cluster does not say.
+pub async fn observe_health(applier: &Applier, live: &mut live::LiveState) {
+    let fresh = match live::observe(&applier.client).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            warn!(error = %e, "cannot observe store health after the sync");
+            // What was judged before the writes says nothing about the stores now.
+            live.stores.values_mut().for_each(|l| l.health = None);
+            return;
+        }
+    };
+    let applied = live.applied.take();
+    *live = fresh;
+    live.applied = applied;
+    if let Err(e) = judge_health(&applier.client, &applier.drift, applier.health_grace, live).await {
+        warn!(error = %e, "cannot judge store health after the sync");
+        live.stores.values_mut().for_each(|l| l.health = None);
+    }
+}
+
+/// Judges the health of every store of `live` with a release, from one pass over the cluster
+/// (the drift check's LISTs, Pods and Jobs), and puts it on each store.
+pub async fn judge_health(
+    client: &kube::Client,
+    drift: &live::DriftCheck,
+    grace: std::time::Duration,
+    live: &mut live::LiveState,
+) -> Result<()> {
+    let judge = health_judge(grace, live);
+    let observed = drift.observe(client, &[], Some(&judge)).await?;
+    record_health(live, observed.health);
+    Ok(())
 }
 
 /// Puts each store's drift on its live release; true when some store drifted.
@@ -169,6 +256,13 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
     let report = apply::apply(applier, &catalog, &plan, &live).await;
     info!(result = %report.description(), "synced");
     record_applied(applier, &catalog, &plan, &live, &report).await?;
+    let mut live = live;
+    if !applier.dry_run
+        && report.summary.applied + report.summary.pruned > 0
+        && report.cluster_error.is_none()
+    {
+        observe_health(applier, &mut live).await;
+    }
     Ok(SyncOutcome::Done(Box::new(Synced {
         catalog,
         plan,

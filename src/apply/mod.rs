@@ -52,6 +52,8 @@ pub struct Applier {
     pub on_store_applied: Option<Arc<dyn Fn(f64) + Send + Sync>>,
     /// Closed when this replica stops leading: no store or prune starts, helm in flight stops.
     pub gate: WriteGate,
+    /// How long a pod may wait in a stuck state before its workload counts as Degraded.
+    pub health_grace: std::time::Duration,
 }
 
 /// What the operator allows a catalog to do, whatever a commit says.
@@ -81,6 +83,7 @@ impl Applier {
             on_drift_repair: None,
             on_store_applied: None,
             gate: WriteGate::default(),
+            health_grace: crate::live::health::DEFAULT_HEALTH_GRACE,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct ClusterOptions {
     pub namespace: Option<String>,
     /// The ClusterRole helm's identity is bound to in each store namespace.
     pub store_cluster_role: String,
+    /// How long a pod may wait in a stuck state before its workload counts as Degraded.
+    pub health_grace: Duration,
 }
 
 impl ClusterOptions {
@@ -42,6 +44,7 @@ impl ClusterOptions {
             allow_prune_all: args.allow_prune_all,
             allowed_chart_prefixes: args.allowed_chart_prefixes.clone(),
             store_cluster_role: args.store_cluster_role.clone(),
+            health_grace: args.health_grace,
             namespace: args
                 .namespace
                 .clone()
@@ -81,6 +84,7 @@ impl ClusterOptions {
                 namespace: self.namespace.clone(),
                 store_cluster_role: Some(self.store_cluster_role.clone()),
             },
+            health_grace: self.health_grace,
             ..Applier::new(client, helm)
         }
     }
@@ -215,8 +219,14 @@ pub async fn apply(
 }
 
 /// `status`: the live stores and their sync state.
-pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -> Result<u8> {
-    let live = live::observe(&client).await?;
+pub async fn status(
+    client: Client,
+    health_grace: Duration,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<u8> {
+    let mut live = live::observe(&client).await?;
+    crate::sync::judge_health(&client, &live::DriftCheck::default(), health_grace, &mut live).await?;
     let ready = live::readiness(&client).await?;
     // The same derivation as the daemon's store table.
     let rows: Vec<serde_json::Value> = crate::report::store_views(&live, None, None, &ready)
@@ -231,6 +241,8 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
                 "namespace": if v.state == crate::report::StoreState::Terminating { "terminating" } else { "present" },
                 "release": v.release,
                 "ready": v.ready.unwrap_or_else(|| "0/0".into()),
+                "health": v.health,
+                "healthReason": v.health_reason,
                 "lastError": v.last_error,
             })
         })
@@ -249,7 +261,9 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
                 "COMMIT",
                 "RELEASE",
                 "READY",
+                "HEALTH",
                 "LAST ERROR",
+                "WHY NOT HEALTHY",
             ];
             let keys = [
                 "store",
@@ -259,7 +273,9 @@ pub async fn status(client: Client, output: OutputFormat, out: &mut dyn Write) -
                 "commit",
                 "release",
                 "ready",
+                "health",
                 "lastError",
+                "healthReason",
             ];
             let cells: Vec<Vec<String>> = rows
                 .iter()

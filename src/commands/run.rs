@@ -74,7 +74,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
                 }
             }
         }
-        Command::Status { output } => super::status(connect(API_TIMEOUT).await?, output, out).await?,
+        Command::Status { output, health_grace } => {
+            super::status(connect(API_TIMEOUT).await?, health_grace, output, out).await?
+        }
         Command::History {
             store,
             source,

@@ -189,6 +189,7 @@ mod tests {
             allowed_chart_prefixes: Vec::new(),
             namespace: None,
             store_cluster_role: "storesync-store".into(),
+            health_grace: std::time::Duration::from_secs(120),
         };
         let args = ServeArgs {
             election: crate::config::ElectionArgs {

@@ -274,6 +274,17 @@ fn schedule_retry(
     });
 }
 
+/// The store table and the gauges that count it (by state, by health), set together.
+fn set_stores(ctx: &Context, stores: Vec<StoreView>) {
+    let mut by_state: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    for s in &stores {
+        *by_state.entry(s.state.as_str()).or_insert(0) += 1;
+    }
+    ctx.metrics.set_stores(&by_state.into_iter().collect::<Vec<_>>());
+    ctx.metrics.set_store_health(stores.iter().map(|s| s.health));
+    ctx.state.set_stores(stores);
+}
+
 /// Readiness: the first successful observation of the cluster, retried until it succeeds.
 async fn observe_until_ready(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
     let mut delay = Duration::from_secs(1);
@@ -282,7 +293,7 @@ async fn observe_until_ready(ctx: Arc<Context>, mut shutdown: signal::Receiver<b
             Ok(observed) => {
                 let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
                 if ctx.state.stores().is_empty() {
-                    ctx.state.set_stores(store_views(&observed, None, None, &ready));
+                    set_stores(&ctx, store_views(&observed, None, None, &ready));
                 }
                 ctx.state.set_ready();
                 info!(stores = observed.stores.len(), "cluster observed; ready");

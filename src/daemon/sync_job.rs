@@ -8,14 +8,16 @@ use tracing::{error, info, instrument, warn};
 
 use super::state::{CommitKind, ResultState};
 use super::{CommitRecord, Context, LastResult, SyncRecord, SyncTrigger, blocking, now, store_views};
+use crate::apply::Outcome;
 use crate::desired;
 use crate::error::{Error, Result};
 use crate::live;
+use crate::live::health::Health;
 use crate::plan::{self, PlanOptions};
-use crate::report::{SYNC_CONTEXT, StatusState};
+use crate::report::{MAX_DESCRIPTION_CHARS, SYNC_CONTEXT, StatusState};
 use crate::source::Snapshot;
 use crate::source::tracked::is_strict_ancestor;
-use crate::sync::{self, SyncOutcome};
+use crate::sync::{self, SyncOutcome, Synced};
 use crate::text::truncate;
 use crate::untrusted::printable;
 
@@ -96,7 +98,79 @@ pub fn verdict(outcome: &Result<SyncOutcome>, non_fast_forward: Option<&str>) ->
         Some(previous) => format!("non-fast-forward from {}: {description}", short(previous)),
         None => description,
     };
+    // Health does not change the state (yet): it is told after what the sync did, as room allows.
+    let description = match outcome {
+        Ok(SyncOutcome::Done(synced)) => with_health(description, &unhealthy_applied(synced)),
+        _ => description,
+    };
     Verdict { state, description }
+}
+
+/// The healths a commit status names, worst first, and the word for each.
+const NOT_HEALTHY: [(Health, &str); 4] = [
+    (Health::Degraded, "degraded"),
+    (Health::Missing, "missing"),
+    (Health::Progressing, "progressing"),
+    (Health::Unknown, "unknown"),
+];
+
+/// The stores this sync applied that were judged not Healthy after it, by health (worst
+/// first), each group's names sorted. A store not judged is not named: nothing is known of it.
+fn unhealthy_applied(synced: &Synced) -> Vec<(&'static str, Vec<&str>)> {
+    let health_of = |store: &str| {
+        let live = synced.live.stores.get(store)?;
+        live.health.as_ref().map(|h| h.health)
+    };
+    NOT_HEALTHY
+        .iter()
+        .filter_map(|(health, word)| {
+            let mut names: Vec<&str> = synced
+                .report
+                .stores
+                .iter()
+                .filter(|r| r.outcome == Outcome::Applied && health_of(&r.store) == Some(*health))
+                .map(|r| r.store.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            (!names.is_empty()).then_some((*word, names))
+        })
+        .collect()
+}
+
+/// `description` followed by the groups (`; 1 degraded: acme; 2 progressing: a, b`), within
+/// [`MAX_DESCRIPTION_CHARS`]: worse groups and first names go in first, a group whose names did
+/// not all fit ends in `…`, and what does not fit at all is left out (the store table has it).
+fn with_health(description: String, groups: &[(&'static str, Vec<&str>)]) -> String {
+    let render = |shown: &[usize]| {
+        let mut text = description.clone();
+        for ((word, names), n) in groups.iter().zip(shown) {
+            text.push_str(&format!("; {} {word}", names.len()));
+            if *n > 0 {
+                text.push_str(&format!(": {}", names[..*n].join(", ")));
+                if *n < names.len() {
+                    text.push_str(", …");
+                }
+            }
+        }
+        text
+    };
+    let fits = |shown: &[usize]| render(shown).chars().count() <= MAX_DESCRIPTION_CHARS;
+    // The groups that fit as bare counts, worst first, then as many names as fit, in order.
+    let mut shown: Vec<usize> = Vec::new();
+    while shown.len() < groups.len() && fits(&[shown.as_slice(), &[0]].concat()) {
+        shown.push(0);
+    }
+    'names: for g in 0..shown.len() {
+        while shown[g] < groups[g].1.len() {
+            shown[g] += 1;
+            if !fits(&shown) {
+                shown[g] -= 1;
+                break 'names;
+            }
+        }
+    }
+    render(&shown)
 }
 
 /// The first findings of an invalid catalog, as one line.
@@ -278,28 +352,14 @@ fn cannot_read(
     });
 }
 
-/// The store table and its gauge after a sync: the cluster is observed again only when the
-/// sync changed it.
-async fn refresh_stores(ctx: &Context, synced: &crate::sync::Synced) {
-    let wrote = synced.report.summary.applied + synced.report.summary.pruned > 0;
-    let observed = if wrote {
-        live::observe(&ctx.applier.client).await.ok()
-    } else {
-        None
-    };
-    let live = observed.as_ref().unwrap_or(&synced.live);
+/// The store table and its gauges after a sync, from the live state the sync ends with: after
+/// writes, `sync::sync` observed the cluster and judged health again.
+async fn refresh_stores(ctx: &Context, synced: &Synced) {
     let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
-    ctx.state.set_stores(store_views(
-        live,
-        Some(&synced.catalog),
-        Some(&synced.report),
-        &ready,
-    ));
-    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    for s in ctx.state.stores() {
-        *counts.entry(s.state.as_str()).or_insert(0) += 1;
-    }
-    ctx.metrics.set_stores(&counts.into_iter().collect::<Vec<_>>());
+    super::set_stores(
+        ctx,
+        store_views(&synced.live, Some(&synced.catalog), Some(&synced.report), &ready),
+    );
 }
 
 #[cfg(test)]
@@ -307,6 +367,8 @@ mod tests {
     use super::*;
     use crate::apply::{Outcome, ResultSummary, StoreResult, SyncReport};
     use crate::desired::{Catalog, Diagnostic, PlatformConfig};
+    use crate::live::LiveStore;
+    use crate::live::health::StoreHealth;
     use crate::plan::{Plan, Summary};
     use crate::source::Revision;
     use crate::sync::Synced;
@@ -466,5 +528,152 @@ mod tests {
             verdict(&done(applied, None, &[], None), Some(&"b".repeat(40))).description,
             "non-fast-forward from bbbbbbbbbbbb: applied 2, pruned 0, unchanged 40"
         );
+    }
+
+    /// A sync that applied `stores` (name, health judged after it) and left 40 unchanged; the
+    /// first, when `failed`, failed with that detail instead.
+    fn applied(stores: &[(&str, Option<Health>)], failed: Option<&str>) -> Result<SyncOutcome> {
+        let n = stores.len() - usize::from(failed.is_some());
+        let summary = ResultSummary {
+            applied: n,
+            failed: usize::from(failed.is_some()),
+            unchanged: 40,
+            ..Default::default()
+        };
+        let mut outcome = done(summary, failed, &[], None);
+        let Ok(SyncOutcome::Done(synced)) = &mut outcome else {
+            unreachable!()
+        };
+        for (i, (store, health)) in stores.iter().enumerate() {
+            if i > 0 || failed.is_none() {
+                synced.report.stores.push(StoreResult {
+                    store: store.to_string(),
+                    outcome: Outcome::Applied,
+                    detail: None,
+                    transient: false,
+                });
+            }
+            let live = LiveStore {
+                health: health.map(|h| StoreHealth::only(h, "judged in a test")),
+                ..Default::default()
+            };
+            synced.live.stores.insert(store.to_string(), live);
+        }
+        outcome
+    }
+
+    #[test]
+    fn the_verdict_names_applied_stores_that_are_not_healthy_worst_first() {
+        use Health::*;
+        let stores = [
+            ("bobs-bikes", Some(Progressing)),
+            ("acme", Some(Degraded)),
+            ("cafe", Some(Healthy)),
+            ("deli", None),
+            ("emporium", Some(Missing)),
+            ("farm", Some(Progressing)),
+            ("grocer", Some(Unknown)),
+        ];
+        assert_eq!(
+            verdict(&applied(&stores, None), None),
+            v(
+                ResultState::Success,
+                "applied 7, pruned 0, unchanged 40; 1 degraded: acme; 1 missing: emporium; \
+                 2 progressing: bobs-bikes, farm; 1 unknown: grocer"
+            ),
+            "health does not turn a sync into a failure; a store not judged yet is not named"
+        );
+        assert_eq!(
+            verdict(&applied(&[("acme", Some(Healthy)), ("deli", None)], None), None),
+            v(ResultState::Success, "applied 2, pruned 0, unchanged 40"),
+            "all healthy (or not judged): nothing to add"
+        );
+        assert_eq!(
+            verdict(
+                &applied(&[("acme", Some(Suspended)), ("b", Some(Retired))], None),
+                None
+            )
+            .description,
+            "applied 2, pruned 0, unchanged 40",
+            "suspended and retired are what was asked for"
+        );
+        // Only what this sync applied: a store left unchanged is the store table's to tell.
+        let mut unchanged = applied(&[("acme", Some(Healthy))], None);
+        if let Ok(SyncOutcome::Done(synced)) = &mut unchanged {
+            let live = LiveStore {
+                health: Some(StoreHealth::only(Degraded, "crash loop")),
+                ..Default::default()
+            };
+            synced.live.stores.insert("zoo".into(), live);
+        }
+        assert_eq!(
+            verdict(&unchanged, None).description,
+            "applied 1, pruned 0, unchanged 40"
+        );
+        assert_eq!(
+            verdict(
+                &applied(&[("acme", Some(Degraded)), ("b", Some(Degraded))], None),
+                Some(&"b".repeat(40))
+            ),
+            v(
+                ResultState::Success,
+                "non-fast-forward from bbbbbbbbbbbb: applied 2, pruned 0, unchanged 40; 2 degraded: acme, b"
+            )
+        );
+        assert_eq!(
+            verdict(
+                &applied(
+                    &[("acme", None), ("bobs-bikes", Some(Degraded))],
+                    Some("helm upgrade failed")
+                ),
+                None
+            ),
+            v(
+                ResultState::Failure,
+                "1 failed; applied 1, pruned 0, unchanged 40; acme: helm upgrade failed; 1 degraded: bobs-bikes"
+            ),
+            "a failure comes first, health after it"
+        );
+    }
+
+    #[test]
+    fn many_unhealthy_stores_fit_in_a_status_worst_and_first_names_kept() {
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("store-with-a-long-name-{i:02}"))
+            .collect();
+        let mut stores: Vec<(&str, Option<Health>)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let health = match i {
+                0..10 => Health::Progressing,
+                10..25 => Health::Degraded,
+                _ => Health::Missing,
+            };
+            stores.push((name, Some(health)));
+        }
+        let d = verdict(&applied(&stores, None), None).description;
+        assert!(
+            d.chars().count() <= MAX_DESCRIPTION_CHARS,
+            "{} chars: {d}",
+            d.chars().count()
+        );
+        assert_eq!(
+            d,
+            "applied 30, pruned 0, unchanged 40; 15 degraded: store-with-a-long-name-10, \
+             store-with-a-long-name-11, …; 5 missing; 10 progressing",
+            "every group counted, names as room allows, worst first"
+        );
+        // A description already at the limit (a long failure) keeps it; health gives way.
+        let long = "x".repeat(200);
+        let d = verdict(
+            &applied(&[("acme", None), ("b", Some(Health::Degraded))], Some(&long)),
+            None,
+        );
+        assert_eq!(d.state, ResultState::Failure);
+        assert!(
+            d.description.ends_with('…') && !d.description.contains("degraded"),
+            "{}",
+            d.description
+        );
+        assert_eq!(d.description.chars().count(), MAX_DESCRIPTION_CHARS);
     }
 }

@@ -24,8 +24,12 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::compare::drifted_fields;
+use super::health::StoreHealth;
+use super::health_observe::{HealthJudge, Judging};
 use super::observe::each_page;
-use super::release::{DecodedRelease, HELM_MANAGED_SELECTOR, RenderedObject, decode_release, secret_name};
+use super::release::{
+    DecodedRelease, HELM_MANAGED_SELECTOR, ReleaseRef, RenderedObject, decode_release, secret_name,
+};
 use super::tenant::store_client;
 use crate::error::{Error, Result};
 use crate::text::truncate;
@@ -60,13 +64,11 @@ const KINDS: &[(&str, &str, &str)] = &[
     ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
 ];
 
-/// The release of a store to check: its latest revision, deployed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ReleaseRef {
-    pub store: String,
-    pub namespace: String,
-    pub name: String,
-    pub revision: u32,
+/// What one pass found: drift of the releases compared, health of the stores judged.
+#[derive(Debug, Default)]
+pub struct Observation {
+    pub drift: BTreeMap<String, Drift>,
+    pub health: BTreeMap<String, StoreHealth>,
 }
 
 /// A field of a chart-rendered object that differs in the cluster; `field` is `None` when the
@@ -153,6 +155,8 @@ pub struct DriftCheck {
     /// What the last check found per release revision: it stands until the next check, so a
     /// sync between checks still repairs (or reports) it instead of calling the store in sync.
     found: Mutex<HashMap<ReleaseKey, Drift>>,
+    /// Each store's health as last judged: it stands until the next judgement.
+    health: Mutex<BTreeMap<String, StoreHealth>>,
 }
 
 impl std::fmt::Debug for DriftCheck {
@@ -177,7 +181,13 @@ impl DriftCheck {
             manifests: Mutex::new(HashMap::new()),
             generation: Mutex::new(0),
             found: Mutex::new(HashMap::new()),
+            health: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Each store's health as last judged (stores judged since, or gone, replaced or dropped).
+    pub fn last_health(&self) -> BTreeMap<String, StoreHealth> {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
 
     pub fn interval(&self) -> Duration {
@@ -280,12 +290,33 @@ impl DriftCheck {
     /// outside its store (see [`DriftCheck::refused`]) is left out; an API server that does not
     /// answer, or a LIST it refuses, fails the check.
     pub async fn check(&self, client: &Client, releases: &[ReleaseRef]) -> Result<BTreeMap<String, Drift>> {
+        Ok(self.observe(client, releases, None).await?.drift)
+    }
+
+    /// One pass over the cluster: the drift of `compare`'s releases and, with `judge`, the health
+    /// of its releases' stores, from the same LISTs (plus Pods and Jobs for health).
+    pub async fn observe(
+        &self,
+        client: &Client,
+        compare: &[ReleaseRef],
+        judge: Option<&HealthJudge>,
+    ) -> Result<Observation> {
+        let mut releases: Vec<ReleaseRef> = compare.to_vec();
+        if let Some(j) = judge {
+            releases.extend(j.releases.iter().filter(|r| !compare.contains(r)).cloned());
+        }
+        let releases = releases.as_slice();
+        let comparing: HashSet<&str> = compare.iter().map(|r| r.store.as_str()).collect();
+        let mut health = judge.map(|j| Judging::new(j, releases));
         let generation = {
             let mut g = self.generation.lock().map_err(|_| poisoned())?;
             *g += 1;
             *g
         };
         let manifests = self.manifests(client, releases, generation).await?;
+        if let Some(h) = health.as_mut() {
+            h.read(client, &manifests).await?;
+        }
         // kind -> (namespace, name) -> (store, rendered object)
         let mut index: BTreeMap<&str, Wanted<'_>> = BTreeMap::new();
         for (release, decoded) in &manifests {
@@ -328,6 +359,12 @@ impl DriftCheck {
                         continue;
                     };
                     seen.insert(key);
+                    if let Some(h) = health.as_mut() {
+                        h.judge(store, kind, &live);
+                    }
+                    if !comparing.contains(store) {
+                        continue;
+                    }
                     let rendered = match rendered.body() {
                         Ok(v) => v,
                         Err(e) => {
@@ -355,6 +392,12 @@ impl DriftCheck {
             each_page(&what, HELM_MANAGED_SELECTOR, list, &mut compare).await?;
             for (key, (store, _)) in wanted {
                 if !seen.contains(key) {
+                    if let Some(h) = health.as_mut() {
+                        h.missing(store, kind, &key.1);
+                    }
+                    if !comparing.contains(store) {
+                        continue;
+                    }
                     drift.entry(store.to_string()).or_default().push(DriftedField {
                         kind: kind.to_string(),
                         name: key.1.clone(),
@@ -378,8 +421,19 @@ impl DriftCheck {
             drifted = found.len(),
             "drift check"
         );
-        self.remember(releases, manifests.iter().map(|(r, _)| r), &found);
-        Ok(found)
+        let compared = manifests
+            .iter()
+            .map(|(r, _)| r)
+            .filter(|r| comparing.contains(r.store.as_str()));
+        self.remember(compare, compared, &found);
+        let health = health.map(Judging::finish).unwrap_or_default();
+        if judge.is_some()
+            && let Ok(mut last) = self.health.lock()
+        {
+            // A judgement covers every store with a release: the others are gone.
+            *last = health.clone();
+        }
+        Ok(Observation { drift: found, health })
     }
 
     /// Keeps what a check found for the releases it compared; forgets superseded revisions.

@@ -82,6 +82,37 @@ impl ObjectHealth {
     }
 }
 
+/// A store's health: the worst of its objects, the first such object's reason, and every
+/// object judged (for the store's page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    pub health: Health,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub objects: Vec<ObjectHealth>,
+}
+
+impl StoreHealth {
+    /// The store's health from its objects' (see [`worst`]).
+    pub fn of(objects: Vec<ObjectHealth>) -> StoreHealth {
+        let (health, reason) = worst(&objects);
+        StoreHealth {
+            health,
+            reason,
+            objects,
+        }
+    }
+
+    /// A store with no object to judge, for `reason`.
+    pub fn only(health: Health, reason: &str) -> StoreHealth {
+        StoreHealth {
+            health,
+            reason: Some(reason.to_string()),
+            objects: Vec::new(),
+        }
+    }
+}
+
 /// Container waiting reasons that mean a pod will not start by itself.
 const STUCK: &[&str] = &[
     "CrashLoopBackOff",

@@ -5,6 +5,7 @@ mod applied;
 mod compare;
 mod drift;
 pub mod health;
+mod health_observe;
 mod observe;
 mod release;
 mod tenant;
@@ -12,11 +13,12 @@ mod tenant;
 pub use applied::{APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, read_applied};
 
 pub use compare::{drifted_fields, quantity_nanos};
-pub use drift::{DEFAULT_DRIFT_INTERVAL, Drift, DriftCheck, DriftedField, ReleaseRef};
+pub use drift::{DEFAULT_DRIFT_INTERVAL, Drift, DriftCheck, DriftedField, Observation};
+pub use health_observe::HealthJudge;
 pub use observe::{HELM_RELEASE_SELECTOR, Listed, assemble, observe, owned_selector, readiness};
 pub use release::{
     DecodedRelease, HELM_MANAGED_SELECTOR, MAX_MANIFEST_BYTES, MAX_MANIFEST_DOCUMENTS, MAX_MANIFEST_NODES,
-    MAX_RELEASE_BYTES, RenderedObject, decode_release, secret_name,
+    MAX_RELEASE_BYTES, ReleaseRef, RenderedObject, decode_release, secret_name,
 };
 use std::collections::BTreeMap;
 pub use tenant::{IMPERSONATE_USER, store_client};
@@ -43,6 +45,8 @@ pub struct LiveStore {
     /// helm's identity in the namespace: its ServiceAccount and RoleBinding, when they exist.
     pub service_account: Option<ServiceAccount>,
     pub role_binding: Option<RoleBinding>,
+    /// Whether it serves, when observed (see [`health`]).
+    pub health: Option<health::StoreHealth>,
     /// Whether the credentials Secret exists (its data is never read into plans).
     pub credentials: bool,
     pub release: Option<LiveRelease>,

@@ -46,6 +46,15 @@ const MAX_REFUSED: usize = 20;
 /// Characters of tenant-written text (kinds, names) kept in a message.
 const MAX_SHOWN: usize = 120;
 
+/// A revision of a store's release: what the drift check compares and health judges.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseRef {
+    pub store: String,
+    pub namespace: String,
+    pub name: String,
+    pub revision: u32,
+}
+
 /// The name of the Secret holding `revision` of release `name`.
 pub fn secret_name(name: &str, revision: u32) -> String {
     format!("sh.helm.release.v1.{name}.v{revision}")

@@ -58,6 +58,7 @@ fn applied(d: &DesiredStore) -> LiveStore {
         network_policies: d.network_policies.clone(),
         service_account: Some(d.service_account.clone()),
         role_binding: Some(d.role_binding.clone()),
+        health: None,
         credentials: true,
         release: Some(LiveRelease {
             status: "deployed".into(),

@@ -9,6 +9,7 @@ use crate::desired::{
     COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, LAST_ERROR_ANNOTATION, OWNER_LABEL, PLAN_LABEL,
 };
 use crate::live::LiveState;
+use crate::live::health::Health;
 
 /// What the status page says of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,13 @@ pub struct StoreView {
     /// Ready workloads / workloads.
     pub ready: Option<String>,
     pub last_error: Option<String>,
+    /// Whether the store serves, from the objects its release rendered; `None` before the first
+    /// observation of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Why it is not Healthy: the first bad object and what is wrong with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
 }
 
 /// The store table from live state, the catalog of the last sync and its results.
@@ -95,6 +103,8 @@ pub fn store_views(
                     .map(|r| format!("{} (rev {})", r.status, r.revision)),
                 ready: ready.get(&ns).map(|(r, t)| format!("{r}/{t}")),
                 last_error: l.annotation(LAST_ERROR_ANNOTATION).map(String::from),
+                health: l.health.as_ref().map(|h| h.health),
+                health_reason: l.health.as_ref().and_then(|h| h.reason.clone()),
             },
         );
     }
@@ -111,6 +121,8 @@ pub fn store_views(
                 release: None,
                 ready: None,
                 last_error: None,
+                health: None,
+                health_reason: None,
             });
             view.owner = Some(s.owner.clone());
             view.engine = Some(s.engine.clone());
@@ -118,6 +130,8 @@ pub fn store_views(
             view.domain = Some(s.domain.clone());
             if s.suspend {
                 view.state = StoreState::Suspended;
+                view.health = Some(Health::Suspended);
+                view.health_reason = None;
             }
         }
     }

@@ -43,9 +43,21 @@ fn page(title: &str, refresh: bool, body: &str) -> String {
 fn state_class(state: &str) -> &'static str {
     match state {
         "in-sync" | "applied" | "success" | "pruned" => "ok",
-        "failed" | "failure" | "error" => "bad",
-        "blocked" | "pending" | "terminating" | "suspended" | "skipped" => "warn",
+        "failed" | "failure" | "error" | "Degraded" | "Missing" => "bad",
+        "blocked" | "pending" | "terminating" | "suspended" | "skipped" | "Progressing" | "Suspended"
+        | "Retired" => "warn",
+        "Healthy" => "ok",
         _ => "muted",
+    }
+}
+
+/// A store's health, and why when it is not Healthy (escaped: object names come from the
+/// cluster).
+fn health_cell(health: Option<crate::live::health::Health>, reason: Option<&str>) -> String {
+    match (health, reason) {
+        (None, _) => "–".into(),
+        (Some(h), None) => esc(h.as_str()),
+        (Some(h), Some(why)) => format!("{}<br><span class=\"muted\">{}</span>", esc(h.as_str()), esc(why)),
     }
 }
 
@@ -110,7 +122,8 @@ pub(super) fn status(ctx: &Context) -> String {
     body.push_str(&leader_line(ctx));
     body.push_str(
         "<h2>Stores</h2><table id=\"stores\"><thead><tr><th>Store</th><th>Owner</th><th>Engine</th><th>Plan</th>\
-         <th>State</th><th>Applied commit</th><th>Ready</th><th>Release</th><th>Last error</th></tr></thead><tbody>",
+         <th>State</th><th>Health</th><th>Applied commit</th><th>Ready</th><th>Release</th><th>Last error</th></tr>\
+         </thead><tbody>",
     );
     for s in &stores {
         let opt = |v: &Option<String>| v.as_deref().map(esc).unwrap_or_else(|| "–".into());
@@ -120,13 +133,15 @@ pub(super) fn status(ctx: &Context) -> String {
         };
         let _ = write!(
             body,
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"state {}\">{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td></tr>",
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"state {}\">{}</td>\
+             <td class=\"state {}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             opt(&s.owner),
             opt(&s.engine),
             opt(&s.plan),
             state_class(s.state.as_str()),
             esc(s.state.as_str()),
+            state_class(s.health.map_or("", |h| h.as_str())),
+            health_cell(s.health, s.health_reason.as_deref()),
             commit_link(s.commit.as_deref()),
             opt(&s.ready),
             opt(&s.release),
@@ -134,7 +149,7 @@ pub(super) fn status(ctx: &Context) -> String {
         );
     }
     if stores.is_empty() {
-        body.push_str("<tr><td colspan=\"9\" class=\"muted\">No stores yet.</td></tr>");
+        body.push_str("<tr><td colspan=\"10\" class=\"muted\">No stores yet.</td></tr>");
     }
     body.push_str("</tbody></table>");
     body.push_str(

@@ -378,6 +378,8 @@ fn store_with_commit(name: &str, commit: &str) -> StoreView {
         release: None,
         ready: None,
         last_error: None,
+        health: None,
+        health_reason: None,
     }
 }
 

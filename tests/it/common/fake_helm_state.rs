@@ -90,8 +90,15 @@ impl FakeCluster {
                     || json!(format!("uid-{}", s.revision)),
                     |o| o["metadata"]["uid"].clone(),
                 );
+                let generation = s
+                    .objects
+                    .get(&key)
+                    .and_then(|o| o["metadata"]["generation"].as_i64());
                 obj["metadata"]["uid"] = uid;
                 obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+                // `helm --wait` returned: the workloads rolled out and the claims are bound.
+                obj["metadata"]["generation"] = json!(generation.unwrap_or(0) + 1);
+                settled(&key.0, &mut obj);
                 s.objects.insert(key.clone(), obj);
                 keys.push(key);
             }
@@ -121,5 +128,25 @@ impl FakeCluster {
             &status,
             &manifest,
         ))
+    }
+}
+
+/// An object as its controllers leave it once `helm --wait` returned: every replica updated and
+/// ready, a claim bound.
+fn settled(plural: &str, obj: &mut Value) {
+    let generation = obj["metadata"]["generation"].clone();
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    match plural {
+        "deployments" => {
+            obj["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+        }
+        "statefulsets" => {
+            obj["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": replicas, "currentReplicas": replicas,
+                "currentRevision": "rev-1", "updateRevision": "rev-1"});
+        }
+        "persistentvolumeclaims" => obj["status"] = json!({"phase": "Bound"}),
+        _ => {}
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use storesync::apply::HelmOp;
+use storesync::live::health::Health;
 use storesync::metrics::Metrics;
 use storesync::report::{
     FeedbackPart, RESULT_DROPPED, RESULT_FAILED, RESULT_RETRIED_SUCCESS, RESULT_SUCCESS,
@@ -14,7 +15,8 @@ use storesync::report::{
 pub const TARGET_LABELS: [&str; 3] = ["job", "instance", "namespace"];
 
 // The values the daemon records, where src/ has no public constant for them: src/daemon/sync_job.rs
-// and plan_job.rs (results), src/daemon/state.rs (states), src/server/mod.rs (webhooks).
+// and plan_job.rs (results), src/daemon/state.rs (states), src/server/mod.rs (webhooks). Healths
+// are `Health::ALL` (src/live/health.rs).
 const SYNC_RESULTS: [&str; 3] = ["success", "failure", "error"];
 const STORE_STATES: [&str; 9] = [
     "in-sync",
@@ -116,6 +118,7 @@ fn every_series() -> Metrics {
         m.plan_finished(result);
     }
     m.set_stores(&STORE_STATES.map(|s| (s, 1)));
+    m.set_store_health(Health::ALL.map(Some));
     for op in [HelmOp::Upgrade, HelmOp::Rollback, HelmOp::Uninstall] {
         m.helm_invoked(op.label(), true);
         m.helm_invoked(op.label(), false);

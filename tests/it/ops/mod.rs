@@ -134,6 +134,28 @@ fn dashboard_is_a_grafana_dashboard_that_tells_installs_apart() {
                 .any(|p| p["id"] == "color")),
         "the webhook panel gives `unauthorized` its own colour"
     );
+    // Degraded stores stand out, and only the leader's store table is counted: a follower's is
+    // its startup observation, never judged again.
+    let health = panels(&d)
+        .into_iter()
+        .find(|p| p.to_string().contains("storesync_stores_by_health"))
+        .expect("a stores-by-health panel");
+    let red = health["fieldConfig"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["matcher"]["options"] == "Degraded")
+        .flat_map(|o| o["properties"].as_array().into_iter().flatten())
+        .any(|p| p["id"] == "color" && p["value"]["fixedColor"] == "red");
+    assert!(red, "the health panel shows Degraded in red");
+    for t in health["targets"].as_array().into_iter().flatten() {
+        let reads = promql::reads(t["expr"].as_str().unwrap_or_default()).expect("health query");
+        assert!(
+            reads.selectors.iter().any(|s| s.metric == "storesync_leader"),
+            "the health panel counts the leader's table only: {}",
+            t["expr"]
+        );
+    }
 }
 
 #[test]
@@ -176,6 +198,7 @@ fn query_checks_catch_unknown_metrics_labels_and_values() {
         r#"up{job="storesync"} == 0 or absent(up{job="storesync"})"#,
         r#"time() - storesync_last_successful_sync_timestamp_seconds > 3 * 60"#,
         r#"sum(storesync_stores{state!="in-sync"}) / on (job) group_left sum by (job) (storesync_stores)"#,
+        r#"storesync_stores_by_health{health=~"Degraded|Missing"} * on (instance) group_left storesync_leader"#,
     ] {
         assert_eq!(errors(fine), Vec::<String>::new(), "{fine}");
     }
@@ -196,6 +219,14 @@ fn query_checks_catch_unknown_metrics_labels_and_values() {
         (
             r#"storesync_stores{state=~"failed|broken"}"#,
             r#"never takes the value "broken""#,
+        ),
+        (
+            r#"storesync_stores{health="Degraded"}"#,
+            r#"has no label "health""#,
+        ),
+        (
+            r#"storesync_stores_by_health{health="degraded"}"#,
+            r#"never takes the value "degraded""#,
         ),
         (
             r#"sum by (le) (storesync_syncs_total)"#,

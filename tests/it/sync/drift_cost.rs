@@ -168,6 +168,9 @@ async fn a_thousand_unchanged_stores_cost_no_write_and_one_list_per_kind() {
         "GET /api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
         format!("GET /api/v1/namespaces?&{owned}"),
         format!("GET /api/v1/persistentvolumeclaims?&{helm}"),
+        // Health: the workloads' pods and the setup Jobs, one LIST each.
+        format!("GET /api/v1/pods?&{helm}"),
+        format!("GET /apis/batch/v1/jobs?&{helm}"),
         format!("GET /api/v1/resourcequotas?&{owned}"),
         format!("GET /api/v1/secrets?&{owned}"),
         "GET /api/v1/secrets?&labelSelector=owner%3Dhelm&limit=500".to_string(),

@@ -6,6 +6,7 @@ mod drift;
 mod drift_cost;
 mod events;
 mod gate;
+mod health;
 mod release_storage;
 mod tenant;
 pub(crate) mod world;
@@ -27,32 +28,63 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
     assert_eq!(report.description(), "applied 2, pruned 0, unchanged 0");
 
     let requests = w.cluster.requests();
-    let mut lists: Vec<String> = requests
+    let gets: Vec<String> = requests
         .iter()
         .filter(|r| r.method == "GET")
         .map(|r| r.uri.clone())
         .collect();
-    lists.sort();
-    assert_eq!(
-        lists,
-        vec![
-            format!("/api/v1/limitranges?&{OWNED}"),
-            // The prune breaker's record of the last applied commit, in storesync's namespace.
-            "/api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
-            // A new store's namespace is looked up once: an existing one that is not
-            // storesync's is never taken over.
-            "/api/v1/namespaces/store-acme".to_string(),
-            "/api/v1/namespaces/store-bobs".to_string(),
-            format!("/api/v1/namespaces?&{OWNED}"),
-            format!("/api/v1/resourcequotas?&{OWNED}"),
-            format!("/api/v1/secrets?&{OWNED}"),
+    let mut counted: std::collections::BTreeMap<String, usize> = Default::default();
+    for uri in &gets {
+        *counted.entry(uri.clone()).or_default() += 1;
+    }
+    let helm = "labelSelector=app.kubernetes.io%2Fmanaged-by%3DHelm&limit=500";
+    let expected: std::collections::BTreeMap<String, usize> = [
+        // What storesync owns: one label-selected, cluster-wide LIST per kind, once before
+        // planning and once after the writes, to judge the stores' health as they now are.
+        (format!("/api/v1/limitranges?&{OWNED}"), 2),
+        (format!("/api/v1/namespaces?&{OWNED}"), 2),
+        (format!("/api/v1/resourcequotas?&{OWNED}"), 2),
+        (format!("/api/v1/secrets?&{OWNED}"), 2),
+        (
             "/api/v1/secrets?&labelSelector=owner%3Dhelm&limit=500".to_string(),
-            format!("/api/v1/serviceaccounts?&{OWNED}"),
-            format!("/apis/networking.k8s.io/v1/networkpolicies?&{OWNED}"),
+            2,
+        ),
+        (format!("/api/v1/serviceaccounts?&{OWNED}"), 2),
+        (format!("/apis/networking.k8s.io/v1/networkpolicies?&{OWNED}"), 2),
+        (
             format!("/apis/rbac.authorization.k8s.io/v1/rolebindings?&{OWNED}"),
-        ],
-        "one label-selected, cluster-wide LIST per kind, plus the lookup of each new namespace"
-    );
+            2,
+        ),
+        // The prune breaker's record of the last applied commit, in storesync's namespace.
+        (
+            "/api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
+            1,
+        ),
+        // A new store's namespace is looked up once: an existing one that is not storesync's
+        // is never taken over.
+        ("/api/v1/namespaces/store-acme".to_string(), 1),
+        ("/api/v1/namespaces/store-bobs".to_string(), 1),
+        // Health after the writes: each new release read once, and one LIST per kind it holds.
+        (
+            "/api/v1/namespaces/store-acme/secrets/sh.helm.release.v1.acme.v1".to_string(),
+            1,
+        ),
+        (
+            "/api/v1/namespaces/store-bobs/secrets/sh.helm.release.v1.bobs.v1".to_string(),
+            1,
+        ),
+        (format!("/api/v1/configmaps?&{helm}"), 1),
+        (format!("/api/v1/persistentvolumeclaims?&{helm}"), 1),
+        (format!("/api/v1/pods?&{helm}"), 1),
+        (format!("/api/v1/services?&{helm}"), 1),
+        (format!("/apis/apps/v1/deployments?&{helm}"), 1),
+        (format!("/apis/apps/v1/statefulsets?&{helm}"), 1),
+        (format!("/apis/batch/v1/jobs?&{helm}"), 1),
+        (format!("/apis/networking.k8s.io/v1/ingresses?&{helm}"), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counted, expected, "every read of a first sync, counted");
     // After a sync that applied everything, its prune limit is recorded for later syncs.
     let record = w
         .cluster

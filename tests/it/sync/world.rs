@@ -88,6 +88,7 @@ pub fn cluster_options(w: &World) -> storesync::commands::ClusterOptions {
         allowed_chart_prefixes: Vec::new(),
         namespace: None,
         store_cluster_role: "storesync-store".into(),
+        health_grace: Duration::from_secs(120),
     }
 }
 
