@@ -13,7 +13,6 @@
 //! `cargo run --release --example release_bench [-- WORD]` (only the cases whose name has WORD)
 // A counting global allocator measures peak heap; it only forwards to the system allocator.
 #![allow(unsafe_code)]
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -32,32 +31,11 @@ use storesync::live::{
     self, DriftCheck, MAX_MANIFEST_BYTES, MAX_MANIFEST_DOCUMENTS, MAX_MANIFEST_NODES, ReleaseRef,
 };
 
-/// Counts the bytes allocated now and the highest count since the last reset.
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged to the system allocator.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+#[path = "support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 const RUNS: usize = 9;
 const DRIFT_RUNS: usize = 5;
@@ -287,12 +265,11 @@ fn measure<T>(mut f: impl FnMut() -> T) -> (Duration, usize, T) {
     let mut last = None;
     for _ in 0..RUNS {
         drop(last.take());
-        let base = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = alloc::mark();
         let start = Instant::now();
         let out = f();
         times.push(start.elapsed());
-        peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
+        peak = peak.max(alloc::peak_since(base));
         last = Some(out);
     }
     times.sort();
@@ -374,13 +351,12 @@ fn drift_check(cases: &[Case]) -> bool {
         let served = Arc::new(Served::default());
         let client = api_server(secrets.clone(), served.clone());
         let check = DriftCheck::new(Duration::ZERO);
-        let base = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = alloc::mark();
         let start = Instant::now();
         let first = runtime.block_on(check.check(&client, &refs));
         times.push(start.elapsed());
-        peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
-        held = CURRENT.load(Ordering::Relaxed).saturating_sub(base);
+        peak = peak.max(alloc::peak_since(base));
+        held = alloc::current().saturating_sub(base);
         let first_gets = served.gets.swap(0, Ordering::Relaxed);
         let second = runtime.block_on(check.check(&client, &refs));
         right &= first.is_ok() && second.is_ok() && first_gets == STORES;

@@ -6,38 +6,16 @@
 //! `cargo run --release --example validate_bench [-- WORD]` (only the cases whose name has WORD)
 // A counting global allocator measures peak heap; it only forwards to the system allocator.
 #![allow(unsafe_code)]
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 
 use storesync::desired::{self, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawContent, RawEntry};
 
-/// Counts the bytes allocated now and the highest count since the last reset.
-struct Counting;
-
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged to the system allocator.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) };
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+#[path = "support/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 const RUNS: usize = 9;
 const TARGET_TIME: Duration = Duration::from_millis(50);
@@ -249,12 +227,11 @@ fn main() {
         let mut accepted = false;
         let mut first = String::new();
         for _ in 0..RUNS {
-            let base = CURRENT.load(Ordering::Relaxed);
-            PEAK.store(base, Ordering::Relaxed);
+            let base = alloc::mark();
             let start = Instant::now();
             let result = desired::load(&raw);
             times.push(start.elapsed());
-            peak = peak.max(PEAK.load(Ordering::Relaxed) - base);
+            peak = peak.max(alloc::peak_since(base));
             accepted = result.is_ok();
             first = result
                 .err()
