@@ -65,6 +65,11 @@ pub async fn connect(timeout: Duration) -> Result<Client> {
     })?;
     config.read_timeout = Some(timeout);
     config.write_timeout = Some(timeout);
+    // kube-client would silently retry a 429, 503 or 504 up to 15 times with backoff up to 1000 s
+    // (honouring Retry-After), holding a sync far past --api-timeout with nothing logged.
+    // storesync retries itself, visibly: a transient answer fails the store or the sync, which
+    // is retried with backoff (see the daemon's retries).
+    config.default_retry = false;
     Client::try_from(config).map_err(|source| Error::Connect { source })
 }
 

@@ -258,9 +258,9 @@ fn dry_run_changes_nothing() {
     );
     assert!(
         sync.out.elapsed < DRY_RUN_BOUND,
-        "`apply --dry-run` took {:.1?} (bound {DRY_RUN_BOUND:?}) for a few API requests and no helm. \
-         kube-client retries a request answered 429, 503 or 504 up to 15 times with backoff \
-         (Config::default_retry, on in storesync's client): the request log below shows which.\n{}",
+        "`apply --dry-run` took {:.1?} (bound {DRY_RUN_BOUND:?}) for a few API requests and no helm; \
+         storesync's client retries nothing itself (kube-client's default retry is off), so the \
+         request log below shows which request waited.\n{}",
         sync.out.elapsed,
         sync.out
     );
