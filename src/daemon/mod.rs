@@ -35,7 +35,9 @@ pub use crate::report::{StoreState, StoreView, store_views};
 pub use persist::{REQUESTED_AT_ANNOTATION, REQUESTS_CONFIGMAP, STATE_CONFIGMAP, Shared};
 pub use queue::{PlanQueue, PlanTrigger, Reason, SyncQueue, SyncTrigger};
 pub use replicas::Replicas;
-pub use state::{CommitKind, CommitRecord, DaemonState, LastResult, Records, ResultState, SyncRecord};
+pub use state::{
+    CommitKind, CommitRecord, DaemonState, LastResult, Records, ResultState, StoreSync, SyncRecord,
+};
 pub use sync_job::{Verdict, verdict};
 
 #[derive(Debug, Clone)]

@@ -1,13 +1,14 @@
 //! What the daemon knows for people and scripts: the stores as last observed, the last syncs
 //! and the plan or result of recent commits. Kept in memory, and written by the leader to the
 //! cluster as [`Records`] (`persist.rs`), so a restart or a failover keeps the pages.
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::SyncReport;
+use crate::apply::{Outcome, SyncReport};
+use crate::live::health::StoreHealth;
 use crate::report::{StatusState, StoreView};
 
 use super::queue::Reason;
@@ -117,10 +118,26 @@ pub struct Records {
     pub last_result: Option<LastResult>,
 }
 
+/// What one sync did to one store, for the store's page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSync {
+    pub sha: String,
+    /// Unix seconds.
+    pub finished: u64,
+    /// The sync's verdict and description, as its commit status said.
+    pub state: ResultState,
+    pub description: String,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
 #[derive(Default)]
 pub struct DaemonState {
     ready: AtomicBool,
     stores: RwLock<Vec<StoreView>>,
+    /// The health last judged per store, with each object's (the table keeps only the verdict).
+    /// Memory only: a replica that did not sync has none.
+    store_health: RwLock<BTreeMap<String, StoreHealth>>,
     syncs: RwLock<VecDeque<SyncRecord>>,
     commits: RwLock<VecDeque<CommitRecord>>,
     last_result: RwLock<Option<LastResult>>,
@@ -148,6 +165,41 @@ impl DaemonState {
         if let Ok(mut s) = self.stores.write() {
             *s = stores;
         }
+    }
+
+    /// Replaces the health kept per store (set with the store table after a sync).
+    pub fn set_store_health(&self, health: BTreeMap<String, StoreHealth>) {
+        if let Ok(mut h) = self.store_health.write() {
+            *h = health;
+        }
+    }
+
+    pub fn store_health(&self, store: &str) -> Option<StoreHealth> {
+        self.store_health.read().ok()?.get(store).cloned()
+    }
+
+    /// The last `keep` syncs whose results name `store`, newest first.
+    pub fn store_syncs(&self, store: &str, keep: usize) -> Vec<StoreSync> {
+        let Ok(commits) = self.commits.read() else {
+            return Vec::new();
+        };
+        commits
+            .iter()
+            .rev()
+            .filter(|c| c.kind == CommitKind::Sync)
+            .filter_map(|c| {
+                let result = c.report.as_ref()?.stores.iter().find(|r| r.store == store)?;
+                Some(StoreSync {
+                    sha: c.sha.clone(),
+                    finished: c.finished,
+                    state: c.state,
+                    description: c.description.clone(),
+                    outcome: result.outcome,
+                    detail: result.detail.clone(),
+                })
+            })
+            .take(keep)
+            .collect()
     }
 
     /// Newest first.

@@ -356,6 +356,11 @@ fn cannot_read(
 /// writes, `sync::sync` observed the cluster and judged health again.
 async fn refresh_stores(ctx: &Context, synced: &Synced) {
     let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
+    ctx.state.set_store_health(
+        (synced.live.stores.iter())
+            .filter_map(|(name, l)| Some((name.clone(), l.health.clone()?)))
+            .collect(),
+    );
     super::set_stores(
         ctx,
         store_views(&synced.live, Some(&synced.catalog), Some(&synced.report), &ready),

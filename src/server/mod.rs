@@ -2,6 +2,7 @@
 //! people. Handlers do no work themselves: the webhook verifies, filters, enqueues and answers.
 mod listen;
 mod pages;
+mod store_page;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/stores", get(api_stores))
         .route("/commits/{sha}", get(commit_page))
+        .route("/stores/{name}", get(store_page::store_page))
         .route("/", get(status_page))
         .with_state(state)
 }
@@ -103,8 +105,20 @@ async fn metrics(State(s): State<Arc<ServerState>>) -> Response {
         .into_response()
 }
 
+/// The store table, each store with `url`: its page.
 async fn api_stores(State(s): State<Arc<ServerState>>) -> Response {
-    axum::Json(s.ctx.state.stores()).into_response()
+    let stores: Vec<serde_json::Value> = (s.ctx.state.stores().iter())
+        .map(|view| {
+            let mut json = serde_json::to_value(view).unwrap_or_default();
+            if let Some(fields) = json.as_object_mut()
+                && crate::desired::rules::is_store_name(&view.name)
+            {
+                fields.insert("url".into(), format!("/stores/{}", view.name).into());
+            }
+            json
+        })
+        .collect();
+    axum::Json(stores).into_response()
 }
 
 async fn status_page(State(s): State<Arc<ServerState>>) -> Html<String> {

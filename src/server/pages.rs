@@ -26,7 +26,7 @@ border-bottom:1px solid #ddd;vertical-align:top}th{background:#f4f4f6}code,pre{f
 pre{background:#f6f8fa;padding:1rem;overflow:auto}.state{font-weight:600}.ok{color:#1a7f37}\
 .bad{color:#cf222e}.warn{color:#9a6700}.muted{color:#6e7781}";
 
-fn page(title: &str, refresh: bool, body: &str) -> String {
+pub(super) fn page(title: &str, refresh: bool, body: &str) -> String {
     let refresh = if refresh {
         "<meta http-equiv=\"refresh\" content=\"15\">"
     } else {
@@ -40,7 +40,7 @@ fn page(title: &str, refresh: bool, body: &str) -> String {
     )
 }
 
-fn state_class(state: &str) -> &'static str {
+pub(super) fn state_class(state: &str) -> &'static str {
     match state {
         "in-sync" | "applied" | "success" | "pruned" => "ok",
         "failed" | "failure" | "error" | "Degraded" | "Missing" => "bad",
@@ -53,7 +53,7 @@ fn state_class(state: &str) -> &'static str {
 
 /// A store's health, and why when it is not Healthy (escaped: object names come from the
 /// cluster).
-fn health_cell(health: Option<crate::live::health::Health>, reason: Option<&str>) -> String {
+pub(super) fn health_cell(health: Option<crate::live::health::Health>, reason: Option<&str>) -> String {
     match (health, reason) {
         (None, _) => "–".into(),
         (Some(h), None) => esc(h.as_str()),
@@ -64,7 +64,7 @@ fn health_cell(health: Option<crate::live::health::Health>, reason: Option<&str>
 /// A commit id as a link to its page. The id may come from a namespace annotation anyone with
 /// access to the cluster can edit: anything but a full hex id is shown as text, at most 40
 /// characters of it.
-fn commit_link(sha: Option<&str>) -> String {
+pub(super) fn commit_link(sha: Option<&str>) -> String {
     match sha {
         Some(sha) if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
             format!(
@@ -79,6 +79,16 @@ fn commit_link(sha: Option<&str>) -> String {
             format!("<code>{}{more}</code>", esc(&shown))
         }
         None => "<span class=\"muted\">–</span>".into(),
+    }
+}
+
+/// A store's name as a link to its page; a name that is not a store name (it came from the
+/// cluster) is shown as text.
+pub(super) fn store_link(name: &str) -> String {
+    if crate::desired::rules::is_store_name(name) {
+        format!("<a href=\"/stores/{0}\">{0}</a>", esc(name))
+    } else {
+        esc(name)
     }
 }
 
@@ -128,8 +138,12 @@ pub(super) fn status(ctx: &Context) -> String {
     for s in &stores {
         let opt = |v: &Option<String>| v.as_deref().map(esc).unwrap_or_else(|| "–".into());
         let name = match &s.domain {
-            Some(d) => format!("{}<br><span class=\"muted\">{}</span>", esc(&s.name), esc(d)),
-            None => esc(&s.name),
+            Some(d) => format!(
+                "{}<br><span class=\"muted\">{}</span>",
+                store_link(&s.name),
+                esc(d)
+            ),
+            None => store_link(&s.name),
         };
         let _ = write!(
             body,

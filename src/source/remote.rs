@@ -69,6 +69,29 @@ impl RemoteCache {
     /// removed first. A cache that still cannot be opened or fetched for a reason that is not
     /// the remote's, or whose `branch` head cannot be read after the fetch, is cloned again next
     /// to it and swapped in; [`Fetched::recloned`] says why.
+    /// The cache of `url` as the last fetch left it, locked while it is read, without fetching:
+    /// for readers that must not make the remote work (a page view). An error when there is no
+    /// cache yet.
+    pub fn cached(&self, url: &str) -> Result<Fetched> {
+        let dir = self.dir.canonicalize().map_err(Error::io(&self.dir))?;
+        let path = dir.join(cache_name(url));
+        if !path.exists() {
+            return Err(Error::Repository(
+                "the repository has not been fetched yet".into(),
+            ));
+        }
+        let lock = CacheLock::acquire(&path)?;
+        let repo = Repository::open_bare(&path).map_err(Error::git(format!(
+            "cannot open the Git cache {}",
+            path.display()
+        )))?;
+        Ok(Fetched {
+            repo,
+            recloned: None,
+            lock,
+        })
+    }
+
     pub fn fetch(&self, url: &str, branch: &str) -> Result<Fetched> {
         create_private_dir(&self.dir)?;
         let dir = self.dir.canonicalize().map_err(Error::io(&self.dir))?;

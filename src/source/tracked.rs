@@ -32,6 +32,25 @@ impl TrackedRepo {
     }
 
     /// The commit at the head of the tracked branch.
+    /// The repository as last fetched, without fetching: what a page view may read. A local
+    /// repository is opened as it is.
+    pub fn open_cached(&self) -> Result<Opened> {
+        match &self.location {
+            RepoLocation::Url(url) => {
+                let cache =
+                    super::RemoteCache::new(self.options.cache_dir.clone(), self.options.credentials.clone());
+                let fetched = cache.cached(url)?;
+                Ok(Opened {
+                    repo: fetched.repo,
+                    subdir: std::path::PathBuf::new(),
+                    recloned: None,
+                    cache_lock: Some(fetched.lock),
+                })
+            }
+            RepoLocation::Local(_) => self.open(),
+        }
+    }
+
     pub fn head(&self, opened: &Opened) -> Result<String> {
         let reference = self.branch_ref();
         let commit = opened

@@ -23,6 +23,7 @@ mod cluster;
 mod daemon;
 mod forge;
 mod harness;
+mod health;
 mod identity;
 mod lifecycle;
 mod output;

@@ -118,7 +118,7 @@ pub fn storesync_cluster_grants(store_role: &str) -> BTreeSet<NamedGrant> {
         ),
         ("batch", &["jobs"], &READ, &[]),
         ("networking.k8s.io", &["ingresses"], &READ, &[]),
-        ("events.k8s.io", &["events"], &["create", "patch"], &[]),
+        ("events.k8s.io", &["events"], &["create", "patch", "list"], &[]),
     ])
 }
 

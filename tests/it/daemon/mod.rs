@@ -7,6 +7,7 @@ mod faults;
 mod http;
 mod pr_comment;
 mod running;
+mod store_page;
 pub(crate) mod webhooks;
 
 use std::time::Duration;
@@ -480,6 +481,59 @@ async fn status_page_renders_in_headless_chromium() {
         share > 0.002 && share < 0.5,
         "the screenshot should show text on a light page (dark share {share:.4})"
     );
+    server.abort();
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn store_page_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("STORESYNC_REQUIRE_BROWSER").is_none(),
+            "STORESYNC_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: chromium is not installed; CI installs it and sets STORESYNC_REQUIRE_BROWSER=1");
+        return;
+    };
+    let (repo, sha) = catalog_repo();
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until_synced("the startup sync", &sha).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stores/acme", listener.local_addr().unwrap());
+    let app = server::router(r.state.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom = tokio::process::Command::new(&browser)
+        .args(chromium_args(profile.path()))
+        .args(["--dump-dom", &url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    for section in ["summary", "objects", "events", "syncs", "releases", "history"] {
+        assert!(
+            dom.contains(&format!("<table id=\"{section}\">")),
+            "section {section} missing from the rendered page:\n{dom}"
+        );
+    }
+    let summary = dom
+        .split("<table id=\"summary\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap();
+    assert!(
+        summary.contains("Healthy") && summary.contains("team-acme"),
+        "{summary}"
+    );
+    let history = dom.split("<table id=\"history\">").nth(1).unwrap();
+    assert!(history.contains("Add acme"), "{history}");
     server.abort();
     r.stop().await;
 }
