@@ -43,6 +43,20 @@ async fn startup_syncs_the_branch_head_and_reports_pending_then_success() {
     );
     let (code, _) = r.get("/readyz").await;
     assert_eq!(code, StatusCode::OK);
+    // The store was judged after its install: one Healthy store, every other health at 0.
+    let metrics = r.get("/metrics").await.1;
+    for (health, count) in [
+        ("Healthy", 1),
+        ("Degraded", 0),
+        ("Progressing", 0),
+        ("Unknown", 0),
+    ] {
+        let line = format!("storesync_stores_by_health{{health=\"{health}\"}} {count}");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    let (_, api) = r.get("/api/stores").await;
+    let api: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(api[0]["health"], "Healthy", "{api}");
     r.stop().await;
 }
 
