@@ -124,3 +124,24 @@ A plan resourcesByPlan does not list, or none (a standalone install), takes `sma
 {{- end -}}
 {{- toYaml $resources -}}
 {{- end }}
+
+{{/*
+Retired (the platform value `retired`): "true" when the store is retired, "" otherwise. Fails
+on anything but a boolean, so a quoted "false" can never stop a running store by accident.
+A retired store keeps every object that holds data (its PersistentVolumeClaims, the
+StatefulSet's volumeClaimTemplates, the credentials wiring) exactly as rendered when live;
+it only runs no pod (every Deployment and StatefulSet at 0 replicas), serves no Ingress and
+runs no setup hook (it would wait for a database that is stopped).
+*/}}
+{{- define "woocommerce.retired" -}}
+{{- $retired := .Values.retired | default false -}}
+{{- if not (kindIs "bool" $retired) -}}
+{{- fail (printf "retired must be true or false, not %v (%s)" $retired (kindOf $retired)) -}}
+{{- end -}}
+{{- if $retired }}true{{ end -}}
+{{- end }}
+
+{{/* Replicas of every Deployment and StatefulSet: 1, or 0 when the store is retired. */}}
+{{- define "woocommerce.replicas" -}}
+{{- if include "woocommerce.retired" . }}0{{ else }}1{{ end -}}
+{{- end }}

@@ -21,6 +21,7 @@ mod quantity;
 mod rbac;
 mod rbac_tests;
 mod replicas;
+mod retired;
 
 use budget::{Plan, default_plans};
 use catalog::{catalog_stores, merge};
