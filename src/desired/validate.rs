@@ -8,8 +8,9 @@ use super::rules;
 pub(crate) use super::values::Allowlists;
 use super::values::{Verdict, for_each_leaf};
 
-/// Top-level chart values storesync sets itself; a store can never override them.
-pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials"];
+/// Top-level chart values storesync sets itself; a store can never override them (`retired`:
+/// the engine charts stop a store's pods and Ingress with it, which only storesync decides).
+pub const PLATFORM_VALUE_ROOTS: &[&str] = &["store", "ingress", "credentials", "retired"];
 
 /// Rules of `storesync.yaml` beyond its shape.
 pub(super) fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {

@@ -445,3 +445,14 @@ fn binary_exit_codes() {
         Some(2)
     );
 }
+
+#[test]
+fn retiring_a_store_is_never_a_store_value() {
+    // The engine charts stop a store with `retired`; only storesync sets it.
+    let c = Catalog::with_valid_stores();
+    c.platform("engines:\n  woocommerce:\n    chart: woocommerce\n    version: 0.1.0\n    valuesAllowlist: [retired]\n");
+    assert_invalid(
+        &c,
+        "storesync.yaml:5:23: error: `retired` is set by storesync and cannot be allowlisted",
+    );
+}
