@@ -27,6 +27,7 @@ mod health;
 mod identity;
 mod lifecycle;
 mod output;
+mod process;
 mod repair;
 mod replicas;
 mod safety;
