@@ -13,10 +13,9 @@ pub(crate) mod webhooks;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use chromium::{chromium, chromium_args};
+use chromium::{browser_or_skip, dump_dom, load};
 use common::{capture_logs, repo_root, store_yaml};
 use running::{Running, catalog_repo, statuses_of};
-use storesync::server;
 use webhooks::{pr_body, push_body, sign};
 
 #[tokio::test]
@@ -395,12 +394,7 @@ async fn pages_and_api_show_the_stores() {
 
 #[tokio::test]
 async fn status_page_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("STORESYNC_REQUIRE_BROWSER").is_none(),
-            "STORESYNC_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: chromium is not installed; CI installs it and sets STORESYNC_REQUIRE_BROWSER=1");
+    let Some(browser) = browser_or_skip() else {
         return;
     };
     let (mut repo, first) = catalog_repo();
@@ -413,24 +407,7 @@ async fn status_page_renders_in_headless_chromium() {
     r.until_synced("the startup sync", &second).await;
     let _ = first;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let app = server::router(r.state.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let profile = tempfile::tempdir().unwrap();
-    let dom = tokio::process::Command::new(&browser)
-        .args(chromium_args(profile.path()))
-        .args(["--dump-dom", &url])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        dom.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let dom = dump_dom(&browser, &r, "/").await;
     let table = dom
         .split("<table id=\"stores\">")
         .nth(1)
@@ -468,13 +445,7 @@ async fn status_page_renders_in_headless_chromium() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("status-page.png");
     let _ = std::fs::remove_file(&shot);
-    let out = tokio::process::Command::new(&browser)
-        .args(chromium_args(profile.path()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(&url)
-        .output()
-        .await
-        .unwrap();
+    let out = load(&browser, &r, "/", &[format!("--screenshot={}", shot.display())]).await;
     assert!(
         out.status.success(),
         "chromium screenshot failed: {}",
@@ -495,42 +466,19 @@ async fn status_page_renders_in_headless_chromium() {
         share > 0.002 && share < 0.5,
         "the screenshot should show text on a light page (dark share {share:.4})"
     );
-    server.abort();
     r.stop().await;
 }
 
 #[tokio::test]
 async fn store_page_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("STORESYNC_REQUIRE_BROWSER").is_none(),
-            "STORESYNC_REQUIRE_BROWSER is set but no chromium is installed (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: chromium is not installed; CI installs it and sets STORESYNC_REQUIRE_BROWSER=1");
+    let Some(browser) = browser_or_skip() else {
         return;
     };
     let (repo, sha) = catalog_repo();
     let r = Running::start(repo, Duration::from_secs(3600)).await;
     r.until_synced("the startup sync", &sha).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/stores/acme", listener.local_addr().unwrap());
-    let app = server::router(r.state.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let profile = tempfile::tempdir().unwrap();
-    let dom = tokio::process::Command::new(&browser)
-        .args(chromium_args(profile.path()))
-        .args(["--dump-dom", &url])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        dom.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&dom.stderr)
-    );
-    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let dom = dump_dom(&browser, &r, "/stores/acme").await;
     for section in ["summary", "objects", "events", "syncs", "releases", "history"] {
         assert!(
             dom.contains(&format!("<table id=\"{section}\">")),
@@ -548,7 +496,6 @@ async fn store_page_renders_in_headless_chromium() {
     );
     let history = dom.split("<table id=\"history\">").nth(1).unwrap();
     assert!(history.contains("Add acme"), "{history}");
-    server.abort();
     r.stop().await;
 }
 
