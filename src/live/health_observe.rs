@@ -73,6 +73,9 @@ impl Judging {
             .filter(|s| !read.contains(s.as_str()))
             .cloned()
             .collect();
+        if self.stores.is_empty() {
+            return Ok(()); // nothing to judge: no LIST
+        }
         let stores = &self.stores;
         let pods = &mut self.pods;
         each_page(
