@@ -105,7 +105,7 @@ fn drift_candidates(plan: &Plan, live: &live::LiveState) -> Vec<live::ReleaseRef
 
 /// Records the drift of chart-rendered objects on `live`: checked now, or between checks what
 /// the last check found at the same revisions. True when some store drifted. `sync`: a sync's
-/// check, which restarts the interval. A check that fails for any reason but an unreachable
+/// check, which restarts the interval and judges every store's health in the same pass. A check that fails for any reason but an unreachable
 /// API server is logged and tried again at the next sync.
 async fn drift(
     applier: &Applier,
@@ -115,20 +115,27 @@ async fn drift(
     sync: bool,
 ) -> Result<bool> {
     let candidates = drift_candidates(plan, live);
-    let judge = health_judge(applier.health_grace, live);
+    // Health is judged by syncs (what the store table, the gauge and the verdict read); a plan
+    // shows none, so it pays for no Pods or Jobs LIST.
+    let judge = sync.then(|| health_judge(applier.health_grace, live));
+    let nothing_to_judge = judge.as_ref().is_none_or(|j| j.releases.is_empty());
     let found = if !check_now {
         record_health(live, applier.drift.last_health());
         applier.drift.last_found(&candidates)
-    } else if candidates.is_empty() && judge.releases.is_empty() {
+    } else if candidates.is_empty() && nothing_to_judge {
         Default::default()
     } else {
         match applier
             .drift
-            .observe(&applier.client, &candidates, Some(&judge))
+            .observe(&applier.client, &candidates, judge.as_ref())
             .await
         {
-            Ok(observed) => {
+            Ok(observed) if judge.is_some() => {
                 record_health(live, observed.health);
+                observed.drift
+            }
+            Ok(observed) => {
+                record_health(live, applier.drift.last_health());
                 observed.drift
             }
             Err(e) if e.is_unreachable() => return Err(e),
