@@ -34,6 +34,8 @@ use storesync::live::{
 #[path = "support/alloc.rs"]
 mod alloc;
 
+use alloc::count;
+
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
 
@@ -243,19 +245,6 @@ fn cases() -> Vec<Case> {
         Expect::Confined,
     ));
     cases
-}
-
-/// Thousands separated by commas.
-fn count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Runs `f` `RUNS` times: the median wall time, the peak heap over what was held before.

@@ -14,6 +14,8 @@ use storesync::desired::{self, MAX_FILE_BYTES, PLATFORM_FILE, RawCatalog, RawCon
 #[path = "support/alloc.rs"]
 mod alloc;
 
+use alloc::count;
+
 #[global_allocator]
 static ALLOCATOR: alloc::Counting = alloc::Counting;
 
@@ -47,19 +49,6 @@ fn key(i: usize) -> String {
         .iter()
         .map(|d| char::from(b'a' + *d as u8))
         .collect()
-}
-
-/// Thousands separated by commas.
-fn count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 struct Case {

@@ -1,5 +1,6 @@
-//! A counting global allocator for the benchmarks: it only forwards to the system allocator,
-//! counting the bytes allocated now and the highest count since the last [`mark`].
+//! What the figures of the memory benchmarks need: a counting global allocator that only forwards
+//! to the system allocator, counting the bytes allocated now and the highest count since the last
+//! [`mark`]; and counts printed with thousands separated.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -42,4 +43,17 @@ pub(crate) fn peak_since(base: usize) -> usize {
 #[allow(dead_code)] // not every benchmark asks
 pub(crate) fn current() -> usize {
     CURRENT.load(Ordering::Relaxed)
+}
+
+/// Thousands separated by commas.
+pub(crate) fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
