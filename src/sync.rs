@@ -156,15 +156,12 @@ async fn drift(
 
 /// Every store with a release is judged, whatever its plan: health is what a person looks at.
 fn health_judge(grace: std::time::Duration, live: &live::LiveState) -> live::HealthJudge {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = crate::text::unix_now();
     live::HealthJudge {
         releases: live
             .stores
             .iter()
-            .filter(|(_, l)| !l.terminating())
+            .filter(|(_, l)| !l.terminating() && l.retirement().is_none())
             .filter_map(|(store, l)| {
                 let release = l.release.as_ref()?;
                 Some(live::ReleaseRef {
@@ -180,7 +177,7 @@ fn health_judge(grace: std::time::Duration, live: &live::LiveState) -> live::Hea
     }
 }
 
-/// Puts each store's health on it; a store without a release is Missing.
+/// Puts each store's health on it; a store without a release is Missing, a retired one Retired.
 fn record_health(
     live: &mut live::LiveState,
     judged: std::collections::BTreeMap<String, live::health::StoreHealth>,
@@ -189,9 +186,21 @@ fn record_health(
     for (store, l) in live.stores.iter_mut() {
         l.health = match (&l.release, judged.get(store)) {
             _ if l.terminating() => None,
+            _ if l.retirement().is_some() => Some(StoreHealth::only(Health::Retired, &retired_reason(l))),
             (None, _) => Some(StoreHealth::only(Health::Missing, "its Helm release is missing")),
             (Some(_), found) => found.cloned(),
         };
+    }
+}
+
+/// `retired at …; purged after …`: why a retired store runs nothing.
+fn retired_reason(l: &live::LiveStore) -> String {
+    let at = l
+        .annotation(desired::RETIRED_AT_ANNOTATION)
+        .unwrap_or("an unknown time");
+    match l.annotation(desired::PURGE_AT_ANNOTATION) {
+        Some(purge) => format!("retired at {at}; purged after {purge}"),
+        None => format!("retired at {at}"),
     }
 }
 
@@ -264,10 +273,7 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
     info!(result = %report.description(), "synced");
     record_applied(applier, &catalog, &plan, &live, &report).await?;
     let mut live = live;
-    if !applier.dry_run
-        && report.summary.applied + report.summary.pruned > 0
-        && report.cluster_error.is_none()
-    {
+    if !applier.dry_run && report.summary.wrote() && report.cluster_error.is_none() {
         observe_health(applier, &mut live).await;
     }
     Ok(SyncOutcome::Done(Box::new(Synced {

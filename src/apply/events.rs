@@ -31,6 +31,12 @@ pub enum StoreEvent {
     PruneBlocked,
     Pruning,
     Pruned,
+    /// Its file is gone: stopped, its data kept until its purge.
+    Retired,
+    /// Its file is back while retired: started again on the data it kept.
+    Restored,
+    /// Retired for the retention: uninstalled and its namespace deleted.
+    Purged,
 }
 
 impl StoreEvent {
@@ -49,6 +55,9 @@ impl StoreEvent {
             StoreEvent::PruneBlocked => (Warning, "PruneBlocked", "Prune"),
             StoreEvent::Pruning => (Normal, "Pruning", "Prune"),
             StoreEvent::Pruned => (Normal, "Pruned", "Prune"),
+            StoreEvent::Retired => (Normal, "Retired", "Retire"),
+            StoreEvent::Restored => (Normal, "Restored", "Restore"),
+            StoreEvent::Purged => (Normal, "Purged", "Purge"),
         }
     }
 }

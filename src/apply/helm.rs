@@ -11,9 +11,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
-use crate::desired::RELEASE_HASH_LABEL;
 use crate::desired::ReleaseSpec;
 use crate::desired::tenancy::helm_user;
+use crate::desired::{RELEASE_HASH_LABEL, RETIRED_RELEASE_HASH};
 use crate::error::{Error, Result};
 
 /// Longest stderr kept in an error, in bytes.
@@ -36,6 +36,8 @@ pub enum HelmOp {
     Upgrade,
     Rollback,
     Uninstall,
+    /// The upgrade that stops a retired store.
+    Retire,
 }
 
 impl HelmOp {
@@ -44,6 +46,7 @@ impl HelmOp {
             HelmOp::Upgrade => "upgrade",
             HelmOp::Rollback => "rollback",
             HelmOp::Uninstall => "uninstall",
+            HelmOp::Retire => "retire",
         }
     }
 }
@@ -144,6 +147,47 @@ impl Helm {
         self.run(HelmOp::Upgrade, &release.namespace, &args)
             .await
             .map(drop)
+    }
+
+    /// `helm upgrade` of an installed release with the values it was last given plus
+    /// `retired: true` (the engine charts then run no pod and serve no Ingress, and keep every
+    /// claim, Service and the credentials wiring), its release hash label set to
+    /// [`RETIRED_RELEASE_HASH`]. Never `--install`: a store without a release has nothing to stop.
+    /// Helm stays the one that changed the objects, so `helm history` tells it and a restore's
+    /// upgrade puts everything back.
+    pub async fn retire(&self, name: &str, namespace: &str, chart: &str, version: &str) -> Result<()> {
+        let chart = self.resolve_chart(chart, version)?;
+        let values = tempfile::Builder::new()
+            .prefix("storesync-retire-")
+            .suffix(".yaml")
+            .tempfile()
+            .map_err(Error::io(std::env::temp_dir()))?;
+        std::fs::write(values.path(), "retired: true\n").map_err(Error::io(values.path()))?;
+        let timeout = format!("{}s", self.timeout.as_secs());
+        let label = format!("{RELEASE_HASH_LABEL}={RETIRED_RELEASE_HASH}");
+        let args: Vec<&str> = vec![
+            "upgrade",
+            name,
+            &chart,
+            "--namespace",
+            namespace,
+            "--version",
+            version,
+            "--reuse-values",
+            "--values",
+            path_str(values.path())?,
+            "--labels",
+            &label,
+            "--wait",
+            "--timeout",
+            &timeout,
+            "--history-max",
+            "10",
+            "--server-side",
+            "true",
+            "--force-conflicts",
+        ];
+        self.run(HelmOp::Retire, namespace, &args).await.map(drop)
     }
 
     pub async fn rollback(&self, name: &str, namespace: &str, revision: u32) -> Result<()> {

@@ -7,6 +7,7 @@ mod helm;
 mod objects;
 mod release;
 mod report;
+mod retire;
 
 use std::sync::Arc;
 
@@ -111,7 +112,7 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
 
     for sp in &plan.stores {
         match sp.action {
-            Action::Create | Action::Update => {
+            Action::Create | Action::Update | Action::Restore => {
                 // The catalog's stores are sorted by name.
                 let found = catalog
                     .stores
@@ -135,7 +136,12 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                             return (not_started(&sp.store), false);
                         }
                         let started = std::time::Instant::now();
-                        let outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
+                        let mut outcome = apply_store(&applier, &desired, &sp, live.as_ref()).await;
+                        if let (Ok(()), Action::Restore, Some(l), false) =
+                            (&outcome, sp.action, &live, applier.dry_run)
+                        {
+                            outcome = retire::unmark(&applier, &sp.store, l).await;
+                        }
                         if let Some(observe) = &applier.on_store_applied {
                             observe(started.elapsed().as_secs_f64());
                         }
@@ -143,6 +149,9 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                             finish_store(&applier, &sp.store, live.as_ref(), outcome).await;
                         if r.outcome == Outcome::Applied {
                             r.detail = reported_drift(&sp);
+                            if sp.action == Action::Restore {
+                                r.outcome = Outcome::Restored;
+                            }
                         }
                         (r, unreachable)
                     }
@@ -169,7 +178,15 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                 }
                 results.push(result(&sp.store, Outcome::Blocked, sp.reason.clone()))
             }
-            Action::Prune => {}
+            // What stays retired is reported with when it goes.
+            Action::Retired => {
+                // A record for readers; the purge itself reads retired-at and the retention.
+                if let Err(e) = retire::keep_purge_time(applier, sp, live.stores.get(&sp.store)).await {
+                    warn!(store = %sp.store, error = %e, "purge time not recorded; trying again at the next sync");
+                }
+                results.push(result(&sp.store, Outcome::Skipped, sp.reason.clone()));
+            }
+            Action::Prune | Action::Retire | Action::Purge => {}
         }
     }
     let mut cluster_error = None;
@@ -185,8 +202,10 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
         }
     }
 
-    // Prune last, only what the plan allowed, and never while the cluster does not answer.
-    for sp in plan.stores.iter().filter(|s| s.action == Action::Prune) {
+    // Retire, purge and prune last, only what the plan allowed, and never while the cluster
+    // does not answer.
+    let leaving = |s: &&StorePlan| matches!(s.action, Action::Prune | Action::Retire | Action::Purge);
+    for sp in plan.stores.iter().filter(leaving) {
         if !applier.gate.is_open() {
             results.push(not_started(&sp.store));
             continue;
@@ -195,17 +214,44 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
             results.push(result(
                 &sp.store,
                 Outcome::Failed,
-                Some("not pruned: the cluster stopped answering during this sync".into()),
+                Some(format!(
+                    "not {}: the cluster stopped answering during this sync",
+                    if sp.action == Action::Retire {
+                        "retired"
+                    } else {
+                        "pruned"
+                    }
+                )),
             ));
             continue;
         }
-        let span = info_span!("prune_store", store = %sp.store);
-        let r = prune_store(applier, sp, live.stores.get(&sp.store))
-            .instrument(span)
-            .await;
+        let l = live.stores.get(&sp.store);
+        let (r, done) = match sp.action {
+            Action::Retire => {
+                let span = info_span!("retire_store", store = %sp.store);
+                let r = retire::retire_store(applier, sp, l, &catalog.platform, commit.as_deref())
+                    .instrument(span)
+                    .await;
+                (r, Outcome::Retired)
+            }
+            _ => {
+                let purge = sp.action == Action::Purge;
+                let span = info_span!("prune_store", store = %sp.store, purge);
+                let r = prune_store(applier, sp, l, purge).instrument(span).await;
+                (r, if purge { Outcome::Purged } else { Outcome::Pruned })
+            }
+        };
         results.push(match r {
-            Ok(()) => result(&sp.store, Outcome::Pruned, None),
-            Err(e) => result(&sp.store, Outcome::Failed, Some(e.to_string())),
+            Ok(()) => result(
+                &sp.store,
+                done,
+                sp.reason.clone().filter(|_| done == Outcome::Retired),
+            ),
+            Err(e) => {
+                let mut failed = result(&sp.store, Outcome::Failed, Some(e.to_string()));
+                failed.transient = e.is_unreachable() || e.is_transient();
+                failed
+            }
         });
     }
 
@@ -219,6 +265,9 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
             Outcome::Skipped => &mut summary.skipped,
             Outcome::Blocked => &mut summary.blocked,
             Outcome::Failed => &mut summary.failed,
+            Outcome::Retired => &mut summary.retired,
+            Outcome::Restored => &mut summary.restored,
+            Outcome::Purged => &mut summary.purged,
         } += 1;
     }
     SyncReport {

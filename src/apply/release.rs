@@ -126,8 +126,14 @@ pub(super) async fn trusted_revision(
     Ok(decoded)
 }
 
-/// Uninstalls the release, then deletes the namespace (which takes every object with it).
-pub(super) async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<&LiveStore>) -> Result<()> {
+/// Uninstalls the release, then deletes the namespace (which takes every object with it):
+/// a prune (`prune.retention: 0s`), or the purge of a store retired for the retention.
+pub(super) async fn prune_store(
+    applier: &Applier,
+    sp: &StorePlan,
+    live: Option<&LiveStore>,
+    purge: bool,
+) -> Result<()> {
     let Some(live) = live else { return Ok(()) };
     // The planner only prunes what it observed as storesync's; check again before deleting.
     if live.label(desired::MANAGED_BY) != Some(desired::MANAGER) {
@@ -147,7 +153,10 @@ pub(super) async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<
             .await;
     }
     let uid = live.namespace.metadata.uid.as_deref();
-    let note = format!("its file is gone: uninstalling the release and deleting {ns}");
+    let note = match (purge, &sp.reason) {
+        (true, Some(reason)) => format!("{reason}: uninstalling the release and deleting {ns}"),
+        _ => format!("its file is gone: uninstalling the release and deleting {ns}"),
+    };
     applier.event(&sp.store, StoreEvent::Pruning, note).await;
     // A release whose storage cannot be trusted is not uninstalled by helm (which would act on
     // its manifest): deleting the namespace removes everything a store's release may hold.
@@ -174,12 +183,17 @@ pub(super) async fn prune_store(applier: &Applier, sp: &StorePlan, live: Option<
     objects::delete_namespace(&applier.client, &ns, uid, false).await?;
     // The store's namespace is going away with its Events: say it where storesync lives.
     if let Some(events) = &applier.events {
+        let (event, done) = if purge {
+            (StoreEvent::Purged, "purged")
+        } else {
+            (StoreEvent::Pruned, "pruned")
+        };
         let note = format!(
-            "store {} pruned: release uninstalled, namespace {ns} deleted",
+            "store {} {done}: release uninstalled, namespace {ns} deleted",
             sp.store
         );
         events
-            .elsewhere(&sp.store, &applier.own_namespace(), StoreEvent::Pruned, note)
+            .elsewhere(&sp.store, &applier.own_namespace(), event, note)
             .await;
     }
     Ok(())

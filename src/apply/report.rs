@@ -14,6 +14,12 @@ pub enum Outcome {
     Skipped,
     Blocked,
     Failed,
+    /// Stopped in this sync, its data kept (its file is gone).
+    Retired,
+    /// Started again in this sync on the data it kept while retired.
+    Restored,
+    /// Uninstalled and deleted in this sync, its retention over.
+    Purged,
 }
 
 impl Outcome {
@@ -26,6 +32,9 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Blocked => "blocked",
             Outcome::Failed => "failed",
+            Outcome::Retired => "retired",
+            Outcome::Restored => "restored",
+            Outcome::Purged => "purged",
         }
     }
 }
@@ -50,6 +59,23 @@ pub struct ResultSummary {
     pub skipped: usize,
     pub blocked: usize,
     pub failed: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retired: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restored: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub purged: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl ResultSummary {
+    /// Whether the sync changed some store (applied, restored, retired, pruned or purged it).
+    pub fn wrote(&self) -> bool {
+        self.applied + self.pruned + self.retired + self.restored + self.purged > 0
+    }
 }
 
 /// The result of applying one plan: data that feeds output, logs, metrics and statuses.
@@ -81,14 +107,22 @@ impl SyncReport {
                 .all(|r| r.transient)
     }
 
-    /// At most 140 characters for a commit status: `applied 2, pruned 1, unchanged 40`, and the
+    /// At most 140 characters for a commit status: `applied 2, pruned 1, unchanged 40` (with
+    /// `restored`, `retired` and `purged` counts when there are some), and the
     /// first reason when something failed or was held back.
     pub fn description(&self) -> String {
         let s = &self.summary;
-        let mut text = format!(
-            "applied {}, pruned {}, unchanged {}",
-            s.applied, s.pruned, s.unchanged
-        );
+        let mut text = format!("applied {}, pruned {}", s.applied, s.pruned);
+        for (n, what) in [
+            (s.restored, "restored"),
+            (s.retired, "retired"),
+            (s.purged, "purged"),
+        ] {
+            if n > 0 {
+                text.push_str(&format!(", {what} {n}"));
+            }
+        }
+        text.push_str(&format!(", unchanged {}", s.unchanged));
         if s.failed > 0 {
             text = format!("{} failed; {text}", s.failed);
             if let Some(first) = self.stores.iter().find(|r| r.outcome == Outcome::Failed) {

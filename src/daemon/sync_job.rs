@@ -257,7 +257,7 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     }
     // Another sync of the same head says something new only when its verdict changed, or when
     // it had to write (drift repaired); a clean re-check of a success stays silent.
-    let wrote = matches!(&outcome, Ok(SyncOutcome::Done(s)) if s.report.summary.applied + s.report.summary.pruned > 0);
+    let wrote = matches!(&outcome, Ok(SyncOutcome::Done(s)) if s.report.summary.wrote());
     let changed = !repeat
         || last.as_ref().is_some_and(|l| {
             l.state != v.state || (v.state != ResultState::Success && l.description != v.description) || wrote

@@ -2,10 +2,19 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    ContainerLimits, EngineSpec, LimitRangeSpec, Limits, PlanSpec, PlatformConfig, PvcLimits, TlsConfig,
+    ContainerLimits, EngineSpec, LimitRangeSpec, Limits, PlanSpec, PlatformConfig, PruneConfig, PvcLimits,
+    TlsConfig,
 };
 
 pub const CHART_VERSION: &str = "0.1.0";
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        PruneConfig {
+            retention_text: "168h".into(),
+        }
+    }
+}
 
 impl Default for PlatformConfig {
     fn default() -> Self {
@@ -18,6 +27,7 @@ impl Default for PlatformConfig {
             plans: default_plans(),
             engines: default_engines(),
             limits: Limits::default(),
+            prune: PruneConfig::default(),
             drift_policy: Default::default(),
             store_cluster_role: super::tenancy::default_store_cluster_role(),
         }

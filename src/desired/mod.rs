@@ -19,8 +19,8 @@ pub use diagnostics::{Diagnostic, MAX_FINDINGS_PER_FILE, Severity, sort as sort_
 pub use labels::*;
 pub use load::{load, stores_dir_of};
 pub use model::{
-    Catalog, EngineSpec, Limits, MAX_FILE_BYTES, PLATFORM_FILE, PlanSpec, PlatformConfig, RawCatalog,
-    RawContent, RawEntry, Store, StoreFile,
+    Catalog, DEFAULT_RETENTION, EngineSpec, Limits, MAX_FILE_BYTES, PLATFORM_FILE, PlanSpec, PlatformConfig,
+    RawCatalog, RawContent, RawEntry, Store, StoreFile,
 };
 pub use policy::{chart_policy, chart_under_prefix, load_with_policy};
 pub use render::*;

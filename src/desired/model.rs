@@ -50,6 +50,8 @@ pub struct PlatformConfig {
     pub plans: BTreeMap<String, PlanSpec>,
     pub engines: BTreeMap<String, EngineSpec>,
     pub limits: Limits,
+    /// What happens to a store whose file is gone.
+    pub prune: PruneConfig,
     /// What a sync does when objects the engine chart rendered were changed in the cluster.
     pub drift_policy: DriftPolicy,
     /// The ClusterRole helm's identity is bound to in each store namespace: the operator's
@@ -138,6 +140,48 @@ pub struct Limits {
     /// More prunes than this in one sync blocks the whole prune (a circuit breaker against a
     /// bad merge deleting the platform).
     pub max_prunes_per_sync: usize,
+}
+
+/// `prune`: a store whose file is gone is retired (stopped, its data kept) and purged
+/// `retention` later; `0s` purges it at once.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PruneConfig {
+    /// A duration such as `168h`, `7d` or `0s`, as written; see [`PruneConfig::retention`].
+    #[serde(rename = "retention")]
+    pub retention_text: String,
+}
+
+/// How long a retired store waits for its purge unless `prune.retention` says otherwise (the
+/// built-in `prune.retention: 168h`).
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(168 * 3600);
+/// The longest retention `prune.retention` may ask for.
+pub const MAX_RETENTION: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+impl PruneConfig {
+    /// How long a retired store waits for its purge. A value that does not parse never reaches
+    /// a valid catalog; should one be read anyway, the default is used (the safe side: no
+    /// store is purged sooner than the default says).
+    pub fn retention(&self) -> std::time::Duration {
+        parse_retention(&self.retention_text).unwrap_or(DEFAULT_RETENTION)
+    }
+
+    /// Whether a store whose file is gone is deleted at once (`retention: 0s`).
+    pub fn immediate(&self) -> bool {
+        self.retention().is_zero()
+    }
+}
+
+/// `168h`, `7d`, `90m`, `0s`: humantime's durations, whole seconds, at most [`MAX_RETENTION`].
+pub fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
+    if d.subsec_nanos() != 0 {
+        return Err("it is not a whole number of seconds".into());
+    }
+    if d > MAX_RETENTION {
+        return Err("it is longer than 366 days".into());
+    }
+    Ok(d)
 }
 
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;

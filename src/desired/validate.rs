@@ -172,6 +172,13 @@ pub(super) fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
             "set the largest number of stores the platform runs",
         );
     }
+    if let Err(why) = super::model::parse_retention(&p.prune.retention_text) {
+        err(
+            pos.value(&["prune", "retention"]),
+            format!("`{}` is not a retention: {why}", p.prune.retention_text),
+            "give a duration such as 168h, 7d or 30m; 0s deletes a store as soon as its file is gone",
+        );
+    }
     if p.limits.max_stores_per_owner == 0 {
         err(
             pos.value(&["limits", "maxStoresPerOwner"]),

@@ -2,6 +2,7 @@
 //! as the worst of them, in the spirit of kstatus and Argo CD. Pure: a function of the objects
 //! as the API server returned them (JSON) and the time, so the rules are tested on recorded
 //! objects without a cluster.
+pub use crate::text::parse_rfc3339;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -360,30 +361,6 @@ fn stuck_pod(pods: &[&Value], judge: &Judge<'_>, past_grace: bool) -> Option<Str
         .collect();
     found.sort();
     found.into_iter().next().map(|(_, why)| why)
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time as the API server writes it
-/// (`2026-12-06T12:00:00Z`); `None` for anything else.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from civil (proleptic Gregorian), the inverse of text::rfc3339.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 #[cfg(test)]

@@ -34,6 +34,27 @@ pub struct LiveState {
     pub stores: BTreeMap<String, LiveStore>,
     /// What the last successfully applied commit allowed, when it was read (syncs and plans).
     pub applied: Option<AppliedLimits>,
+    /// When the cluster was observed, in seconds since the epoch; 0 when unknown (a plan
+    /// then purges nothing: no retention can be known to have passed).
+    pub observed_at: i64,
+}
+
+/// What a retired store's namespace says of its retirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// When it was retired, in seconds since the epoch; `None` when the annotation is missing
+    /// or not a time (the store is then stamped again, never purged on a guess).
+    pub at: Option<i64>,
+    /// The commit that retired it.
+    pub by: Option<String>,
+}
+
+impl Retirement {
+    /// When the store's purge is due with `retention`.
+    pub fn purge_at(&self, retention: std::time::Duration) -> Option<i64> {
+        let secs = i64::try_from(retention.as_secs()).ok()?;
+        self.at?.checked_add(secs)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +120,21 @@ impl LiveStore {
             .as_ref()?
             .get(key)
             .map(String::as_str)
+    }
+
+    /// Whether the store is retired (its file gone, stopped, its data kept), and since when.
+    pub fn retirement(&self) -> Option<Retirement> {
+        if self.label(crate::desired::STATE_LABEL) != Some(crate::desired::RETIRED_STATE) {
+            return None;
+        }
+        Some(Retirement {
+            at: self
+                .annotation(crate::desired::RETIRED_AT_ANNOTATION)
+                .and_then(crate::text::parse_rfc3339),
+            by: self
+                .annotation(crate::desired::RETIRED_BY_ANNOTATION)
+                .map(String::from),
+        })
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {

@@ -123,7 +123,8 @@ pub async fn observe(client: &Client) -> Result<LiveState> {
         list_secret_metadata(client, "credentials secrets", &owned),
         list_secret_metadata(client, "helm releases", HELM_RELEASE_SELECTOR),
     );
-    Ok(assemble(Listed {
+    let observed_at = crate::text::unix_now();
+    let mut live = assemble(Listed {
         namespaces: namespaces?,
         quotas: quotas?,
         limit_ranges: limit_ranges?,
@@ -132,7 +133,9 @@ pub async fn observe(client: &Client) -> Result<LiveState> {
         role_bindings: role_bindings?,
         credentials: credentials?,
         releases: releases?,
-    }))
+    });
+    live.observed_at = observed_at;
+    Ok(live)
 }
 
 /// Groups the listed objects by store. Pure, so it is tested without a cluster.
@@ -259,6 +262,7 @@ pub fn assemble(listed: Listed) -> LiveState {
     LiveState {
         stores,
         applied: None,
+        observed_at: 0,
     }
 }
 

@@ -12,6 +12,10 @@ fn sign(action: Action) -> &'static str {
         Action::Prune => "-",
         Action::Skip => "#",
         Action::Blocked => "!",
+        Action::Retire => "v",
+        Action::Restore => "^",
+        Action::Purge => "-",
+        Action::Retired => "_",
     }
 }
 

@@ -208,17 +208,275 @@ fn server_defaults_are_not_drift() {
     assert_eq!(p.stores[0].action, Action::Unchanged);
 }
 
+fn with_retention(retention: &str) -> PlatformConfig {
+    let mut platform = PlatformConfig::default();
+    platform.prune.retention_text = retention.into();
+    platform
+}
+
+fn run_with(desired: &[DesiredStore], live: &LiveState, platform: &PlatformConfig) -> Plan {
+    let revision = Revision {
+        commit: None,
+        label: "test".into(),
+    };
+    plan(revision, desired, live, platform, PlanOptions::default(), false)
+}
+
+/// `d` as storesync leaves it once retired at `at`: marked, its release stopped.
+fn retired(d: &DesiredStore, at: i64) -> LiveStore {
+    let mut live = applied(d);
+    let meta = &mut live.namespace.metadata;
+    meta.labels
+        .as_mut()
+        .unwrap()
+        .insert(desired::STATE_LABEL.into(), desired::RETIRED_STATE.into());
+    let ann = meta.annotations.get_or_insert_default();
+    ann.insert(desired::RETIRED_AT_ANNOTATION.into(), crate::text::rfc3339(at));
+    ann.insert(desired::RETIRED_BY_ANNOTATION.into(), "feedc0de".repeat(5));
+    let release = live.release.as_mut().unwrap();
+    release.release_hash = Some(desired::RETIRED_RELEASE_HASH.into());
+    release.revision = 2;
+    release.history = vec![(1, "superseded".into()), (2, "deployed".into())];
+    live
+}
+
+const NOW: i64 = 1_796_000_000;
+const WEEK: i64 = 168 * 3600;
+
 #[test]
-fn removed_store_is_pruned_release_first() {
+fn a_removed_store_is_retired_with_its_data_kept() {
+    let d = catalog(&[("acme", ""), ("bobs", "")]);
+    let mut live = live_of(&[("acme", applied(&d[0])), ("bobs", applied(&d[1]))]);
+    live.observed_at = NOW;
+    let p = run(&d[..1], &live, PlanOptions::default());
+    let bobs = p.stores.iter().find(|s| s.store == "bobs").unwrap();
+    assert_eq!(bobs.action, Action::Retire);
+    let changes: Vec<(ObjectKind, Action)> = bobs.changes.iter().map(|c| (c.kind, c.action)).collect();
+    assert_eq!(
+        changes,
+        vec![
+            (ObjectKind::Namespace, Action::Update),
+            (ObjectKind::HelmRelease, Action::Update)
+        ],
+        "marked, then stopped by helm: nothing is deleted"
+    );
+    assert_eq!(
+        bobs.purge_at.as_deref(),
+        Some(crate::text::rfc3339(NOW + WEEK).as_str())
+    );
+    let reason = bobs.reason.as_deref().unwrap();
+    assert!(
+        reason.contains("purged after 2026-12-") && reason.contains("168h"),
+        "{reason}"
+    );
+    assert_eq!((p.summary.retire, p.summary.prune), (1, 0));
+    assert!(p.summary.line().contains("1 to retire"), "{}", p.summary.line());
+    assert!(!p.is_blocked());
+}
+
+#[test]
+fn with_no_retention_a_removed_store_is_pruned_release_first() {
     let d = catalog(&[("acme", ""), ("bobs", "")]);
     let live = live_of(&[("acme", applied(&d[0])), ("bobs", applied(&d[1]))]);
-    let p = run(&d[..1], &live, PlanOptions::default());
+    let p = run_with(&d[..1], &live, &with_retention("0s"));
     let bobs = p.stores.iter().find(|s| s.store == "bobs").unwrap();
     assert_eq!(bobs.action, Action::Prune);
     let kinds: Vec<ObjectKind> = bobs.changes.iter().map(|c| c.kind).collect();
     assert_eq!(kinds, vec![ObjectKind::HelmRelease, ObjectKind::Namespace]);
     assert_eq!(p.summary.prune, 1);
     assert!(!p.is_blocked());
+}
+
+#[test]
+fn a_retired_store_waits_for_its_purge_then_is_purged() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = live_of(&[("acme", retired(&d[0], NOW - WEEK + 60))]);
+    live.observed_at = NOW;
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Retired);
+    assert!(p.stores[0].changes.is_empty());
+    assert_eq!(
+        p.stores[0].purge_at.as_deref(),
+        Some(crate::text::rfc3339(NOW + 60).as_str())
+    );
+    assert_eq!(p.summary.retired, 1);
+    assert!(!p.is_blocked());
+
+    live.observed_at = NOW + 60;
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Purge);
+    let kinds: Vec<ObjectKind> = p.stores[0].changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, vec![ObjectKind::HelmRelease, ObjectKind::Namespace]);
+    assert!(p.stores[0].reason.as_deref().unwrap().contains("passed at"));
+
+    // A longer retention in a later commit holds the purge back again.
+    let p = run_with(&[], &live, &with_retention("30d"));
+    assert_eq!(p.stores[0].action, Action::Retired);
+    // Without a known time of observation, nothing is purged.
+    live.observed_at = 0;
+    assert_eq!(
+        run(&[], &live, PlanOptions::default()).stores[0].action,
+        Action::Retired
+    );
+}
+
+#[test]
+fn purges_are_bounded_per_sync_the_longest_retired_first() {
+    let names: Vec<String> = (0..7).map(|i| format!("shop-{i}")).collect();
+    let stores: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+    let d = catalog(&stores);
+    let mut live = LiveState {
+        // shop-6 was retired first, shop-0 last.
+        stores: d
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.store.name.clone(), retired(s, NOW - 2 * WEEK + i as i64 * -60)))
+            .collect(),
+        ..Default::default()
+    };
+    live.observed_at = NOW;
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!((p.summary.purge, p.summary.retired), (5, 2));
+    let waiting: Vec<&str> = p
+        .stores
+        .iter()
+        .filter(|s| s.action == Action::Retired)
+        .map(|s| s.store.as_str())
+        .collect();
+    assert_eq!(waiting, ["shop-0", "shop-1"]);
+    assert!(
+        p.stores[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("at most 5 purges per sync"),
+        "{:?}",
+        p.stores[0].reason
+    );
+    assert!(
+        p.blocked.is_empty(),
+        "purges beyond the bound wait; they block nothing"
+    );
+}
+
+#[test]
+fn a_retired_store_whose_release_runs_is_stopped_again() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = retired(&d[0], NOW - 60);
+    // The retiring upgrade failed: the release still holds the store's own values.
+    live.release.as_mut().unwrap().status = "failed".into();
+    let mut live = live_of(&[("acme", live)]);
+    live.observed_at = NOW;
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!(p.stores[0].action, Action::Retire);
+    let changes: Vec<(ObjectKind, Action)> = p.stores[0].changes.iter().map(|c| (c.kind, c.action)).collect();
+    assert_eq!(
+        changes,
+        vec![
+            (ObjectKind::Namespace, Action::Unchanged),
+            (ObjectKind::HelmRelease, Action::Update)
+        ]
+    );
+    assert!(p.stores[0].reason.as_deref().unwrap().contains("stopped again"));
+    // Stopping it again is no new retirement: the breaker does not count it.
+    assert!(p.blocked.is_empty());
+}
+
+#[test]
+fn a_retirement_without_a_readable_time_is_stamped_again_never_purged() {
+    let d = catalog(&[("acme", "")]);
+    let mut l = retired(&d[0], 0);
+    l.namespace
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(desired::RETIRED_AT_ANNOTATION.into(), "last tuesday".into());
+    let mut live = live_of(&[("acme", l)]);
+    live.observed_at = NOW;
+    let p = run_with(&[], &live, &with_retention("0s"));
+    assert_eq!(p.stores[0].action, Action::Retire);
+    assert!(p.stores[0].reason.as_deref().unwrap().contains("stamped again"));
+}
+
+#[test]
+fn a_retired_store_whose_file_is_back_is_restored() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = live_of(&[("acme", retired(&d[0], NOW - 60))]);
+    live.observed_at = NOW;
+    let p = run(&d, &live, PlanOptions::default());
+    let s = &p.stores[0];
+    assert_eq!(s.action, Action::Restore, "{s:#?}");
+    let changed: Vec<ObjectKind> = s
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        changed,
+        vec![ObjectKind::Namespace, ObjectKind::HelmRelease],
+        "the marks come off and the release gets the store's values back; credentials are kept"
+    );
+    assert!(
+        s.changes
+            .iter()
+            .any(|c| c.kind == ObjectKind::Secret && c.action == Action::Unchanged)
+    );
+    assert_eq!(
+        s.retired_at.as_deref(),
+        Some(crate::text::rfc3339(NOW - 60).as_str())
+    );
+    assert_eq!(p.summary.restore, 1);
+}
+
+#[test]
+fn a_file_of_another_engine_waits_for_the_purge_of_the_retired_store() {
+    let d = catalog(&[("acme", "")]);
+    let mut live = live_of(&[("acme", retired(&d[0], NOW - 60))]);
+    live.observed_at = NOW;
+    let raw = RawCatalog {
+        platform: None,
+        stores_dir: "stores".into(),
+        entries: Some(vec![RawEntry {
+            path: "stores/acme.yaml".into(),
+            name: "acme.yaml".into(),
+            content: RawContent::File(b"name: acme\nengine: medusa\nplan: small\nowner: team-a\n".to_vec()),
+        }]),
+    };
+    let medusa = render(&load(&raw).expect("valid"), None);
+    let p = run(&medusa, &live, PlanOptions::default());
+    let s = &p.stores[0];
+    assert_eq!(s.action, Action::Blocked);
+    let reason = s.reason.as_deref().unwrap();
+    let purge = crate::text::rfc3339(NOW - 60 + WEEK);
+    assert!(
+        reason.starts_with("stores/acme.yaml: `engine: medusa` is not valid yet") && reason.contains(&purge),
+        "{reason}"
+    );
+    assert!(s.changes.is_empty(), "nothing of the retired store is touched");
+    assert!(p.is_blocked());
+}
+
+#[test]
+fn retired_stores_do_not_count_as_live_for_the_breaker() {
+    let d = catalog(&[("aaa", ""), ("bbb", ""), ("old", "")]);
+    let mut live = live_of(&[
+        ("aaa", applied(&d[0])),
+        ("bbb", applied(&d[1])),
+        ("old", retired(&d[2], NOW - 60)),
+    ]);
+    live.observed_at = NOW;
+    let p = run(&[], &live, PlanOptions::default());
+    assert_eq!(
+        (p.summary.retire, p.summary.blocked, p.summary.retired),
+        (0, 2, 1)
+    );
+    assert!(
+        p.blocked[0].starts_with("every live store (2) would be pruned"),
+        "{:?}",
+        p.blocked
+    );
 }
 
 #[test]
@@ -415,14 +673,14 @@ fn prune_all_counts_only_stores_that_would_really_go() {
         ("bbb", applied(&d[1])),
         ("keep", applied(&d[2])),
     ]);
-    // A protected store stays, so the platform is not emptied: two prunes are within the limit.
+    // A protected store stays, so the platform is not emptied: two retirements are within the limit.
     let p = run(&[], &live, PlanOptions::default());
-    assert_eq!((p.summary.prune, p.summary.skip), (2, 1), "{:?}", p.blocked);
+    assert_eq!((p.summary.retire, p.summary.skip), (2, 1), "{:?}", p.blocked);
     assert!(p.blocked.is_empty());
 
     let live = live_of(&[("aaa", applied(&d[0])), ("bbb", applied(&d[1]))]);
     let p = run(&[], &live, PlanOptions::default());
-    assert_eq!((p.summary.prune, p.summary.blocked), (0, 2));
+    assert_eq!((p.summary.retire, p.summary.blocked), (0, 2));
     assert!(
         p.blocked[0].starts_with("every live store (2) would be pruned"),
         "{:?}",
@@ -432,7 +690,7 @@ fn prune_all_counts_only_stores_that_would_really_go() {
         allow_prune_all: true,
         ..PlanOptions::default()
     };
-    assert_eq!(run(&[], &live, allowed).summary.prune, 2);
+    assert_eq!(run(&[], &live, allowed).summary.retire, 2);
 }
 
 #[test]
@@ -448,7 +706,7 @@ fn the_recorded_limit_holds_when_it_is_the_lower() {
         max_prunes_per_sync: 1,
     });
     let p = run(&d[..1], &live, PlanOptions::default());
-    assert_eq!(p.summary.prune, 0);
+    assert_eq!(p.summary.retire, 0);
     assert!(
         p.blocked[0].starts_with(
             "2 stores would be pruned; the limit is 1 (limits.maxPrunesPerSync at the last applied commit 0123456789ab;"
@@ -459,7 +717,7 @@ fn the_recorded_limit_holds_when_it_is_the_lower() {
     // A higher recorded limit never raises the commit's own.
     live.applied.as_mut().unwrap().max_prunes_per_sync = 100;
     let p = run(&d[..1], &live, PlanOptions::default());
-    assert_eq!(p.summary.prune, 2, "5 at this commit, 100 recorded: 2 may go");
+    assert_eq!(p.summary.retire, 2, "5 at this commit, 100 recorded: 2 may go");
 }
 
 /// A release whose chart-rendered objects changed in the cluster.

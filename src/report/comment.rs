@@ -120,6 +120,9 @@ pub fn summary_line(summary: &Summary) -> String {
     let mut parts: Vec<String> = [
         (summary.create, "to create"),
         (summary.update, "to update"),
+        (summary.restore, "to restore"),
+        (summary.retire, "to retire"),
+        (summary.purge, "to purge"),
         (summary.prune, "to prune"),
         (summary.skip, "skipped"),
         (summary.blocked, "blocked"),
@@ -182,6 +185,34 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
                 break;
             }
             out.push_str(&row);
+        }
+    }
+    // Where a store's data is kept or deleted, and when: a reviewer reads this before merging.
+    let lifecycle: Vec<String> = plan
+        .stores
+        .iter()
+        .filter(|s| matches!(s.action, Action::Retire | Action::Restore | Action::Purge | Action::Prune))
+        .map(|s| {
+            format!(
+                "{} {}: {}",
+                code(&s.store),
+                s.action.as_str(),
+                escape(s.reason.as_deref().unwrap_or(match s.action {
+                    Action::Prune => "its file is gone: its release is uninstalled and its namespace deleted, data included",
+                    _ => "",
+                }))
+            )
+        })
+        .collect();
+    if !lifecycle.is_empty() {
+        out.push_str("\n**Retired, restored and purged stores:**\n\n");
+        for (i, line) in lifecycle.iter().enumerate() {
+            let line = format!("- {line}\n");
+            if chars(out) + chars(&line) > budget {
+                let _ = writeln!(out, "- … and {} more", lifecycle.len() - i);
+                break;
+            }
+            out.push_str(&line);
         }
     }
     let held: Vec<String> = plan

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::apply::{Outcome, SyncReport};
 use crate::desired::{
     COMMIT_ANNOTATION, Catalog, ENGINE_LABEL, LAST_ERROR_ANNOTATION, OWNER_LABEL, PLAN_LABEL,
+    PURGE_AT_ANNOTATION, RETIRED_AT_ANNOTATION,
 };
 use crate::live::LiveState;
 use crate::live::health::Health;
@@ -24,6 +25,9 @@ pub enum StoreState {
     Pruned,
     Terminating,
     Pending,
+    /// Its file is gone: stopped, its data kept until `purgeAt`.
+    Retired,
+    Purged,
 }
 
 impl StoreState {
@@ -39,6 +43,8 @@ impl StoreState {
             StoreState::Pruned => "pruned",
             StoreState::Terminating => "terminating",
             StoreState::Pending => "pending",
+            StoreState::Retired => "retired",
+            StoreState::Purged => "purged",
         }
     }
 }
@@ -71,6 +77,11 @@ pub struct StoreView {
     /// Why it is not Healthy: the first bad object and what is wrong with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_reason: Option<String>,
+    /// A retired store: when it was retired and when it is purged (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<String>,
 }
 
 /// The store table from live state, the catalog of the last sync and its results.
@@ -83,6 +94,7 @@ pub fn store_views(
     let mut views: BTreeMap<String, StoreView> = BTreeMap::new();
     for (name, l) in &live.stores {
         let ns = l.namespace.metadata.name.clone().unwrap_or_default();
+        let retired = l.retirement().is_some();
         views.insert(
             name.clone(),
             StoreView {
@@ -93,6 +105,8 @@ pub fn store_views(
                 domain: None,
                 state: if l.terminating() {
                     StoreState::Terminating
+                } else if retired {
+                    StoreState::Retired
                 } else {
                     StoreState::InSync
                 },
@@ -105,6 +119,12 @@ pub fn store_views(
                 last_error: l.annotation(LAST_ERROR_ANNOTATION).map(String::from),
                 health: l.health.as_ref().map(|h| h.health),
                 health_reason: l.health.as_ref().and_then(|h| h.reason.clone()),
+                retired_at: retired
+                    .then(|| l.annotation(RETIRED_AT_ANNOTATION).map(String::from))
+                    .flatten(),
+                purge_at: retired
+                    .then(|| l.annotation(PURGE_AT_ANNOTATION).map(String::from))
+                    .flatten(),
             },
         );
     }
@@ -123,6 +143,8 @@ pub fn store_views(
                 last_error: None,
                 health: None,
                 health_reason: None,
+                retired_at: None,
+                purge_at: None,
             });
             view.owner = Some(s.owner.clone());
             view.engine = Some(s.engine.clone());
@@ -143,9 +165,14 @@ pub fn store_views(
             view.state = match r.outcome {
                 Outcome::Applied => StoreState::Applied,
                 Outcome::Pruned => StoreState::Pruned,
+                Outcome::Restored => StoreState::Applied,
+                Outcome::Retired => StoreState::Retired,
+                Outcome::Purged => StoreState::Purged,
                 Outcome::Failed => StoreState::Failed,
                 Outcome::Blocked => StoreState::Blocked,
-                Outcome::Skipped if view.state == StoreState::Suspended => StoreState::Suspended,
+                Outcome::Skipped if matches!(view.state, StoreState::Suspended | StoreState::Retired) => {
+                    view.state
+                }
                 Outcome::Skipped => StoreState::Skipped,
                 Outcome::Unchanged => view.state,
             };

@@ -19,6 +19,7 @@ mod pr_comment_golden;
 mod pr_feedback;
 mod pr_fetch;
 mod prune;
+mod retire;
 mod sync;
 mod validate;
 mod webhook;

@@ -34,6 +34,9 @@ fn store(name: &str, action: Action, owner: &str, changes: Vec<Change>, reason: 
         domain: None,
         spec_hash: None,
         reason: reason.map(String::from),
+        retired_at: None,
+        retired_by: None,
+        purge_at: None,
         changes,
     }
 }
@@ -63,6 +66,10 @@ fn plan(stores: Vec<StorePlan>, blocked: Vec<String>, unchanged: usize) -> Plan 
             Action::Blocked => summary.blocked += 1,
             Action::Skip => summary.skip += 1,
             Action::Unchanged => summary.unchanged += 1,
+            Action::Retire => summary.retire += 1,
+            Action::Restore => summary.restore += 1,
+            Action::Purge => summary.purge += 1,
+            Action::Retired => summary.retired += 1,
         }
     }
     Plan {
@@ -113,7 +120,7 @@ fn example_plan() -> Plan {
             ),
             store(
                 "old-shop",
-                Action::Prune,
+                Action::Purge,
                 "team-old",
                 vec![change(
                     ObjectKind::Namespace,
@@ -121,7 +128,23 @@ fn example_plan() -> Plan {
                     Action::Prune,
                     None,
                 )],
-                None,
+                Some(
+                    "retired at 2026-11-29T10:00:00Z by 0123456789ab; prune.retention (168h) passed at 2026-12-06T10:00:00Z",
+                ),
+            ),
+            store(
+                "corner-books",
+                Action::Retire,
+                "team-books",
+                vec![change(
+                    ObjectKind::Namespace,
+                    "store-corner-books",
+                    Action::Update,
+                    None,
+                )],
+                Some(
+                    "its file is gone: stopped (no pod, no Ingress), its namespace, claims, credentials and release history kept; purged after 2026-12-13T10:00:00Z (prune.retention 168h), unless its file comes back",
+                ),
             ),
             store(
                 "gone-shop",

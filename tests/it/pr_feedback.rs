@@ -294,6 +294,9 @@ async fn a_three_megabyte_diff_stays_under_the_comment_limit() {
         domain: None,
         spec_hash: None,
         reason: None,
+        retired_at: None,
+        retired_by: None,
+        purge_at: None,
         changes: vec![Change {
             kind: ObjectKind::HelmRelease,
             namespace: Some("store-bobs".into()),

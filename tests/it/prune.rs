@@ -1,6 +1,7 @@
-//! What one sync must not destroy or take over: a removed store is pruned release then
-//! namespace, guarded by its uid; unowned and protected namespaces, the prune breaker, an invalid
-//! catalog, `--no-prune` and dry run. Same fake API server and recording helm as sync.rs.
+//! What one sync must not destroy or take over: a removed store is retired (see retire.rs), or
+//! with `prune.retention: 0s` pruned release then namespace, guarded by its uid; unowned and
+//! protected namespaces, the prune breaker (which counts retirements), an invalid catalog,
+//! `--no-prune` and dry run. Same fake API server and recording helm as sync.rs.
 use crate::common;
 
 use crate::sync::world;
@@ -11,9 +12,13 @@ use storesync::plan::{Action, PlanOptions};
 use storesync::sync::{self, SyncOutcome};
 use world::{World, apply_cli};
 
+/// `storesync.yaml` that deletes a store as soon as its file is gone, as before retirement.
+pub const NO_RETENTION: &str = "prune:\n  retention: 0s\n";
+
 #[tokio::test]
-async fn removed_store_is_pruned_release_then_namespace() {
+async fn with_no_retention_a_removed_store_is_pruned_release_then_namespace() {
     let w = World::with_two_stores();
+    w.catalog.platform(NO_RETENTION);
     w.sync().await;
     let uid = w.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["uid"].clone();
     std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
@@ -102,7 +107,7 @@ async fn prune_breaker_blocks_a_mass_prune() {
     w.cluster.clear_requests();
     let before = w.helm.calls().len();
     let report = w.sync().await;
-    assert_eq!(report.summary.pruned, 0);
+    assert_eq!((report.summary.retired, report.summary.pruned), (0, 0));
     assert_eq!(report.summary.blocked, 6);
     assert_eq!(
         report.blocked,
@@ -145,6 +150,7 @@ async fn invalid_catalog_changes_nothing_and_reads_nothing() {
 #[tokio::test]
 async fn terminating_namespace_is_reported_not_recreated() {
     let w = World::with_two_stores();
+    w.catalog.platform(NO_RETENTION);
     w.cluster.slow_namespace_deletion();
     w.sync().await;
     std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
@@ -316,7 +322,7 @@ async fn a_commit_cannot_lift_its_own_prune_breaker() {
     w.cluster.clear_requests();
     let helm_before = w.helm.calls().len();
     let report = w.sync().await;
-    assert_eq!((report.summary.pruned, report.summary.blocked), (0, 6));
+    assert_eq!((report.summary.retired, report.summary.blocked), (0, 6));
     assert_eq!(report.blocked.len(), 1, "{:?}", report.blocked);
     assert!(
         report.blocked[0].starts_with(
@@ -351,7 +357,7 @@ async fn a_commit_cannot_lift_its_own_prune_breaker() {
     assert_eq!(record["data"]["maxPrunesPerSync"], "1000");
     remove(&w, &all[1..]);
     let report = w.sync().await;
-    assert_eq!(report.summary.pruned, 6, "{:?}", report.blocked);
+    assert_eq!(report.summary.retired, 6, "{:?}", report.blocked);
 }
 
 #[tokio::test]
@@ -375,7 +381,7 @@ async fn pruning_every_live_store_needs_allow_prune_all() {
     w.cluster.clear_requests();
     let helm_before = w.helm.calls().len();
     let report = w.sync().await;
-    assert_eq!((report.summary.pruned, report.summary.blocked), (0, 3));
+    assert_eq!((report.summary.retired, report.summary.blocked), (0, 3));
     assert_eq!(
         report.blocked,
         vec![
@@ -396,8 +402,11 @@ async fn pruning_every_live_store_needs_allow_prune_all() {
     let SyncOutcome::Done(synced) = outcome else {
         panic!("valid catalog")
     };
-    assert_eq!(synced.report.summary.pruned, 3, "{:?}", synced.report.blocked);
-    assert!(w.cluster.get("namespaces", "", "store-aaa").is_none());
+    assert_eq!(synced.report.summary.retired, 3, "{:?}", synced.report.blocked);
+    assert_eq!(
+        w.cluster.get("namespaces", "", "store-aaa").unwrap()["metadata"]["labels"]["storesync.dev/state"],
+        "retired"
+    );
 }
 
 #[tokio::test]
@@ -405,7 +414,7 @@ async fn the_last_single_store_may_go_without_the_flag() {
     let w = synced_world(&["aaa"]).await;
     remove(&w, &["aaa"]);
     let report = w.sync().await;
-    assert_eq!(report.summary.pruned, 1, "{:?}", report.blocked);
+    assert_eq!(report.summary.retired, 1, "{:?}", report.blocked);
 }
 
 #[tokio::test]

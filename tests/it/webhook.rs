@@ -380,6 +380,8 @@ fn store_with_commit(name: &str, commit: &str) -> StoreView {
         last_error: None,
         health: None,
         health_reason: None,
+        retired_at: None,
+        purge_at: None,
     }
 }
 

@@ -540,6 +540,20 @@ impl FakeCluster {
         if let Err(e) = coordination::precondition(obj, &body, plural, name) {
             return e;
         }
+        // A uid in a patch is a precondition: the API server refuses to patch another object
+        // of the same name.
+        if let Some(uid) = body["metadata"]["uid"].as_str()
+            && obj["metadata"]["uid"].as_str() != Some(uid)
+        {
+            return status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on {plural} \"{name}\": Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    obj["metadata"]["uid"].as_str().unwrap_or_default()
+                ),
+            );
+        }
         merge_patch_into(obj, &body);
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         (200, obj.clone())

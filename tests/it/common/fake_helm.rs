@@ -63,9 +63,11 @@ n=$(( $(wc -l < "$here/calls.log" 2>/dev/null || echo 0) + 1 ))
 mkdir -p "$here/env"
 env -0 > "$here/env/$n"
 cmd="$1"; shift
-positional=(); ns=""; values=""; labels=""; user=""
+positional=(); ns=""; values=""; labels=""; user=""; reuse=0; install=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --reuse-values) reuse=1; shift ;;
+    --install) install=1; shift ;;
     --namespace) ns="$2"; shift 2 ;;
     --values) values="$2"; shift 2 ;;
     --labels) labels="$2"; shift 2 ;;
@@ -97,11 +99,24 @@ case "$cmd" in
   upgrade)
     chart="${positional[1]}"
     cp "$values" "$here/values/$n-$name.yaml"
+    if [ "$install" = 0 ] && [ "$last" = 0 ]; then
+      echo "Error: UPGRADE FAILED: \"$name\" has no deployed releases" >&2
+      exit 1
+    fi
     if [ -e "$here/fail-upgrade-$name" ]; then
       echo "Error: UPGRADE FAILED: simulated failure for $name $(cat "$here/fail-upgrade-$name")" >&2
       exit 1
     fi
-    if ! "@REAL_HELM@" template "$name" "$chart" --namespace "$ns" --values "$values" > "$here/values/$n-$name.rendered.yaml"; then
+    # The values of a revision are a chain of files, merged in order as helm merges --values:
+    # --reuse-values starts from the chain of the last revision.
+    mkdir -p "$here/chain"
+    chain=""
+    if [ "$reuse" = 1 ]; then chain=$(cat "$here/chain/${ns}__${name}__${last}" 2>/dev/null); fi
+    chain="$chain $here/values/$n-$name.yaml"
+    echo "$chain" > "$here/chain/${ns}__${name}__$((last + 1))"
+    set --
+    for f in $chain; do set -- "$@" --values "$f"; done
+    if ! "@REAL_HELM@" template "$name" "$chart" --namespace "$ns" "$@" > "$here/values/$n-$name.rendered.yaml"; then
       echo "Error: the chart does not render with these values" >&2
       exit 1
     fi
@@ -116,6 +131,7 @@ case "$cmd" in
     hash=$(awk -v r="$target" '$1 == r { print $3 }' "$rel")
     sed -i -E 's/ (pending-[a-z]+|deployed) / superseded /' "$rel"
     echo "$((last + 1)) deployed ${hash:--}" >> "$rel"
+    cp "$here/chain/${ns}__${name}__${target}" "$here/chain/${ns}__${name}__$((last + 1))" 2>/dev/null
     if [ -e "$here/manifests/${ns}__${name}__${target}.yaml" ]; then
       cp "$here/manifests/${ns}__${name}__${target}.yaml" "$here/manifests/${ns}__${name}__$((last + 1)).yaml"
       echo "apply $ns $name $((last + 1))" >> "$here/journal"

@@ -99,8 +99,25 @@ impl FakeCluster {
                 // `helm --wait` returned: the workloads rolled out and the claims are bound.
                 obj["metadata"]["generation"] = json!(generation.unwrap_or(0) + 1);
                 settled(&key.0, &mut obj);
+                let claims = claims_of_stateful_set(&key.0, &obj);
                 s.objects.insert(key.clone(), obj);
                 keys.push(key);
+                // The StatefulSet controller creates a claim per template and ordinal, and
+                // keeps it when the set scales down or goes (its default retention policy).
+                for (claim_ns, claim) in claims {
+                    let claim_key: Key = (
+                        "persistentvolumeclaims".into(),
+                        claim_ns,
+                        claim["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    );
+                    if !s.objects.contains_key(&claim_key) {
+                        s.revision += 1;
+                        let mut claim = claim;
+                        claim["metadata"]["uid"] = json!(format!("uid-{}", s.revision));
+                        claim["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+                        s.objects.insert(claim_key, claim);
+                    }
+                }
             }
             let before = s
                 .release_objects
@@ -129,6 +146,36 @@ impl FakeCluster {
             &manifest,
         ))
     }
+}
+
+/// The claims a StatefulSet's controller creates: `<template>-<set>-<ordinal>`, bound.
+fn claims_of_stateful_set(plural: &str, obj: &Value) -> Vec<(String, Value)> {
+    if plural != "statefulsets" {
+        return Vec::new();
+    }
+    let (set, ns) = (
+        obj["metadata"]["name"].as_str().unwrap_or_default(),
+        obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+    );
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    let templates = obj["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for template in templates {
+        let name = template["metadata"]["name"].as_str().unwrap_or_default();
+        for ordinal in 0..replicas {
+            out.push((
+                ns.to_string(),
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": format!("{name}-{set}-{ordinal}"), "namespace": ns,
+                        "labels": template["metadata"]["labels"].clone()},
+                    "spec": template["spec"].clone(), "status": {"phase": "Bound"}}),
+            ));
+        }
+    }
+    out
 }
 
 /// An object as its controllers leave it once `helm --wait` returned: every replica updated and

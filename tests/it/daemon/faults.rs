@@ -91,8 +91,9 @@ async fn a_cluster_lost_mid_sync_prunes_nothing_and_the_retry_applies_everything
         "{description}"
     );
     assert!(
-        r.cluster.get("namespaces", "", "store-acme").is_some(),
-        "not pruned"
+        r.cluster.get("namespaces", "", "store-acme").unwrap()["metadata"]["labels"]["storesync.dev/state"]
+            .is_null(),
+        "neither retired nor pruned"
     );
     assert_eq!(
         r.helm.calls().len(),
@@ -110,9 +111,12 @@ async fn a_cluster_lost_mid_sync_prunes_nothing_and_the_retry_applies_everything
     .await;
     assert_eq!(
         statuses_of(&r, &second, "storesync/sync").last().unwrap().1,
-        "applied 1, pruned 1, unchanged 0"
+        "applied 1, pruned 0, retired 1, unchanged 0"
     );
-    assert!(r.cluster.get("namespaces", "", "store-acme").is_none());
+    assert_eq!(
+        r.cluster.get("namespaces", "", "store-acme").unwrap()["metadata"]["labels"]["storesync.dev/state"],
+        "retired"
+    );
     assert!(r.cluster.get("namespaces", "", "store-bobs").is_some());
     assert_eq!(r.get("/readyz").await.0, StatusCode::OK);
     r.stop().await;

@@ -631,13 +631,14 @@ async fn a_branch_moved_back_is_synced_like_any_commit_and_flagged_non_fast_forw
     assert_eq!(
         description,
         format!(
-            "non-fast-forward from {}: applied 0, pruned 1, unchanged 1",
+            "non-fast-forward from {}: applied 0, pruned 0, retired 1, unchanged 1",
             &second[..12]
         )
     );
-    assert!(
-        r.cluster.get("namespaces", "", "store-bobs").is_none(),
-        "rolled back"
+    assert_eq!(
+        r.cluster.get("namespaces", "", "store-bobs").unwrap()["metadata"]["labels"]["storesync.dev/state"],
+        "retired",
+        "rolled back: the store its file is gone from is retired, its data kept"
     );
     // The first sync of the older head is flagged (a file-watch re-check of it is not).
     let syncs = r.ctx.state.syncs();

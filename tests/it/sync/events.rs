@@ -112,6 +112,7 @@ async fn a_store_failing_every_sync_is_one_event_with_a_count() {
 #[tokio::test]
 async fn prunes_are_told_before_in_the_store_and_after_where_storesync_lives() {
     let w = World::with_two_stores();
+    w.catalog.platform(crate::prune::NO_RETENTION);
     w.sync().await;
     std::fs::remove_file(w.catalog.path().join("stores/bobs.yaml")).unwrap();
     w.cluster.clear_requests();

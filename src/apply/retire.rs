@@ -1,0 +1,221 @@
+//! Retiring a store whose file is gone, and restoring it when its file comes back. A retired
+//! store runs nothing and serves nothing, and keeps everything that holds data: its namespace,
+//! claims, `store-credentials` and Helm release history. Helm itself stops it (an upgrade with
+//! the release's last values and `retired: true`), so `helm history` tells what happened and a
+//! restore is an ordinary upgrade back to the store's values. The namespace carries the marks
+//! (`storesync.dev/state=retired`, when and by which commit) that later syncs and people read.
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::release::trusted_revision;
+use super::{Applier, HelmOp, StoreEvent, observe_helm};
+use crate::desired::{
+    self, ENGINE_LABEL, PURGE_AT_ANNOTATION, PlatformConfig, RETIRED_AT_ANNOTATION, RETIRED_BY_ANNOTATION,
+    RETIRED_STATE, STATE_LABEL,
+};
+use crate::error::{Error, Result};
+use crate::live::LiveStore;
+use crate::plan::StorePlan;
+
+/// The field manager of the retirement marks, apart from the namespace's applied fields.
+const MARKS_MANAGER: &str = "storesync-retire";
+
+/// Retires the store of `sp`: marks its namespace (unless it is marked with a readable time
+/// already), then stops its release. The marks come first, so that the retention runs from
+/// the first attempt even if helm fails (a later sync stops it again).
+pub(super) async fn retire_store(
+    applier: &Applier,
+    sp: &StorePlan,
+    live: Option<&LiveStore>,
+    platform: &PlatformConfig,
+    commit: Option<&str>,
+) -> Result<()> {
+    let Some(live) = live else { return Ok(()) };
+    if live.label(desired::MANAGED_BY) != Some(desired::MANAGER) {
+        return Err(Error::NotOwned(format!(
+            "namespace of {} is not managed by storesync; not retired",
+            sp.store
+        )));
+    }
+    if applier.dry_run {
+        return Ok(());
+    }
+    let ns = desired::namespace_of(&sp.store);
+    let marked = live.retirement().is_some_and(|r| r.at.is_some());
+    let retention = i64::try_from(platform.prune.retention().as_secs()).unwrap_or(i64::MAX);
+    let purge = if marked {
+        sp.purge_at.clone().unwrap_or_default()
+    } else {
+        let now = crate::text::unix_now();
+        let (at, purge) = (
+            crate::text::rfc3339(now),
+            crate::text::rfc3339(now.saturating_add(retention)),
+        );
+        let marks = Marks::Retired {
+            at: &at,
+            by: commit,
+            purge: &purge,
+        };
+        mark(
+            &applier.client,
+            &ns,
+            live.namespace.metadata.uid.as_deref(),
+            marks,
+        )
+        .await?;
+        info!(namespace = %ns, purge = %purge, "store retired: its file is gone");
+        purge
+    };
+    let stopped = match &live.release {
+        None => "it has no release to stop".to_string(),
+        Some(release) => {
+            // helm acts on the latest revision's manifest: never on one a tenant forged.
+            trusted_revision(applier, &sp.store, release.revision).await?;
+            let engine = live.label(ENGINE_LABEL).unwrap_or_default();
+            let Some(spec) = platform.engines.get(engine) else {
+                return Err(Error::Helm {
+                    operation: HelmOp::Retire.label(),
+                    message: format!(
+                        "cannot stop store {}: its engine `{engine}` is no longer in storesync.yaml, so there is no \
+                         chart to stop it with; it keeps running until it is purged. Add the engine back, or \
+                         stop it by hand",
+                        sp.store
+                    ),
+                });
+            };
+            let ok = applier
+                .gate
+                .guard(
+                    HelmOp::Retire,
+                    applier.helm.retire(&sp.store, &ns, &spec.chart, &spec.version),
+                )
+                .await;
+            observe_helm(applier, HelmOp::Retire, ok.is_ok());
+            if let Err(e) = ok {
+                applier
+                    .event(&sp.store, StoreEvent::HelmFailed, format!("retiring: {e}"))
+                    .await;
+                return Err(e);
+            }
+            format!("{} {} upgraded with retired: true", spec.chart, spec.version)
+        }
+    };
+    let by = commit.map_or_else(
+        || "the work tree".to_string(),
+        |c| format!("commit {}", c.get(..12).unwrap_or(c)),
+    );
+    let note = if marked {
+        format!("retired store stopped again ({stopped}); purged after {purge}")
+    } else {
+        format!(
+            "its file is gone at {by}: retired, no pod runs and no Ingress serves ({stopped}); its claims, \
+             credentials and release history are kept until its purge after {purge}. Restore it by adding its \
+             file back with the same engine"
+        )
+    };
+    applier.event(&sp.store, StoreEvent::Retired, note).await;
+    Ok(())
+}
+
+/// Takes the retirement marks off a restored store's namespace, once its release serves again.
+pub(super) async fn unmark(applier: &Applier, store: &str, live: &LiveStore) -> Result<()> {
+    let ns = desired::namespace_of(store);
+    mark(
+        &applier.client,
+        &ns,
+        live.namespace.metadata.uid.as_deref(),
+        Marks::None,
+    )
+    .await?;
+    let since = live
+        .retirement()
+        .and_then(|r| r.at)
+        .map_or_else(|| "an unknown time".into(), crate::text::rfc3339);
+    let note = format!(
+        "its file is back: restored on the claims, credentials and release history it kept since its retirement \
+         at {since}"
+    );
+    applier.event(store, StoreEvent::Restored, note).await;
+    Ok(())
+}
+
+/// Keeps a retired store's purge time in step with the retention of the commit synced (which
+/// may have changed it since the store was retired): one write when it changed, none else.
+pub(super) async fn keep_purge_time(
+    applier: &Applier,
+    sp: &StorePlan,
+    live: Option<&LiveStore>,
+) -> Result<()> {
+    let (Some(live), Some(purge)) = (live, sp.purge_at.as_deref()) else {
+        return Ok(());
+    };
+    if applier.dry_run || live.annotation(PURGE_AT_ANNOTATION) == Some(purge) {
+        return Ok(());
+    }
+    let ns = desired::namespace_of(&sp.store);
+    mark(
+        &applier.client,
+        &ns,
+        live.namespace.metadata.uid.as_deref(),
+        Marks::PurgeAt(purge),
+    )
+    .await
+}
+
+/// What [`mark`] writes on a namespace.
+#[derive(Debug, Clone, Copy)]
+enum Marks<'a> {
+    /// Retired now, by a commit, to be purged then.
+    Retired {
+        at: &'a str,
+        by: Option<&'a str>,
+        purge: &'a str,
+    },
+    /// Only the purge time, when the retention changed.
+    PurgeAt(&'a str),
+    /// No marks: restored.
+    None,
+}
+
+/// Writes the retirement marks as a merge patch that names the namespace's uid, so that a
+/// namespace re-created since it was observed is refused.
+async fn mark(client: &Client, ns: &str, uid: Option<&str>, marks: Marks<'_>) -> Result<()> {
+    let mut patch = match marks {
+        Marks::Retired { at, by, purge } => json!({ "metadata": {
+            "labels": { STATE_LABEL: RETIRED_STATE },
+            "annotations": {
+                RETIRED_AT_ANNOTATION: at,
+                RETIRED_BY_ANNOTATION: by.unwrap_or("work-tree"),
+                PURGE_AT_ANNOTATION: purge,
+            },
+        }}),
+        Marks::PurgeAt(purge) => json!({ "metadata": { "annotations": { PURGE_AT_ANNOTATION: purge } } }),
+        Marks::None => json!({ "metadata": {
+            "labels": { STATE_LABEL: null },
+            "annotations": {
+                RETIRED_AT_ANNOTATION: null,
+                RETIRED_BY_ANNOTATION: null,
+                PURGE_AT_ANNOTATION: null,
+            },
+        }}),
+    };
+    if let Some(uid) = uid {
+        patch["metadata"]["uid"] = json!(uid);
+    }
+    let params = PatchParams {
+        field_manager: Some(MARKS_MANAGER.into()),
+        ..Default::default()
+    };
+    let api: Api<Namespace> = Api::all(client.clone());
+    api.patch(ns, &params, &Patch::Merge(&patch)).await.map_err(|e| {
+        warn!(namespace = %ns, error = %e, "cannot write the retirement marks");
+        Error::Kube {
+            context: format!("cannot write the retirement marks of Namespace {ns}"),
+            source: e,
+        }
+    })?;
+    Ok(())
+}
