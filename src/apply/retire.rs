@@ -4,9 +4,10 @@
 //! the release's last values and `retired: true`), so `helm history` tells what happened and a
 //! restore is an ordinary upgrade back to the store's values. The namespace carries the marks
 //! (`storesync.dev/state=retired`, when and by which commit) that later syncs and people read.
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -100,7 +101,18 @@ pub(super) async fn retire_store(
                     .await;
                 return Err(e);
             }
-            format!("{} {} upgraded with retired: true", spec.chart, spec.version)
+            let hooks = stop_hooks(applier, &sp.store).await?;
+            let hooks = match hooks {
+                0 => String::new(),
+                n => format!(
+                    "; {n} setup Job{} still running stopped",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
+            format!(
+                "{} {} upgraded with retired: true{hooks}",
+                spec.chart, spec.version
+            )
         }
     };
     let by = commit.map_or_else(
@@ -118,6 +130,49 @@ pub(super) async fn retire_store(
     };
     applier.event(&sp.store, StoreEvent::Retired, note).await;
     Ok(())
+}
+
+/// Stops the release's hook Jobs still running (a setup Job left by an upgrade that timed out:
+/// the retired chart renders no hook, so helm removes none), as the store's own identity, which
+/// RBAC confines to its namespace. Returns how many were deleted; their pods go with them.
+async fn stop_hooks(applier: &Applier, store: &str) -> Result<usize> {
+    let ns = desired::namespace_of(store);
+    let api: Api<Job> = Api::namespaced(crate::live::store_client(&applier.client, store), &ns);
+    let selector = format!("app.kubernetes.io/instance={store},app.kubernetes.io/managed-by=Helm");
+    let jobs = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube(format!("cannot list the Jobs of {ns}")))?;
+    let mut stopped = 0;
+    for job in jobs.items {
+        let hook = job
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("helm.sh/hook"));
+        let running = job.status.as_ref().and_then(|s| s.active).unwrap_or(0) > 0;
+        let Some(name) = job.metadata.name.as_deref().filter(|_| hook && running) else {
+            continue;
+        };
+        let params = DeleteParams {
+            preconditions: job.metadata.uid.clone().map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => stopped += 1,
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => {
+                return Err(Error::Kube {
+                    context: format!("cannot stop the running Job {ns}/{name}"),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(stopped)
 }
 
 /// Takes the retirement marks off a restored store's namespace, once its release serves again.

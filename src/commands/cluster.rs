@@ -255,6 +255,8 @@ pub async fn status(
                 "health": v.health,
                 "healthReason": v.health_reason,
                 "lastError": v.last_error,
+                "retiredAt": v.retired_at,
+                "purgeAt": v.purge_at,
             })
         })
         .collect();

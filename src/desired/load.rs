@@ -366,4 +366,38 @@ mod tests {
             ])
         );
     }
+
+    fn retention(text: &str) -> Result<std::time::Duration, Vec<String>> {
+        let raw = RawCatalog {
+            platform: Some(RawContent::File(text.as_bytes().to_vec())),
+            stores_dir: "stores".into(),
+            entries: Some(Vec::new()),
+        };
+        load(&raw)
+            .map(|c| c.platform.prune.retention())
+            .map_err(|findings| findings.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn retention_defaults_to_a_week_and_is_checked_where_it_is_written() {
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        assert_eq!(retention("baseDomain: shop.example.com\n"), Ok(hours(168)));
+        assert_eq!(retention("prune:\n  retention: 0s\n"), Ok(hours(0)));
+        assert_eq!(retention("prune:\n  retention: 30d\n"), Ok(hours(720)));
+        assert_eq!(
+            retention("prune: {retention: 90m}\n"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
+        let finding = |text: &str| retention(text).expect_err("refused").join("\n");
+        let soon = finding("baseDomain: shop.example.com\nprune:\n  retention: soon\n");
+        assert!(
+            soon.starts_with("storesync.yaml:3:14: error: `soon` is not a retention: ")
+                && soon.contains("hint: give a duration such as 168h"),
+            "{soon}"
+        );
+        assert!(finding("prune:\n  retention: 400d\n").contains("longer than 366 days"));
+        assert!(finding("prune:\n  retention: 1500ms\n").contains("whole number of seconds"));
+        assert!(finding("prune:\n  keep: 1d\n").contains("unknown field `keep`, expected `retention`"));
+        assert!(finding("prune:\n  retention: 7\n").starts_with("storesync.yaml:2:14: error"));
+    }
 }

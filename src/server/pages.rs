@@ -42,10 +42,10 @@ pub(super) fn page(title: &str, refresh: bool, body: &str) -> String {
 
 pub(super) fn state_class(state: &str) -> &'static str {
     match state {
-        "in-sync" | "applied" | "success" | "pruned" => "ok",
+        "in-sync" | "applied" | "success" | "pruned" | "purged" => "ok",
         "failed" | "failure" | "error" | "Degraded" | "Missing" => "bad",
         "blocked" | "pending" | "terminating" | "suspended" | "skipped" | "Progressing" | "Suspended"
-        | "Retired" => "warn",
+        | "Retired" | "retired" => "warn",
         "Healthy" => "ok",
         _ => "muted",
     }

@@ -289,6 +289,19 @@ fn render(story: &Story) -> String {
         opt(&v.release),
         opt(&v.last_error),
     );
+    if let Some(at) = &v.retired_at {
+        let purge = v.purge_at.as_deref().map_or_else(
+            || "after the retention".to_string(),
+            |p| format!("after <time>{}</time>", esc(p)),
+        );
+        let _ = write!(
+            body,
+            "<p id=\"retired\" class=\"warn\">Retired at <time>{}</time>: its file is gone, nothing of it runs or \
+             serves, and its claims, credentials and release history are kept. It is purged {purge}, unless its \
+             file comes back with the same engine.</p>",
+            esc(at)
+        );
+    }
     render_objects(&mut body, story.health.as_ref());
     render_events(&mut body, &story.events);
     render_syncs(&mut body, &story.syncs);

@@ -325,6 +325,54 @@ async fn a_store_retired_for_the_retention_is_purged_a_few_per_sync() {
 }
 
 #[tokio::test]
+async fn a_setup_job_still_running_is_stopped_with_the_store() {
+    let (w, _) = bobs_retired().await;
+    // An upgrade timed out while its setup hook ran: the Job outlives it, its pod running.
+    let job = |name: &str, instance: &str, hook: bool, active: i64| {
+        let mut annotations = serde_json::json!({});
+        if hook {
+            annotations["helm.sh/hook"] = "post-install,post-upgrade".into();
+        }
+        serde_json::json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name,
+            "labels": {"app.kubernetes.io/instance": instance, "app.kubernetes.io/managed-by": "Helm"},
+            "annotations": annotations}, "status": {"active": active}})
+    };
+    w.cluster
+        .insert("jobs", "store-bobs", job("bobs-setup", "bobs", true, 1));
+    w.cluster
+        .insert("jobs", "store-bobs", job("bobs-done", "bobs", true, 0));
+    w.cluster
+        .insert("jobs", "store-bobs", job("team-report", "bobs", false, 1));
+    w.cluster.clear_requests();
+    assert_eq!(w.sync().await.summary.retired, 1);
+    let deletes: Vec<String> = w
+        .cluster
+        .writes()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.line())
+        .collect();
+    assert_eq!(
+        deletes,
+        ["DELETE /apis/batch/v1/namespaces/store-bobs/jobs/bobs-setup?"],
+        "only the release's running hook"
+    );
+    let delete = w
+        .cluster
+        .writes()
+        .into_iter()
+        .find(|r| r.method == "DELETE")
+        .unwrap();
+    assert_eq!(
+        delete.impersonate.as_deref(),
+        Some("system:serviceaccount:store-bobs:storesync-helm"),
+        "as the store's identity"
+    );
+    assert!(w.cluster.get("jobs", "store-bobs", "bobs-setup").is_none());
+    assert!(w.cluster.get("jobs", "store-bobs", "team-report").is_some());
+}
+
+#[tokio::test]
 async fn a_retirement_whose_helm_failed_is_marked_and_stopped_again_later() {
     let (w, _) = bobs_retired().await;
     w.helm.fail_upgrades_of("bobs");

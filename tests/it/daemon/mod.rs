@@ -6,6 +6,7 @@ mod chromium;
 mod faults;
 mod http;
 mod pr_comment;
+mod retired;
 mod running;
 mod store_page;
 pub(crate) mod webhooks;
