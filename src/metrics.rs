@@ -188,7 +188,7 @@ impl Default for Metrics {
                 health: health.as_str(),
             });
         }
-        for operation in ["upgrade", "rollback", "uninstall"] {
+        for operation in ["upgrade", "rollback", "uninstall", "retire"] {
             for result in ["success", "failure"] {
                 let _ = helm.get_or_create(&HelmLabels { operation, result });
             }

@@ -152,9 +152,11 @@ impl Helm {
     /// `helm upgrade` of an installed release with the values it was last given plus
     /// `retired: true` (the engine charts then run no pod and serve no Ingress, and keep every
     /// claim, Service and the credentials wiring), its release hash label set to
-    /// [`RETIRED_RELEASE_HASH`]. Never `--install`: a store without a release has nothing to stop.
-    /// Helm stays the one that changed the objects, so `helm history` tells it and a restore's
-    /// upgrade puts everything back.
+    /// [`RETIRED_RELEASE_HASH`]. `--reset-then-reuse-values`, not `--reuse-values`: the latter
+    /// also keeps the old chart's defaults, which a newer chart version may not render with;
+    /// this starts from the chart's own defaults and lays the release's values on top. Never
+    /// `--install`: a store without a release has nothing to stop. Helm stays the one that
+    /// changed the objects, so `helm history` tells it and a restore's upgrade puts it back.
     pub async fn retire(&self, name: &str, namespace: &str, chart: &str, version: &str) -> Result<()> {
         let chart = self.resolve_chart(chart, version)?;
         let values = tempfile::Builder::new()
@@ -173,7 +175,7 @@ impl Helm {
             namespace,
             "--version",
             version,
-            "--reuse-values",
+            "--reset-then-reuse-values",
             "--values",
             path_str(values.path())?,
             "--labels",

@@ -93,7 +93,11 @@ async fn a_removed_store_is_retired_stopped_with_its_data_kept() {
     let call = &calls[before];
     assert_eq!(&call[..2], ["upgrade", "bobs"]);
     assert!(!call.contains(&"--install".to_string()), "{call:?}");
-    for flag in ["--reuse-values", "--wait", "storesync.dev/release-hash=retired"] {
+    for flag in [
+        "--reset-then-reuse-values",
+        "--wait",
+        "storesync.dev/release-hash=retired",
+    ] {
         assert!(call.contains(&flag.to_string()), "{flag} in {call:?}");
     }
     assert!(call.ends_with(&[
@@ -178,7 +182,7 @@ async fn its_file_back_restores_the_store_on_the_same_claims_and_credentials() {
     let call = &w.helm.calls()[before];
     assert_eq!(&call[..3], ["upgrade", "--install", "bobs"]);
     assert!(
-        !call.contains(&"--reuse-values".to_string()),
+        !call.contains(&"--reset-then-reuse-values".to_string()),
         "the store's own values: {call:?}"
     );
     assert_eq!(data_uids(&w), uids, "the same namespace, claims and credentials");

@@ -66,7 +66,7 @@ cmd="$1"; shift
 positional=(); ns=""; values=""; labels=""; user=""; reuse=0; install=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --reuse-values) reuse=1; shift ;;
+    --reset-then-reuse-values) reuse=1; shift ;;
     --install) install=1; shift ;;
     --namespace) ns="$2"; shift 2 ;;
     --values) values="$2"; shift 2 ;;
@@ -108,7 +108,7 @@ case "$cmd" in
       exit 1
     fi
     # The values of a revision are a chain of files, merged in order as helm merges --values:
-    # --reuse-values starts from the chain of the last revision.
+    # --reset-then-reuse-values starts from the chain of the last revision.
     mkdir -p "$here/chain"
     chain=""
     if [ "$reuse" = 1 ]; then chain=$(cat "$here/chain/${ns}__${name}__${last}" 2>/dev/null); fi
