@@ -41,11 +41,30 @@ pub(super) async fn retire_store(
             sp.store
         )));
     }
-    if applier.dry_run {
-        return Ok(());
-    }
     let ns = desired::namespace_of(&sp.store);
     let marked = live.retirement().is_some_and(|r| r.at.is_some());
+    if applier.dry_run {
+        // The marks as a server-side dry run (admission and RBAC still answer); no helm.
+        let now = crate::text::rfc3339(crate::text::unix_now());
+        let marks = Marks::Retired {
+            at: &now,
+            by: commit,
+            purge: &now,
+        };
+        return match marked {
+            true => Ok(()),
+            false => {
+                mark(
+                    &applier.client,
+                    &ns,
+                    live.namespace.metadata.uid.as_deref(),
+                    marks,
+                    true,
+                )
+                .await
+            }
+        };
+    }
     let retention = i64::try_from(platform.prune.retention().as_secs()).unwrap_or(i64::MAX);
     let purge = if marked {
         sp.purge_at.clone().unwrap_or_default()
@@ -65,6 +84,7 @@ pub(super) async fn retire_store(
             &ns,
             live.namespace.metadata.uid.as_deref(),
             marks,
+            false,
         )
         .await?;
         info!(namespace = %ns, purge = %purge, "store retired: its file is gone");
@@ -183,6 +203,7 @@ pub(super) async fn unmark(applier: &Applier, store: &str, live: &LiveStore) -> 
         &ns,
         live.namespace.metadata.uid.as_deref(),
         Marks::None,
+        false,
     )
     .await?;
     let since = live
@@ -216,6 +237,7 @@ pub(super) async fn keep_purge_time(
         &ns,
         live.namespace.metadata.uid.as_deref(),
         Marks::PurgeAt(purge),
+        false,
     )
     .await
 }
@@ -237,7 +259,7 @@ enum Marks<'a> {
 
 /// Writes the retirement marks as a merge patch that names the namespace's uid, so that a
 /// namespace re-created since it was observed is refused.
-async fn mark(client: &Client, ns: &str, uid: Option<&str>, marks: Marks<'_>) -> Result<()> {
+async fn mark(client: &Client, ns: &str, uid: Option<&str>, marks: Marks<'_>, dry_run: bool) -> Result<()> {
     let mut patch = match marks {
         Marks::Retired { at, by, purge } => json!({ "metadata": {
             "labels": { STATE_LABEL: RETIRED_STATE },
@@ -262,6 +284,7 @@ async fn mark(client: &Client, ns: &str, uid: Option<&str>, marks: Marks<'_>) ->
     }
     let params = PatchParams {
         field_manager: Some(MARKS_MANAGER.into()),
+        dry_run,
         ..Default::default()
     };
     let api: Api<Namespace> = Api::all(client.clone());

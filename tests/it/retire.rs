@@ -407,3 +407,20 @@ async fn a_retirement_whose_helm_failed_is_marked_and_stopped_again_later() {
     );
     assert!(replicas(&w).iter().all(|r| *r == 0));
 }
+
+#[tokio::test]
+async fn a_dry_run_retires_nothing() {
+    let (w, _) = bobs_retired().await;
+    w.cluster.clear_requests();
+    let before = w.helm.calls().len();
+    let mut applier = w.applier();
+    applier.dry_run = true;
+    let synced = w.sync_by(&applier).await;
+    let bobs = synced.plan.stores.iter().find(|s| s.store == "bobs").unwrap();
+    assert_eq!(bobs.action, Action::Retire);
+    let writes: Vec<String> = w.cluster.writes().iter().map(|r| r.line()).collect();
+    assert!(!writes.is_empty() && writes.iter().all(|r| r.contains("dryRun=All")), "{writes:?}");
+    assert_eq!(w.helm.calls().len(), before, "no helm in a dry run");
+    assert!(labels(&w).get("storesync.dev/state").is_none());
+    assert!(!replicas(&w).contains(&0));
+}

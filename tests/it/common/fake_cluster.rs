@@ -445,7 +445,7 @@ impl FakeCluster {
             {
                 self.apply(plural, ns, name, body.unwrap_or_default(), dry_run)
             }
-            ("PATCH", Some(name)) => self.merge_patch(plural, ns, name, body.unwrap_or_default()),
+            ("PATCH", Some(name)) => self.merge_patch(plural, ns, name, body.unwrap_or_default(), dry_run),
             ("PUT", Some(name)) => self.replace(plural, ns, name, body.unwrap_or_default()),
             ("POST", None) => self.create(plural, ns, body.unwrap_or_default(), dry_run),
             ("DELETE", Some(name)) => self.delete(plural, ns, name, body, dry_run),
@@ -530,11 +530,20 @@ impl FakeCluster {
         (200, obj)
     }
 
-    fn merge_patch(&self, plural: &str, ns: &str, name: &str, body: Value) -> (u16, Value) {
+    fn merge_patch(&self, plural: &str, ns: &str, name: &str, body: Value, dry_run: bool) -> (u16, Value) {
         let mut s = self.state.lock().unwrap();
         s.revision += 1;
         let rv = s.revision;
-        let Some(obj) = s.objects.get_mut(&(plural.into(), ns.into(), name.into())) else {
+        let mut scratch = None;
+        let found = match dry_run {
+            // A dry run answers what the patch would make, and stores nothing.
+            true => {
+                scratch = s.objects.get(&(plural.into(), ns.into(), name.into())).cloned();
+                scratch.as_mut()
+            }
+            false => s.objects.get_mut(&(plural.into(), ns.into(), name.into())),
+        };
+        let Some(obj) = found else {
             return status(404, "NotFound", &format!("{plural} \"{name}\" not found"));
         };
         if let Err(e) = coordination::precondition(obj, &body, plural, name) {
