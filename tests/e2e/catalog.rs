@@ -15,6 +15,12 @@ pub struct Platform {
     pub small_pods: u32,
     pub max_prunes_per_sync: u32,
     pub max_stores: u32,
+    /// `prune.retention`, left out (storesync's default, `168h`: a removed store is retired)
+    /// when `None`; `Some("0s")` deletes a removed store at once.
+    pub retention: Option<String>,
+    /// Engine names, each installing the tiny chart: a second one lets a store file change its
+    /// engine (the retire scenario's blocked variant).
+    pub engines: Vec<&'static str>,
 }
 
 impl Default for Platform {
@@ -23,6 +29,21 @@ impl Default for Platform {
             small_pods: 4,
             max_prunes_per_sync: 2,
             max_stores: 50,
+            retention: None,
+            engines: vec![TINY],
+        }
+    }
+}
+
+/// The suite's engine: the tiny chart.
+pub const TINY: &str = "tiny";
+
+impl Platform {
+    /// The default platform with `prune.retention` set to `retention`.
+    pub fn with_retention(retention: &str) -> Platform {
+        Platform {
+            retention: Some(retention.into()),
+            ..Platform::default()
         }
     }
 }
@@ -92,26 +113,33 @@ impl Platform {
                 "limitRange": { "container": { "default": c.default, "defaultRequest": c.default_request, "max": c.max } },
             })
         };
-        let config = json!({
+        let engine = json!({
+            // A chart directory name: apply and plan pass its parent as --charts-dir.
+            "chart": tiny_chart().file_name().and_then(|n| n.to_str()).expect("chart name"),
+            "version": "0.1.0",
+            "valuesAllowlist": ["message", "image", "persistence"],
+        });
+        let engines: Map<String, Value> = self
+            .engines
+            .iter()
+            .map(|name| (name.to_string(), engine.clone()))
+            .collect();
+        let mut config = json!({
             "baseDomain": "e2e.storesync.test",
             "ingressClass": "nginx",
             "ingressNamespace": "ingress-nginx",
             "storesDir": "stores",
             "plans": { "small": plan("small"), "medium": plan("medium") },
-            "engines": {
-                "tiny": {
-                    // A chart directory name: apply and plan pass its parent as --charts-dir.
-                    "chart": tiny_chart().file_name().and_then(|n| n.to_str()).expect("chart name"),
-                    "version": "0.1.0",
-                    "valuesAllowlist": ["message", "image"],
-                },
-            },
+            "engines": engines,
             "limits": {
                 "maxStores": self.max_stores,
                 "maxStoresPerOwner": self.max_stores,
                 "maxPrunesPerSync": self.max_prunes_per_sync,
             },
         });
+        if let Some(retention) = &self.retention {
+            config["prune"] = json!({ "retention": retention });
+        }
         serde_yaml_ng::to_string(&config).expect("platform YAML")
     }
 }
@@ -120,6 +148,7 @@ impl Platform {
 #[derive(Debug, Clone)]
 pub struct StoreFile {
     pub name: String,
+    pub engine: String,
     pub plan: String,
     pub owner: String,
     pub protected: bool,
@@ -130,11 +159,17 @@ impl StoreFile {
     pub fn new(name: &str) -> StoreFile {
         StoreFile {
             name: name.to_string(),
+            engine: TINY.into(),
             plan: "small".into(),
             owner: "team-e2e".into(),
             protected: false,
             values: Map::new(),
         }
+    }
+
+    pub fn engine(mut self, engine: &str) -> Self {
+        self.engine = engine.into();
+        self
     }
 
     pub fn plan(mut self, plan: &str) -> Self {
@@ -157,8 +192,19 @@ impl StoreFile {
         self
     }
 
+    /// A claim of the store, bound to the PersistentVolume `volume` (the tiny chart's
+    /// `persistence`; see its pvc.yaml).
+    pub fn claim(mut self, volume: &str) -> Self {
+        self.values.insert(
+            "persistence".into(),
+            json!({ "enabled": true, "volumeName": volume }),
+        );
+        self
+    }
+
     pub fn yaml(&self) -> String {
-        let mut doc = json!({ "name": self.name, "engine": "tiny", "plan": self.plan, "owner": self.owner });
+        let mut doc =
+            json!({ "name": self.name, "engine": self.engine, "plan": self.plan, "owner": self.owner });
         if self.protected {
             doc["protected"] = Value::Bool(true);
         }

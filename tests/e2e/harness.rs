@@ -86,10 +86,11 @@ pub fn admin_helm(args: &[&str]) -> Output {
     run(cmd, None, Duration::from_secs(600))
 }
 
-/// Held while one end-to-end test runs. Tests share one cluster and every sync prunes what its
-/// catalog lacks, so they must never overlap: not across threads (`cargo test`) and not across
-/// processes (`cargo nextest run` without --no-capture). A bound localhost port is that lock;
-/// the kernel releases it when the process dies, so a crashed run never leaves it stale.
+/// Held while one end-to-end test runs. Tests share one cluster and every sync retires (with
+/// `prune.retention: 0s`, deletes) the stores its catalog lacks, so they must never overlap: not
+/// across threads (`cargo test`) and not across processes (`cargo nextest run` without
+/// --no-capture). A bound localhost port is that lock; the kernel releases it when the process
+/// dies, so a crashed run never leaves it stale.
 struct ClusterLock {
     _listener: TcpListener,
 }
@@ -145,13 +146,18 @@ pub fn is_suite_store(store: &str) -> bool {
         && b[7] == b'-'
 }
 
+/// Label of the PersistentVolumes the suite creates, so that leftovers are found and deleted.
+const VOLUME_LABEL: &str = "app.kubernetes.io/managed-by=storesync-e2e";
+
 /// One end-to-end test's hold on the cluster. Dropping it (also while a failed assertion
-/// unwinds) deletes every namespace the test registered, then releases the lock.
+/// unwinds) deletes every namespace the test registered (retired stores' included: they are
+/// namespaces like any other), then its PersistentVolumes, then releases the lock.
 pub struct Suite {
     pub prefix: String,
     /// Kubeconfig of the ServiceAccount bound to the ClusterRole: storesync only ever runs as it.
     pub kubeconfig: PathBuf,
     namespaces: std::cell::RefCell<Vec<String>>,
+    volumes: std::cell::RefCell<Vec<String>>,
     _dir: tempfile::TempDir,
     _lock: ClusterLock,
 }
@@ -191,6 +197,7 @@ impl Suite {
             prefix,
             kubeconfig,
             namespaces: Default::default(),
+            volumes: Default::default(),
             _dir: dir,
             _lock: lock,
         })
@@ -248,6 +255,33 @@ impl Suite {
         );
         self.namespaces.borrow_mut().push(name.to_string());
         name.to_string()
+    }
+
+    /// A PersistentVolume pre-bound to claim `claim` of `store`'s namespace, for the tiny chart's
+    /// claim (`StoreFile::claim`): the claim binds at once on any cluster, with no storage class
+    /// or provisioner, so `helm --wait` (which waits for claims to be Bound) finishes. A hostPath
+    /// that no pod mounts; kept (`Retain`) when the claim goes, deleted when the test ends.
+    pub fn volume_for(&self, store: &str, claim: &str) -> String {
+        let name = format!("{store}-data");
+        assert!(is_suite_store(&name), "bad volume name {name}");
+        let (key, value) = VOLUME_LABEL.split_once('=').expect("label");
+        let manifest = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": { "name": name, "labels": { key: value } },
+            "spec": {
+                "capacity": { "storage": "8Mi" },
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "volumeMode": "Filesystem",
+                "claimRef": { "namespace": namespace(store), "name": claim },
+                "hostPath": { "path": format!("/tmp/storesync-e2e/{name}") },
+            },
+        });
+        self.volumes.borrow_mut().push(name.clone());
+        admin_kubectl(&["apply", "-f", "-"], Some(&manifest.to_string())).expect_ok();
+        name
     }
 
     /// Arguments of `storesync apply --output json` of commit `sha` with the suite's settings
@@ -310,6 +344,23 @@ impl Suite {
 
 impl Drop for Suite {
     fn drop(&mut self) {
+        self.delete_namespaces();
+        // After the namespaces: a volume is deleted once its claim is gone. Not waited for; a
+        // volume left behind is deleted by the next run's preflight.
+        let volumes = self.volumes.borrow().clone();
+        if !volumes.is_empty() {
+            let mut args = vec!["delete", "persistentvolume", "--ignore-not-found", "--wait=false"];
+            args.extend(volumes.iter().map(String::as_str));
+            let out = admin_kubectl(&args, None);
+            if !out.ok() {
+                eprintln!("[e2e] cleanup failed; delete these PersistentVolumes by hand: {volumes:?}\n{out}");
+            }
+        }
+    }
+}
+
+impl Suite {
+    fn delete_namespaces(&self) {
         let namespaces = self.namespaces.borrow().clone();
         if namespaces.is_empty() {
             return;
@@ -349,7 +400,8 @@ pub fn path_str(p: &Path) -> &str {
 }
 
 /// The cluster must be reachable, and must hold no store this suite did not create: every sync
-/// prunes the stores missing from its catalog, so a cluster with real stores is refused.
+/// retires (stops, and after `prune.retention` deletes) the stores missing from its catalog, so
+/// a cluster with real stores is refused.
 fn preflight() {
     let version = admin_kubectl(&["version", "-o", "json", "--request-timeout=20s"], None);
     assert!(
@@ -380,12 +432,13 @@ fn preflight() {
         assert!(
             is_suite_store(store),
             "refusing to run the end-to-end suite: namespace {name} holds store `{store}`, which this suite did \
-             not create, and every sync would prune it. Use a throwaway cluster (scripts/e2e-kind.sh)."
+             not create, and every sync would retire it. Use a throwaway cluster (scripts/e2e-kind.sh)."
         );
         leftovers.push(name);
     }
-    // Stores of an earlier run that died before its cleanup (and scenario namespaces that were
-    // never storesync's): they would count as prunes or trip the breaker.
+    // Stores of an earlier run that died before its cleanup, retired ones included (and scenario
+    // namespaces that were never storesync's): they would count as retirements or trip the
+    // breaker.
     let all = admin_kubectl(&["get", "namespaces", "-o", "json"], None)
         .expect_ok()
         .json();
@@ -405,6 +458,26 @@ fn preflight() {
             "--timeout=180s",
         ];
         args.extend(leftovers.iter().map(String::as_str));
+        admin_kubectl(&args, None).expect_ok();
+    }
+    // Volumes of an earlier run (Suite::volume_for), their claims gone with the namespaces above.
+    let volumes = admin_kubectl(
+        &["get", "persistentvolumes", "-l", VOLUME_LABEL, "-o", "json"],
+        None,
+    )
+    .expect_ok()
+    .json();
+    let stale: Vec<&str> = volumes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["metadata"]["name"].as_str())
+        .filter(|name| is_suite_store(name))
+        .collect();
+    if !stale.is_empty() {
+        eprintln!("[e2e] deleting PersistentVolumes of an earlier run: {stale:?}");
+        let mut args = vec!["delete", "persistentvolume", "--ignore-not-found", "--wait=false"];
+        args.extend(stale);
         admin_kubectl(&args, None).expect_ok();
     }
 }

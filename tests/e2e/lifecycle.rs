@@ -107,7 +107,9 @@ fn second_sync_of_the_same_commit_writes_nothing() {
     assert_eq!(plan.plan_summary("unchanged"), 3, "{}", plan.out);
     let sync = suite.apply(&repo, &sha, &[]);
     sync.expect_code(0);
-    for key in ["create", "update", "prune", "blocked"] {
+    for key in [
+        "create", "update", "prune", "blocked", "retire", "restore", "purge", "retired",
+    ] {
         assert_eq!(sync.plan_summary(key), 0, "plan.summary.{key}\n{}", sync.out);
     }
     assert_eq!(sync.plan_summary("unchanged"), 3);

@@ -8,8 +8,9 @@
 //! engine chart of tests/e2e/charts/tiny; assertions read the cluster as the admin with kubectl
 //! and helm. The tenant scenarios (tenant.rs) act as a store team with `kubectl --as`. One test
 //! at a time holds the cluster (a localhost port lock), each test uses its own store names and
-//! deletes its namespaces even when it fails. A cluster holding stores this suite did not create
-//! is refused: use a throwaway one (`scripts/e2e-kind.sh`). See docs/e2e.md.
+//! deletes its namespaces (retired stores' too) and PersistentVolumes even when it fails. A
+//! cluster holding stores this suite did not create is refused: use a throwaway one
+//! (`scripts/e2e-kind.sh`). See docs/e2e.md.
 //!
 //! The `offline_*` tests need no cluster and always run: they check the suite's own fixtures
 //! (the tiny chart with the values storesync really passes, the catalogs it generates, the
@@ -30,6 +31,7 @@ mod output;
 mod process;
 mod repair;
 mod replicas;
+mod retire;
 mod safety;
 mod tenant;
 
@@ -140,6 +142,26 @@ fn release_values(repo: &StoresRepo, sha: &str, store: &str) -> Value {
     release["values"].clone()
 }
 
+/// `helm template` of the tiny chart for `store`, with `values` files in order (later ones win, as
+/// storesync's retirement adds `retired: true` over the release's values).
+fn render_tiny(store: &str, values: &[&std::path::Path]) -> harness::Output {
+    let ns = harness::namespace(store);
+    let mut cmd = Command::new(helm());
+    cmd.args(["template", store, path_str(&tiny_chart()), "--namespace", &ns]);
+    for file in values {
+        cmd.args(["--values", path_str(file)]);
+    }
+    run(cmd, None, Duration::from_secs(60))
+}
+
+/// The objects of a multi-document manifest.
+fn documents(manifest: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(manifest)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .filter(|d: &Value| d.is_object())
+        .collect()
+}
+
 /// The tiny chart lints, and renders from exactly the values storesync passes: no Ingress, the
 /// credentials read from the store's Secret, the allowlisted message, and small enough for the
 /// suite's smallest plan.
@@ -171,22 +193,7 @@ fn offline_tiny_chart_lints_and_renders_the_engine_contract() {
 
     let file = repo.path().join("values.json");
     std::fs::write(&file, values.to_string()).expect("write values");
-    let ns = harness::namespace(store);
-    let mut cmd = Command::new(helm());
-    cmd.args([
-        "template",
-        store,
-        path_str(&tiny_chart()),
-        "--namespace",
-        &ns,
-        "--values",
-        path_str(&file),
-    ]);
-    let rendered = run(cmd, None, Duration::from_secs(60)).expect_ok().stdout;
-    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&rendered)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|d: &Value| d.is_object())
-        .collect();
+    let docs = documents(&render_tiny(store, &[&file]).expect_ok().stdout);
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,
@@ -223,6 +230,130 @@ fn offline_tiny_chart_lints_and_renders_the_engine_contract() {
         deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
         65535
     );
+}
+
+/// What the retire scenarios rely on in the tiny chart, rendered from the values storesync
+/// passes for a store with a claim: live, a ConfigMap, the claim (bound by name to its volume,
+/// no storage class) and a Deployment of 1; with `retired: true` over those values (storesync's
+/// `--reuse-values` plus its retire file) the same objects, identical but for 0 replicas; a
+/// `retired` that is not a boolean fails the render, as in the engine charts.
+#[test]
+fn offline_tiny_chart_retired_runs_no_pod_and_keeps_the_claim() {
+    let store = "e2e0000-retired";
+    let volume = "e2e0000-retired-data";
+    let repo = StoresRepo::new(&Platform::default());
+    repo.put(&StoreFile::new(store).claim(volume));
+    let sha = repo.commit("a store with a claim");
+    let values = release_values(&repo, &sha, store);
+    assert_ne!(
+        values["retired"], true,
+        "storesync installs a store retired: {values:#}"
+    );
+    let file = repo.path().join("values.json");
+    std::fs::write(&file, values.to_string()).expect("write values");
+    let retire = repo.path().join("retire.yaml");
+    std::fs::write(&retire, "retired: true\n").expect("write retire values");
+
+    let live = documents(&render_tiny(store, &[&file]).expect_ok().stdout);
+    let retired = documents(&render_tiny(store, &[&file, &retire]).expect_ok().stdout);
+    let kinds = |docs: &[Value]| -> Vec<String> {
+        docs.iter()
+            .filter_map(|d| d["kind"].as_str().map(String::from))
+            .collect()
+    };
+    let want = ["ConfigMap", "PersistentVolumeClaim", "Deployment"];
+    assert_eq!(kinds(&live), want);
+    assert_eq!(kinds(&retired), want, "a retired store keeps its objects");
+
+    let claim = &live[1];
+    assert_eq!(claim["metadata"]["name"], format!("{store}-data"));
+    assert_eq!(claim["spec"]["volumeName"], volume);
+    assert_eq!(
+        claim["spec"]["storageClassName"], "",
+        "a default storage class must not take the claim"
+    );
+    assert_eq!(live[0], retired[0], "the ConfigMap changes when retired");
+    assert_eq!(live[1], retired[1], "the claim changes when retired");
+    assert_eq!(live[2]["spec"]["replicas"], 1);
+    assert_eq!(retired[2]["spec"]["replicas"], 0, "a retired store runs a pod");
+    let mut stopped = live[2].clone();
+    stopped["spec"]["replicas"] = Value::from(0);
+    assert_eq!(stopped, retired[2], "retiring changes more than the replicas");
+
+    let quoted = repo.path().join("quoted.yaml");
+    std::fs::write(&quoted, "retired: \"false\"\n").expect("write values");
+    let out = render_tiny(store, &[&file, &quoted]);
+    assert!(
+        !out.ok() && out.stderr.contains("retired must be true or false"),
+        "a quoted \"false\" must fail the render, never stop or start a store by accident\n{out}"
+    );
+}
+
+/// The suite's platform config says `prune.retention` only when a scenario sets it, and declares
+/// every engine of `Platform::engines` on the tiny chart; such a catalog validates and plans,
+/// a store's engine and claim included.
+#[test]
+fn offline_platform_retention_and_engines_reach_storesync_yaml() {
+    let config =
+        |p: &Platform| -> Value { serde_yaml_ng::from_str(&p.yaml()).expect("storesync.yaml is YAML") };
+    let default = config(&Platform::default());
+    assert!(default["prune"].is_null(), "{default:#}");
+    assert_eq!(
+        default["engines"]
+            .as_object()
+            .map(|e| e.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![catalog::TINY.to_string()])
+    );
+
+    let platform = Platform {
+        engines: vec![catalog::TINY, "tiny-b"],
+        ..Platform::with_retention("5s")
+    };
+    let written = config(&platform);
+    assert_eq!(written["prune"]["retention"], "5s", "{written:#}");
+    assert_eq!(written["engines"]["tiny-b"], written["engines"]["tiny"]);
+    assert_eq!(
+        config(&Platform::with_retention("0s"))["prune"]["retention"],
+        "0s"
+    );
+
+    let repo = StoresRepo::new(&platform);
+    let store = "e2e0000-other";
+    repo.put(&StoreFile::new(store).engine("tiny-b").claim("e2e0000-other-data"));
+    let sha = repo.commit("a store of the second engine, with a claim");
+    let dir = path_str(repo.path());
+    storesync_offline(&["validate", "--repo", dir, "--rev", &sha]).expect_ok();
+    let values = release_values(&repo, &sha, store);
+    assert_eq!(
+        values["persistence"],
+        serde_json::json!({ "enabled": true, "volumeName": "e2e0000-other-data" }),
+        "{values:#}"
+    );
+    let plan = storesync_offline(&[
+        "plan",
+        "--offline",
+        "--repo",
+        dir,
+        "--rev",
+        &sha,
+        "--output",
+        "json",
+    ])
+    .expect_ok()
+    .json();
+    let entry = plan["stores"]
+        .as_array()
+        .and_then(|s| s.iter().find(|p| p["store"] == store))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["engine"], "tiny-b", "{plan:#}");
+
+    // A retention storesync cannot read is an invalid catalog, not a silent default.
+    repo.platform(&Platform::with_retention("a while"));
+    let bad = repo.commit("an unreadable retention");
+    let out = storesync_offline(&["validate", "--repo", dir, "--rev", &bad]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("retention"), "{out}");
 }
 
 /// The Role the suite grants is the chart's, rendered for the suite's namespace: the Lease

@@ -4,6 +4,18 @@ use serde_json::Value;
 
 use super::harness::Output;
 
+/// Summary counts storesync leaves out while they are zero (`plan.summary`: retire, restore,
+/// purge, retired; `result.summary`: retired, restored, purged): absent reads as 0. Any other key
+/// must be there.
+const COUNTED_WHEN_SOME: [&str; 6] = ["retire", "restore", "purge", "retired", "restored", "purged"];
+
+fn count(summary: &Value, key: &str) -> Option<u64> {
+    match &summary[key] {
+        Value::Null if COUNTED_WHEN_SOME.contains(&key) && summary.is_object() => Some(0),
+        n => n.as_u64(),
+    }
+}
+
 /// One `storesync apply` or `storesync plan` run.
 pub struct Sync {
     pub out: Output,
@@ -59,15 +71,17 @@ impl Sync {
         result
     }
 
+    /// `plan.summary.<key>`: create, update, unchanged, prune, skip, blocked (always there),
+    /// retire, restore, purge, retired (0 when left out).
     pub fn plan_summary(&self, key: &str) -> u64 {
-        self.plan()["summary"][key]
-            .as_u64()
+        count(&self.plan()["summary"], key)
             .unwrap_or_else(|| panic!("plan.summary.{key} missing\n{}", self.out))
     }
 
+    /// `result.summary.<key>`: applied, pruned, unchanged, skipped, blocked, failed (always
+    /// there), retired, restored, purged (0 when left out).
     pub fn result_summary(&self, key: &str) -> u64 {
-        self.result()["summary"][key]
-            .as_u64()
+        count(&self.result()["summary"], key)
             .unwrap_or_else(|| panic!("result.summary.{key} missing\n{}", self.out))
     }
 
@@ -84,14 +98,17 @@ impl Sync {
         Self::find(&self.result()["stores"], store)
     }
 
-    /// The planned action for `store`: create, update, unchanged, prune, skip or blocked.
+    /// The planned action for `store`: create, update, unchanged, skip, blocked; for a store whose
+    /// file is gone retire, retired (waiting for its purge), purge, or prune (`prune.retention:
+    /// 0s`); restore for a retired store whose file is back.
     pub fn action(&self, store: &str) -> &str {
         self.plan_store(store)
             .and_then(|s| s["action"].as_str())
             .unwrap_or_else(|| panic!("the plan has no action for {store}\n{}", self.out))
     }
 
-    /// What happened to `store`: applied, pruned, unchanged, skipped, blocked or failed.
+    /// What happened to `store`: applied, unchanged, skipped (a retired store waiting for its
+    /// purge, too), blocked, failed, retired, restored, purged or pruned (`prune.retention: 0s`).
     pub fn outcome(&self, store: &str) -> &str {
         self.result_store(store)
             .and_then(|s| s["outcome"].as_str())

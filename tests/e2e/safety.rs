@@ -1,6 +1,7 @@
-//! What storesync must not destroy: pruning only what the commit removed, never a protected
-//! store, never more than the breaker allows, nothing at all from an invalid catalog, and never
-//! a namespace it does not manage.
+//! What storesync must not destroy: retiring (or, with `prune.retention: 0s`, pruning) only what
+//! the commit removed, never a protected store, never more than the breaker allows, nothing at
+//! all from an invalid catalog, and never a namespace it does not manage. Retiring, restoring and
+//! purging themselves are retire.rs.
 use super::catalog::{Platform, StoreFile, StoresRepo};
 use super::cluster::{
     get, helm_history, helm_status, labels, must_get, release_status, rv, settle_quota, snapshot,
@@ -8,6 +9,7 @@ use super::cluster::{
 };
 use super::harness::{APPLIED_RECORD, E2E_NAMESPACE, Suite, admin_kubectl, namespace, path_str};
 use super::identity::HELM_IDENTITY;
+use super::retire::{STATE_LABEL, assert_store_retired};
 use std::time::Duration;
 
 fn assert_store_alive(store: &str) {
@@ -16,14 +18,16 @@ fn assert_store_alive(store: &str) {
     assert_eq!(release_status(store), "deployed", "release of {store}");
 }
 
-/// Scenario 5: a store whose file is deleted is pruned: release uninstalled, namespace deleted.
+/// Scenario 5: with `prune.retention: 0s` a store whose file is deleted is pruned at once:
+/// release uninstalled, namespace deleted. Retention 0s behaves as before retirement existed;
+/// the default retention retires the store instead (retire.rs).
 #[test]
 fn deleting_a_store_file_prunes_its_release_and_namespace() {
     let Some(suite) = Suite::start("prune") else {
         return;
     };
     let (keep, gone) = (suite.store("prune-keep"), suite.store("prune-gone"));
-    let repo = StoresRepo::new(&Platform::default());
+    let repo = StoresRepo::new(&Platform::with_retention("0s"));
     repo.put(&StoreFile::new(&keep)).put(&StoreFile::new(&gone));
     let first = repo.commit("two stores");
     suite.apply(&repo, &first, &[]).expect_code(0);
@@ -43,6 +47,12 @@ fn deleting_a_store_file_prunes_its_release_and_namespace() {
     assert_eq!(sync.outcome(&gone), "pruned");
     assert_eq!(sync.outcome(&keep), "unchanged");
     assert_eq!(sync.result_summary("pruned"), 1);
+    assert_eq!(
+        (sync.plan_summary("retire"), sync.result_summary("retired")),
+        (0, 0),
+        "retention 0s retires nothing\n{}",
+        sync.out
+    );
 
     assert!(
         helm_status(&gone).is_none(),
@@ -72,7 +82,8 @@ fn deleting_a_store_file_prunes_its_release_and_namespace() {
     assert_eq!(again.plan_summary("prune"), 0);
 }
 
-/// Scenario 6: a protected store is kept when its file is deleted, and the plan says why.
+/// Scenario 6: a protected store is kept when its file is deleted, and the plan says why; not
+/// even retired (the default retention): it keeps running.
 #[test]
 fn protected_store_is_kept_when_its_file_is_deleted() {
     let Some(suite) = Suite::start("protected") else {
@@ -104,14 +115,22 @@ fn protected_store_is_kept_when_its_file_is_deleted() {
     assert_eq!(sync.outcome(&kept), "skipped");
     assert_eq!(sync.outcome(&other), "unchanged");
     assert_eq!(sync.result_summary("pruned"), 0);
+    assert_eq!(sync.result_summary("retired"), 0);
 
     assert_store_alive(&kept);
-    assert_eq!(helm_history(&kept).len(), 1);
+    assert_eq!(helm_history(&kept).len(), 1, "the protected store was stopped");
+    let ns = must_get("namespace", None, &namespace(&kept));
+    assert_eq!(
+        labels(&ns).get(STATE_LABEL),
+        None,
+        "the protected store was marked retired"
+    );
 }
 
 /// Scenario 7b: the breaker holds to the limit recorded at the last applied commit, so a commit
 /// that removes stores cannot raise the limit that guards it; recorded in the cluster, where the
-/// restricted identity can write it.
+/// restricted identity can write it. With the default retention the removals are retirements,
+/// and they count against the limit as deletions did.
 #[test]
 fn a_commit_cannot_lift_its_own_prune_breaker() {
     let Some(suite) = Suite::start("breaker record") else {
@@ -141,12 +160,22 @@ fn a_commit_cannot_lift_its_own_prune_breaker() {
     sync.expect_code(1);
     let reasons = sync.plan()["blocked"].to_string();
     assert!(reasons.contains("the limit is 2"), "{reasons}\n{}", sync.out);
-    assert_eq!(sync.result_summary("pruned"), 0);
+    for s in &stores[..3] {
+        assert_eq!(sync.action(s), "blocked", "{}", sync.out);
+    }
+    assert_eq!(
+        (sync.result_summary("pruned"), sync.result_summary("retired")),
+        (0, 0)
+    );
     stores.iter().for_each(|s| assert_store_alive(s));
+    stores
+        .iter()
+        .for_each(|s| assert_eq!(helm_history(s).len(), 1, "{s} was stopped"));
 }
 
-/// Scenario 7: more prunes than limits.maxPrunesPerSync block the whole prune; --no-prune and a
-/// prune of exactly the limit behave as documented.
+/// Scenario 7: more removals than limits.maxPrunesPerSync block them all; --no-prune and exactly
+/// the limit behave as documented. With the default retention a removal is a retirement: the
+/// breaker counts retirements as it counted deletions, and the two that may go are retired.
 #[test]
 fn prune_breaker_blocks_the_whole_prune() {
     let Some(suite) = Suite::start("prune breaker") else {
@@ -187,8 +216,14 @@ fn prune_breaker_blocks_the_whole_prune() {
         assert_eq!(sync.outcome(s), "blocked");
     }
     assert_eq!(sync.outcome(&stores[3]), "unchanged");
-    assert_eq!(sync.result_summary("pruned"), 0);
+    assert_eq!(
+        (sync.result_summary("pruned"), sync.result_summary("retired")),
+        (0, 0)
+    );
     stores.iter().for_each(|s| assert_store_alive(s));
+    stores
+        .iter()
+        .for_each(|s| assert_eq!(helm_history(s).len(), 1, "{s} was stopped"));
 
     let held = suite.apply(&repo, &second, &["--no-prune"]);
     held.expect_code(0);
@@ -212,13 +247,25 @@ fn prune_breaker_blocks_the_whole_prune() {
     let third = repo.commit("restore one: two stores go, exactly the limit");
     let sync = suite.apply(&repo, &third, &[]);
     sync.expect_code(0);
-    assert_eq!(sync.result_summary("pruned"), 2, "{}", sync.out);
+    assert!(sync.plan()["blocked"].is_null(), "{}", sync.out);
+    assert_eq!(sync.plan_summary("retire"), 2, "{}", sync.out);
+    assert_eq!(
+        (sync.result_summary("retired"), sync.result_summary("pruned")),
+        (2, 0),
+        "{}",
+        sync.out
+    );
     for s in &stores[..2] {
-        assert_eq!(sync.outcome(s), "pruned");
-        assert!(helm_status(s).is_none(), "release of {s} still installed");
+        assert_eq!(sync.action(s), "retire");
+        assert_eq!(sync.outcome(s), "retired");
+        assert_store_retired(s, &third);
     }
     assert_store_alive(&stores[2]);
     assert_store_alive(&stores[3]);
+    for s in &stores[2..] {
+        let ns = must_get("namespace", None, &namespace(s));
+        assert_eq!(labels(&ns).get(STATE_LABEL), None, "{s} was marked retired");
+    }
 }
 
 /// Scenario 8: an invalid catalog is never applied, not even in part, and prunes nothing.
