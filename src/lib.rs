@@ -9,8 +9,8 @@
 //! checks it): [`error`], [`untrusted`], [`text`], [`secret`], [`shutdown`] (shared pieces);
 //! [`desired`] (pure: the catalog's model, rules and rendering, below [`source`], which reads
 //! bytes into desired's raw catalog); [`source`]; [`live`]; [`plan`]; [`apply`] (the only code
-//! that writes to the cluster); [`sync`]; [`report`]; [`metrics`]; [`daemon`]; [`server`];
-//! [`config`]; [`commands`].
+//! that writes to the cluster); [`rollout`] (updates in waves, carried by syncs); [`sync`];
+//! [`report`]; [`metrics`]; [`daemon`]; [`server`]; [`config`]; [`commands`].
 #![forbid(unsafe_code)]
 
 pub mod apply;
@@ -23,6 +23,7 @@ pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod report;
+pub mod rollout;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

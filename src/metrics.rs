@@ -79,6 +79,10 @@ pub struct Metrics {
     drift_repairs: Counter,
     leader: Gauge,
     leader_transitions: Counter,
+    rollout_wave: Gauge,
+    rollout_waves: Gauge,
+    rollout_halted: Gauge,
+    rollouts_halted: Counter,
 }
 
 impl Default for Metrics {
@@ -178,11 +182,36 @@ impl Default for Metrics {
             "Times this replica started or stopped leading",
             leader_transitions.clone(),
         );
+        let rollout_wave = Gauge::default();
+        registry.register(
+            "storesync_rollout_wave",
+            "The wave of the rollout in flight being judged (from 1); 0 when none is in flight",
+            rollout_wave.clone(),
+        );
+        let rollout_waves = Gauge::default();
+        registry.register(
+            "storesync_rollout_waves",
+            "Waves of the rollout in flight; 0 when none is in flight",
+            rollout_waves.clone(),
+        );
+        let rollout_halted = Gauge::default();
+        registry.register(
+            "storesync_rollout_halted",
+            "1 while a halted rollout holds updates back (until a commit changes the halted stores)",
+            rollout_halted.clone(),
+        );
+        let rollouts_halted = Counter::default();
+        registry.register(
+            "storesync_rollouts_halted",
+            "Rollouts halted because a wave had more unhealthy stores than rollout.maxUnhealthy",
+            rollouts_halted.clone(),
+        );
         // Every known series exists from the start at 0, so `increase()` sees its first event.
         for result in ["success", "failure", "error"] {
             let _ = syncs.get_or_create(&ResultLabel { result });
             let _ = plans.get_or_create(&ResultLabel { result });
         }
+        let _ = syncs.get_or_create(&ResultLabel { result: "pending" });
         for health in Health::ALL {
             let _ = stores_by_health.get_or_create(&HealthLabel {
                 health: health.as_str(),
@@ -223,6 +252,10 @@ impl Default for Metrics {
             drift_repairs,
             leader,
             leader_transitions,
+            rollout_wave,
+            rollout_waves,
+            rollout_halted,
+            rollouts_halted,
         }
     }
 }
@@ -236,11 +269,29 @@ impl Metrics {
         }
     }
 
-    /// `result`: success, failure (invalid catalog, blocked prune, a store failed) or error.
+    /// Where the rollout stands after a sync (`None`: none configured or recorded), and whether
+    /// this sync halted one.
+    pub fn set_rollout(&self, progress: Option<&crate::rollout::Progress>, halted_now: bool) {
+        use crate::rollout::Progress;
+        let (wave, of) = match progress {
+            Some(Progress::InFlight { wave, of, .. }) => (*wave, *of),
+            _ => (0, 0),
+        };
+        self.rollout_wave.set(i64::try_from(wave).unwrap_or(i64::MAX));
+        self.rollout_waves.set(i64::try_from(of).unwrap_or(i64::MAX));
+        self.rollout_halted
+            .set(i64::from(matches!(progress, Some(Progress::Halted(_)))));
+        if halted_now {
+            self.rollouts_halted.inc();
+        }
+    }
+
+    /// `result`: success, failure (invalid catalog, blocked prune, a store failed), error, or
+    /// pending (a rollout in flight; storesync works, so it counts as a success's time).
     pub fn sync_finished(&self, result: &'static str, seconds: f64, unix_now: u64) {
         self.syncs.get_or_create(&ResultLabel { result }).inc();
         self.sync_duration.observe(seconds);
-        if result == "success" {
+        if result == "success" || result == "pending" {
             self.last_success.set(i64::try_from(unix_now).unwrap_or(i64::MAX));
         }
     }

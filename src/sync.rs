@@ -7,6 +7,7 @@ use crate::desired::{self, Catalog, Diagnostic};
 use crate::error::Result;
 use crate::live;
 use crate::plan::{self, Action, ObjectKind, Plan, PlanOptions};
+use crate::rollout;
 use crate::source::Snapshot;
 
 /// What a sync came to.
@@ -23,8 +24,11 @@ pub struct Synced {
     pub catalog: Catalog,
     pub plan: Plan,
     pub report: SyncReport,
-    /// The cluster as observed before applying.
+    /// The cluster as observed before applying (after, when the sync wrote).
     pub live: live::LiveState,
+    /// This sync's step of a rollout (where it stands after it), when one is configured or
+    /// recorded.
+    pub rollout: Option<rollout::Step>,
 }
 
 /// Plans `snapshot` against the live cluster without writing: the catalog must be valid and
@@ -269,10 +273,15 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
         Err(findings) => return Ok(SyncOutcome::Invalid(findings)),
     };
     info!(summary = %plan.summary.line(), "planned");
-    let report = apply::apply(applier, &catalog, &plan, &live).await;
-    info!(result = %report.description(), "synced");
-    record_applied(applier, &catalog, &plan, &live, &report).await?;
     let mut live = live;
+    let mut rollout = carry_rollout(applier, &catalog, &plan, &mut live).await?;
+    let applied = rollout.as_ref().map_or_else(|| plan.clone(), |r| r.held(&plan));
+    let report = apply::apply(applier, &catalog, &applied, &live).await;
+    info!(result = %report.description(), "synced");
+    if let Some(r) = &mut rollout {
+        r.finish(applier, &live).await?;
+    }
+    record_applied(applier, &catalog, &plan, &live, &report).await?;
     if !applier.dry_run && report.summary.wrote() && report.cluster_error.is_none() {
         observe_health(applier, &mut live).await;
     }
@@ -281,7 +290,26 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
         plan,
         report,
         live,
+        rollout: rollout.map(|r| r.step),
     })))
+}
+
+/// Reads the rollout record and takes this sync's step of it, when a rollout is configured or
+/// recorded. A run in flight needs the health of its wave as it is now: judged afresh.
+async fn carry_rollout(
+    applier: &Applier,
+    catalog: &Catalog,
+    plan: &Plan,
+    live: &mut live::LiveState,
+) -> Result<Option<rollout::Carried>> {
+    let read = rollout::read(&applier.client, &applier.own_namespace()).await?;
+    if !rollout::concerns(catalog, &read) {
+        return Ok(None);
+    }
+    if read.run.is_some() {
+        judge_health(&applier.client, &applier.drift, applier.health_grace, live).await?;
+    }
+    Ok(Some(rollout::begin(applier, catalog, plan, live, read)))
 }
 
 /// After a sync that applied everything it planned, records its commit's prune limit for the

@@ -37,6 +37,10 @@ pub enum StoreEvent {
     Restored,
     /// Retired for the retention: uninstalled and its namespace deleted.
     Purged,
+    /// A rollout stopped at a wave this store was part of.
+    RolloutHalted,
+    /// A halted rollout put this store's release back to its previous revision.
+    RolledBack,
 }
 
 impl StoreEvent {
@@ -58,6 +62,8 @@ impl StoreEvent {
             StoreEvent::Retired => (Normal, "Retired", "Retire"),
             StoreEvent::Restored => (Normal, "Restored", "Restore"),
             StoreEvent::Purged => (Normal, "Purged", "Purge"),
+            StoreEvent::RolloutHalted => (Warning, "RolloutHalted", "Rollout"),
+            StoreEvent::RolledBack => (Warning, "RolledBack", "Rollback"),
         }
     }
 }

@@ -55,7 +55,12 @@ pub struct Applier {
     pub gate: WriteGate,
     /// How long a pod may wait in a stuck state before its workload counts as Degraded.
     pub health_grace: std::time::Duration,
+    /// Now, in seconds since the epoch: when rollout waves were applied and how long they waited.
+    pub clock: Clock,
 }
+
+/// A clock in seconds since the epoch; tests run rollouts on a clock of their own.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// What the operator allows a catalog to do, whatever a commit says.
 #[derive(Debug, Clone, Default)]
@@ -85,10 +90,12 @@ impl Applier {
             on_store_applied: None,
             gate: WriteGate::default(),
             health_grace: crate::live::health::DEFAULT_HEALTH_GRACE,
+            clock: Arc::new(crate::text::unix_now),
         }
     }
 
-    async fn event(&self, store: &str, event: StoreEvent, note: String) {
+    /// An Event on the store's namespace; none in a dry run.
+    pub async fn event(&self, store: &str, event: StoreEvent, note: String) {
         if let (Some(events), false) = (&self.events, self.dry_run) {
             events.store(store, event, note).await;
         }

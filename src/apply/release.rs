@@ -198,3 +198,32 @@ pub(super) async fn prune_store(
     }
     Ok(())
 }
+
+impl Applier {
+    /// Rolls the store's release back to the revision before its latest (a rollout's unhealthy
+    /// update undone), after checking both revisions' storage, as the store's identity. Returns
+    /// the revision rolled back to.
+    pub async fn roll_back(&self, store: &str, live: &LiveStore) -> Result<u32> {
+        let ns = desired::namespace_of(store);
+        let release = live.release.as_ref().ok_or_else(|| Error::Helm {
+            operation: HelmOp::Rollback.label(),
+            message: format!("store {store} has no release to roll back"),
+        })?;
+        let target = release.last_good_revision().ok_or_else(|| Error::Helm {
+            operation: HelmOp::Rollback.label(),
+            message: format!(
+                "release {ns}/{store} has no earlier deployed revision than {} to roll back to",
+                release.revision
+            ),
+        })?;
+        trusted_revision(self, store, release.revision).await?;
+        trusted_revision(self, store, target).await?;
+        let ok = self
+            .gate
+            .guard(HelmOp::Rollback, self.helm.rollback(store, &ns, target))
+            .await;
+        observe_helm(self, HelmOp::Rollback, ok.is_ok());
+        ok?;
+        Ok(target)
+    }
+}

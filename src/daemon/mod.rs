@@ -71,11 +71,16 @@ pub struct Context {
     errors_in_a_row: AtomicU32,
     /// The first retry's delay after a sync ended in `error`; it doubles up to [`RETRY_MAX`].
     retry_first: Duration,
+    /// How soon a rollout in flight is looked at again.
+    rollout_check: Duration,
 }
 
 /// The first retry of a sync that ended in `error` (the cluster unreachable, a store failed for
 /// a reason outside the catalog), by default.
 pub const RETRY_FIRST: Duration = Duration::from_secs(10);
+/// How often a rollout in flight is looked at: its wave's health judged, the next wave started
+/// once it ended. Each look is one observation of the cluster and one health pass; no helm.
+pub const ROLLOUT_CHECK: Duration = Duration::from_secs(15);
 /// The longest wait between retries.
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
@@ -107,7 +112,14 @@ impl Context {
             pushes: Mutex::default(),
             errors_in_a_row: AtomicU32::new(0),
             retry_first: RETRY_FIRST,
+            rollout_check: ROLLOUT_CHECK,
         }
+    }
+
+    /// A rollout in flight is checked every `every` instead of [`ROLLOUT_CHECK`].
+    pub fn with_rollout_check(mut self, every: Duration) -> Context {
+        self.rollout_check = every;
+        self
     }
 
     /// Retries after `error` start after `first` instead of [`RETRY_FIRST`].
@@ -220,14 +232,17 @@ pub async fn run(ctx: Arc<Context>, mut shutdown: signal::Receiver<bool>) {
             continue;
         }
         // Not raced against shutdown: an in-flight sync always finishes.
-        let errored = sync_job::run(&ctx, trigger).await;
+        let ended = sync_job::run(&ctx, trigger).await;
         if let Some(replicas) = &ctx.replicas {
             replicas.records_changed();
         }
         if *shutdown.borrow() {
             break;
         }
-        schedule_retry(&ctx, errored, &mut tasks, shutdown.clone());
+        schedule_retry(&ctx, ended == ResultState::Error, &mut tasks, shutdown.clone());
+        if ended == ResultState::Pending {
+            schedule_rollout_check(&ctx, &mut tasks, shutdown.clone());
+        }
     }
     info!("shutting down: no more syncs");
     ctx.syncs.close();
@@ -271,6 +286,22 @@ fn schedule_retry(
     tasks.spawn(async move {
         tokio::select! {
             _ = tokio::time::sleep(delay) => ctx.syncs.push(SyncTrigger { reason: Reason::Retry, sha: None }),
+            _ = shutdown.wait_for(|stop| *stop) => {}
+        }
+    });
+}
+
+/// A rollout in flight is looked at again after `rollout_check`: the wave it judges may have
+/// ended (Healthy for the soak, or the health timeout passed). A poll or a push may come sooner.
+fn schedule_rollout_check(
+    ctx: &Arc<Context>,
+    tasks: &mut tokio::task::JoinSet<()>,
+    mut shutdown: signal::Receiver<bool>,
+) {
+    let (ctx, delay) = (ctx.clone(), ctx.rollout_check);
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => ctx.syncs.push(SyncTrigger { reason: Reason::Rollout, sha: None }),
             _ = shutdown.wait_for(|stop| *stop) => {}
         }
     });

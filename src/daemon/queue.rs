@@ -26,6 +26,8 @@ pub enum Reason {
     Elected,
     /// The drift comparison fell due (`--drift-interval`), whatever the poll interval.
     Drift,
+    /// A rollout in flight is looked at again.
+    Rollout,
 }
 
 impl Reason {
@@ -38,6 +40,7 @@ impl Reason {
             Reason::Retry => "retry",
             Reason::Elected => "elected",
             Reason::Drift => "drift",
+            Reason::Rollout => "rollout",
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum ResultState {
     Failure,
     /// storesync could not finish.
     Error,
+    /// A rollout carries the commit's updates wave by wave: later syncs finish it.
+    Pending,
 }
 
 impl ResultState {
@@ -33,6 +35,7 @@ impl ResultState {
             ResultState::Success => "success",
             ResultState::Failure => "failure",
             ResultState::Error => "error",
+            ResultState::Pending => "pending",
         }
     }
 
@@ -41,6 +44,7 @@ impl ResultState {
             ResultState::Success => StatusState::Success,
             ResultState::Failure => StatusState::Failure,
             ResultState::Error => StatusState::Error,
+            ResultState::Pending => StatusState::Pending,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::live;
 use crate::live::health::Health;
 use crate::plan::{self, PlanOptions};
 use crate::report::{MAX_DESCRIPTION_CHARS, SYNC_CONTEXT, StatusState};
+use crate::rollout::Progress;
 use crate::source::Snapshot;
 use crate::source::tracked::is_strict_ancestor;
 use crate::sync::{self, SyncOutcome, Synced};
@@ -93,6 +94,26 @@ pub fn verdict(outcome: &Result<SyncOutcome>, non_fast_forward: Option<&str>) ->
             (ResultState::Failure, synced.report.description())
         }
         Ok(SyncOutcome::Done(synced)) => (ResultState::Success, synced.report.description()),
+    };
+    // A rollout's state comes first: halted is a failure, in flight is pending.
+    let (state, description) = match (outcome, state) {
+        (Ok(SyncOutcome::Done(synced)), ResultState::Success | ResultState::Failure) => {
+            match synced.rollout.as_ref().map(|r| &r.progress) {
+                Some(p @ Progress::Halted(_)) => (
+                    ResultState::Failure,
+                    format!("{}; {description}", p.line().unwrap_or_default()),
+                ),
+                Some(p @ Progress::InFlight { .. }) if state == ResultState::Success => (
+                    ResultState::Pending,
+                    format!("{}; {description}", p.line().unwrap_or_default()),
+                ),
+                Some(p @ Progress::Done { .. }) => {
+                    (state, format!("{}; {description}", p.line().unwrap_or_default()))
+                }
+                _ => (state, description),
+            }
+        }
+        (_, state) => (state, description),
     };
     let description = match non_fast_forward {
         Some(previous) => format!("non-fast-forward from {}: {description}", short(previous)),
@@ -211,9 +232,9 @@ async fn resolve(ctx: &Context, previous: Option<String>) -> Result<Resolved> {
     .await
 }
 
-/// Runs one sync; true when it ended in `error` (to be retried).
+/// Runs one sync; how it ended (`error` is retried, `pending` checked again soon).
 #[instrument(skip_all, fields(reason = trigger.reason.label(), revision))]
-pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
+pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> ResultState {
     let started = Instant::now();
     let started_at = now();
     // Taken before the fetch: every commit announced so far is at or behind the head fetched.
@@ -227,7 +248,7 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
         Ok(r) => r,
         Err(e) => {
             cannot_read(ctx, &trigger, &waiting, &e, started, started_at);
-            return true;
+            return ResultState::Error;
         }
     };
     let head = resolved.head.clone();
@@ -297,6 +318,11 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     }
     if let Ok(SyncOutcome::Done(synced)) = &outcome {
         refresh_stores(ctx, synced).await;
+        let step = synced.rollout.as_ref();
+        ctx.metrics.set_rollout(
+            step.map(|s| &s.progress),
+            step.is_some_and(|s| s.halted_now.is_some()),
+        );
     }
     ctx.metrics.sync_finished(v.state.as_str(), seconds, now());
     ctx.state.record_sync(SyncRecord {
@@ -318,7 +344,7 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> bool {
     }
     // The description quotes the catalog (file names, validation findings): escaped for logs.
     info!(state = v.state.as_str(), description = %printable(&v.description), seconds, "sync finished");
-    v.state == ResultState::Error
+    v.state
 }
 
 /// The tracked branch could not be read: the sync ends in `error`, and so does every commit
@@ -429,6 +455,7 @@ mod tests {
                 cluster_error: cluster_error.map(String::from),
             },
             live: Default::default(),
+            rollout: None,
         })))
     }
 
@@ -444,6 +471,7 @@ mod tests {
         for (state, status, label) in [
             (ResultState::Success, StatusState::Success, "success"),
             (ResultState::Failure, StatusState::Failure, "failure"),
+            (ResultState::Pending, StatusState::Pending, "pending"),
             (ResultState::Error, StatusState::Error, "error"),
         ] {
             assert_eq!((state.status(), state.as_str()), (status, label));

@@ -28,6 +28,7 @@ impl Default for PlatformConfig {
             engines: default_engines(),
             limits: Limits::default(),
             prune: PruneConfig::default(),
+            rollout: None,
             drift_policy: Default::default(),
             store_cluster_role: super::tenancy::default_store_cluster_role(),
         }

@@ -52,6 +52,9 @@ pub struct PlatformConfig {
     pub limits: Limits,
     /// What happens to a store whose file is gone.
     pub prune: PruneConfig,
+    /// Store updates in waves, each judged by store health; `None`: every update at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutConfig>,
     /// What a sync does when objects the engine chart rendered were changed in the cluster.
     pub drift_policy: DriftPolicy,
     /// The ClusterRole helm's identity is bound to in each store namespace: the operator's
@@ -182,6 +185,123 @@ pub fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
         return Err("it is longer than 366 days".into());
     }
     Ok(d)
+}
+
+/// `rollout`: a sync that updates two stores or more updates them in waves: the canaries
+/// alone, then cumulative shares of the others, each wave judged by store health before the
+/// next starts. Fields as written; [`RolloutConfig`]'s methods read them once validated.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutConfig {
+    /// Stores updated first, on their own, in this order (those the sync updates).
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// Cumulative shares of the other updated stores, `25%` … `100%`, the last `100%`.
+    #[serde(default = "default_waves")]
+    pub waves: Vec<Scalar>,
+    /// Stores of a wave that may be other than Healthy at its end: a count or a share (`10%`).
+    #[serde(default = "default_max_unhealthy")]
+    pub max_unhealthy: Scalar,
+    /// How long each store of a wave has to become Healthy after its update.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: String,
+    /// How long a wave stays Healthy before the next starts.
+    #[serde(default = "default_soak")]
+    pub soak: String,
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// A YAML scalar that may be written as a number or as text (`0`, `25%`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Number(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Number(n) => write!(f, "{n}"),
+            Scalar::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// What a rollout does when a wave has more unhealthy stores than allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// No later wave starts; the stores updated keep their new release.
+    #[default]
+    Halt,
+    /// Also each unhealthy store of the wave goes back to its previous release revision.
+    Rollback,
+}
+
+fn default_waves() -> Vec<Scalar> {
+    vec![Scalar::Text("100%".into())]
+}
+
+fn default_max_unhealthy() -> Scalar {
+    Scalar::Number(0)
+}
+
+fn default_health_timeout() -> String {
+    "10m".into()
+}
+
+fn default_soak() -> String {
+    "2m".into()
+}
+
+/// The longest `healthTimeout` or `soak` a rollout may ask for.
+pub const MAX_ROLLOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `25%` as 25; `None` for anything else.
+pub fn percent(s: &Scalar) -> Option<u32> {
+    let Scalar::Text(t) = s else { return None };
+    let n = t.trim().strip_suffix('%')?.trim();
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 3 {
+        return None;
+    }
+    n.parse().ok().filter(|p| *p <= 100)
+}
+
+/// A rollout wait (`10m`, `30s`, `0s`): whole seconds, at most [`MAX_ROLLOUT_WAIT`].
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
+    if d.subsec_nanos() != 0 {
+        return Err("it is not a whole number of seconds".into());
+    }
+    if d > MAX_ROLLOUT_WAIT {
+        return Err("it is longer than 24 hours".into());
+    }
+    Ok(d)
+}
+
+impl RolloutConfig {
+    /// The cumulative shares, in percent (validated: increasing, the last 100).
+    pub fn shares(&self) -> Vec<u32> {
+        self.waves.iter().filter_map(percent).collect()
+    }
+
+    /// The stores of a wave of `n` that may be other than Healthy at its end.
+    pub fn max_unhealthy_of(&self, n: usize) -> usize {
+        match &self.max_unhealthy {
+            Scalar::Number(c) => usize::try_from(*c).unwrap_or(0),
+            share => percent(share).map_or(0, |p| n * p as usize / 100),
+        }
+    }
+
+    pub fn health_timeout(&self) -> std::time::Duration {
+        parse_wait(&self.health_timeout).unwrap_or(std::time::Duration::from_secs(600))
+    }
+
+    pub fn soak(&self) -> std::time::Duration {
+        parse_wait(&self.soak).unwrap_or(std::time::Duration::from_secs(120))
+    }
 }
 
 pub const MAX_FILE_BYTES: u64 = 64 * 1024;

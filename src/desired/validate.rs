@@ -179,6 +179,9 @@ pub(super) fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
             "give a duration such as 168h, 7d or 30m; 0s deletes a store as soon as its file is gone",
         );
     }
+    if let Some(r) = &p.rollout {
+        rollout(r, pos, &mut err);
+    }
     if p.limits.max_stores_per_owner == 0 {
         err(
             pos.value(&["limits", "maxStoresPerOwner"]),
@@ -187,6 +190,90 @@ pub(super) fn platform(p: &PlatformConfig, pos: &Positions) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+/// Rules of `rollout` beyond its shape (canaries are checked against the catalog later).
+fn rollout(
+    r: &super::model::RolloutConfig,
+    pos: &Positions,
+    err: &mut impl FnMut((usize, usize), String, &str),
+) {
+    use super::model::{Scalar, parse_wait, percent};
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in r.canaries.iter().enumerate() {
+        let at = pos.value(&["rollout", "canaries", &i.to_string()]);
+        if !rules::is_store_name(name) {
+            err(
+                at,
+                format!("`{name}` is not a store name"),
+                "list the names of stores, such as acme",
+            );
+        } else if !seen.insert(name.as_str()) {
+            err(
+                at,
+                format!("canary `{name}` is listed twice"),
+                "list each canary once",
+            );
+        }
+    }
+    if r.waves.is_empty() {
+        err(
+            pos.value(&["rollout", "waves"]),
+            "rollout.waves is empty".into(),
+            "give cumulative shares ending at 100%, such as [25%, 100%]",
+        );
+    }
+    let mut last = 0;
+    for (i, w) in r.waves.iter().enumerate() {
+        let at = pos.value(&["rollout", "waves", &i.to_string()]);
+        match percent(w) {
+            None | Some(0) => err(
+                at,
+                format!("`{w}` is not a share of stores"),
+                "write a percentage from 1% to 100%, such as 25%",
+            ),
+            Some(p) if p <= last => err(
+                at,
+                format!("`{w}` does not grow: waves are cumulative shares, each larger than the one before"),
+                "write increasing shares ending at 100%, such as [10%, 50%, 100%]",
+            ),
+            Some(p) => last = p,
+        }
+    }
+    if !r.waves.is_empty() && last != 100 && r.waves.iter().all(|w| percent(w).is_some()) {
+        err(
+            pos.value(&["rollout", "waves", &(r.waves.len() - 1).to_string()]),
+            "the last wave is not 100%: some updated stores would never be updated".into(),
+            "end the waves with 100%",
+        );
+    }
+    let allowance_ok = match &r.max_unhealthy {
+        Scalar::Number(n) => *n >= 0,
+        share => percent(share).is_some(),
+    };
+    if !allowance_ok {
+        err(
+            pos.value(&["rollout", "maxUnhealthy"]),
+            format!("`{}` is not a number of stores or a share", r.max_unhealthy),
+            "write a count such as 0 or 1, or a share such as 10%",
+        );
+    }
+    for (field, text, least) in [("healthTimeout", &r.health_timeout, 1), ("soak", &r.soak, 0)] {
+        let at = pos.value(&["rollout", field]);
+        match parse_wait(text) {
+            Err(why) => err(
+                at,
+                format!("`{text}` is not a duration: {why}"),
+                "give a duration such as 10m, 90s or 1h",
+            ),
+            Ok(d) if d.as_secs() < least => err(
+                at,
+                format!("rollout.{field} must be longer than 0s"),
+                "give the time a store has to become Healthy, such as 10m",
+            ),
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Rules of one store file against the platform: the first findings by position, and the
@@ -414,6 +501,26 @@ pub(crate) fn across_stores(
                     ),
                 )
                 .hint("remove stores of this owner, or raise limits.maxStoresPerOwner in storesync.yaml"),
+            );
+        }
+    }
+    // A canary that is not a store would leave the rollout without the canary it was meant to
+    // have: a typo must not pass silently.
+    for (i, canary) in platform
+        .rollout
+        .iter()
+        .flat_map(|r| r.canaries.iter())
+        .enumerate()
+    {
+        if rules::is_store_name(canary) && !names.contains_key(canary.as_str()) {
+            let (file, at) = limit_position(raw, &["rollout", "canaries", &i.to_string()]);
+            out.push(
+                Diagnostic::error(
+                    &file,
+                    at,
+                    format!("canary `{canary}` is not a store of the catalog"),
+                )
+                .hint("list stores that have a file under the stores directory, or remove it"),
             );
         }
     }

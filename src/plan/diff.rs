@@ -240,6 +240,8 @@ pub(super) fn object_changes(
 
 /// Reason of a HelmRelease change that repairs drift; the apply step tells repairs by it.
 pub const DRIFT_REASON: &str = "drift";
+/// Reason of a HelmRelease change the catalog asks for (rollouts wave these, not repairs).
+pub const CHANGED_REASON: &str = "chart, version or values changed since the last upgrade";
 
 fn release_change(
     d: &DesiredStore,
@@ -279,7 +281,7 @@ fn release_change(
         }
         Some(rel) if rel.release_hash.as_deref() != Some(d.release_hash.as_str()) => {
             c.action = Action::Update;
-            c.reason = Some("chart, version or values changed since the last upgrade".into());
+            c.reason = Some(CHANGED_REASON.into());
             c.diff = Some(shown());
         }
         // Objects the chart rendered were changed in the cluster: `helm upgrade` puts them back.

@@ -2,6 +2,7 @@
 //! state, no I/O. The same value feeds the CLI, logs, metrics, the status page and statuses.
 mod diff;
 mod output;
+pub mod waves;
 
 use std::collections::BTreeSet;
 
@@ -12,7 +13,7 @@ use crate::desired::{self, Catalog, DesiredStore, Limits, PlatformConfig};
 use crate::live::{Drift, LiveState, LiveStore};
 use crate::source::Revision;
 
-pub use diff::{DRIFT_REASON, normalize, project, to_yaml};
+pub use diff::{CHANGED_REASON, DRIFT_REASON, normalize, project, to_yaml};
 pub use output::{render_json, render_text};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -122,6 +123,9 @@ pub struct StorePlan {
     /// now, `prune.retention` after the cluster was observed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_at: Option<String>,
+    /// The wave of a rollout that updates this store, when `rollout` waves this sync.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<waves::Wave>,
     /// In apply order (prunes in reverse apply order).
     pub changes: Vec<Change>,
 }
@@ -281,7 +285,11 @@ pub fn plan(
         .map(|d| plan_store(d, live.stores.get(&d.store.name), options, platform))
         .collect();
     let wanted = desired.iter().map(|d| d.store.name.as_str()).collect();
-    finish(revision, stores, wanted, live, platform, options, offline)
+    let mut plan = finish(revision, stores, wanted, live, platform, options, offline);
+    if let Some(rollout) = &platform.rollout {
+        waves::assign(&mut plan, rollout);
+    }
+    plan
 }
 
 /// Plans a whole valid catalog, rendering one store at a time so that the rendered objects of
@@ -303,7 +311,7 @@ pub fn plan_catalog(
         })
         .collect();
     let wanted = catalog.stores.iter().map(|s| s.name.as_str()).collect();
-    finish(
+    let mut plan = finish(
         revision,
         stores,
         wanted,
@@ -311,7 +319,11 @@ pub fn plan_catalog(
         &catalog.platform,
         options,
         offline,
-    )
+    );
+    if let Some(rollout) = &catalog.platform.rollout {
+        waves::assign(&mut plan, rollout);
+    }
+    plan
 }
 
 /// Whether a store whose file is gone is one to retire (or prune) now: not already retired, not
@@ -427,6 +439,7 @@ fn gone_store(name: &str, live: &LiveStore, action: Action, reason: Option<Strin
         retired_at: None,
         retired_by: None,
         purge_at: None,
+        wave: None,
         changes: Vec::new(),
     }
 }
@@ -631,6 +644,7 @@ fn plan_store(
         retired_at: None,
         retired_by: None,
         purge_at: None,
+        wave: None,
         changes: Vec::new(),
     };
     if s.suspend {

@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "live",
     "plan",
     "apply",
+    "rollout",
     "sync",
     "report",
     "metrics",

@@ -37,6 +37,7 @@ fn store(name: &str, action: Action, owner: &str, changes: Vec<Change>, reason: 
         retired_at: None,
         retired_by: None,
         purge_at: None,
+        wave: None,
         changes,
     }
 }

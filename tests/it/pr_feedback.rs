@@ -297,6 +297,7 @@ async fn a_three_megabyte_diff_stays_under_the_comment_limit() {
         retired_at: None,
         retired_by: None,
         purge_at: None,
+        wave: None,
         changes: vec![Change {
             kind: ObjectKind::HelmRelease,
             namespace: Some("store-bobs".into()),

@@ -419,7 +419,10 @@ async fn a_dry_run_retires_nothing() {
     let bobs = synced.plan.stores.iter().find(|s| s.store == "bobs").unwrap();
     assert_eq!(bobs.action, Action::Retire);
     let writes: Vec<String> = w.cluster.writes().iter().map(|r| r.line()).collect();
-    assert!(!writes.is_empty() && writes.iter().all(|r| r.contains("dryRun=All")), "{writes:?}");
+    assert!(
+        !writes.is_empty() && writes.iter().all(|r| r.contains("dryRun=All")),
+        "{writes:?}"
+    );
     assert_eq!(w.helm.calls().len(), before, "no helm in a dry run");
     assert!(labels(&w).get("storesync.dev/state").is_none());
     assert!(!replicas(&w).contains(&0));

@@ -534,7 +534,7 @@ impl FakeCluster {
         let mut s = self.state.lock().unwrap();
         s.revision += 1;
         let rv = s.revision;
-        let mut scratch = None;
+        let mut scratch: Option<Value>;
         let found = match dry_run {
             // A dry run answers what the patch would make, and stores nothing.
             true => {

@@ -99,6 +99,23 @@ impl FakeCluster {
                 // `helm --wait` returned: the workloads rolled out and the claims are bound.
                 obj["metadata"]["generation"] = json!(generation.unwrap_or(0) + 1);
                 settled(&key.0, &mut obj);
+                // An image tagged `crashloop` starts and dies, again and again: its workload
+                // never becomes available, and its pod waits in CrashLoopBackOff.
+                if let Some(pod) = crash_looping_pod(&key.0, &mut obj) {
+                    let pod_key: Key = (
+                        "pods".into(),
+                        key.1.clone(),
+                        pod["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    );
+                    s.revision += 1;
+                    s.objects.insert(pod_key, pod);
+                } else if key.0 == "deployments" {
+                    s.objects.remove(&(
+                        "pods".to_string(),
+                        key.1.clone(),
+                        format!("{}-5f7b8c9d6e-x7k2p", key.2),
+                    ));
+                }
                 let claims = claims_of_stateful_set(&key.0, &obj);
                 s.objects.insert(key.clone(), obj);
                 keys.push(key);
@@ -146,6 +163,43 @@ impl FakeCluster {
             &manifest,
         ))
     }
+}
+
+/// When `obj` is a Deployment whose image is tagged `crashloop`: its status as its controller
+/// reports a rollout that never becomes available, and the pod that keeps crashing.
+fn crash_looping_pod(plural: &str, obj: &mut Value) -> Option<Value> {
+    if plural != "deployments" {
+        return None;
+    }
+    let containers = obj["spec"]["template"]["spec"]["containers"].as_array()?.clone();
+    let bad = containers
+        .iter()
+        .find(|c| c["image"].as_str().is_some_and(|i| i.ends_with(":crashloop")))?;
+    obj["status"]["readyReplicas"] = json!(0);
+    obj["status"]["availableReplicas"] = json!(0);
+    let (name, ns) = (
+        obj["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Some(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": format!("{name}-5f7b8c9d6e-x7k2p"), "namespace": ns,
+            "creationTimestamp": storesync::text::rfc3339(now - 600),
+            "labels": {"app.kubernetes.io/managed-by": "Helm", "pod-template-hash": "5f7b8c9d6e"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": format!("{name}-5f7b8c9d6e"), "uid": "rs-1", "controller": true}],
+        },
+        "status": {"phase": "Running", "containerStatuses": [{"name": bad["name"], "ready": false,
+            "restartCount": 7, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+    }))
 }
 
 /// The claims a StatefulSet's controller creates: `<template>-<set>-<ordinal>`, bound.

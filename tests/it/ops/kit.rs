@@ -9,7 +9,7 @@ pub const CHART: &str = "deploy/helm/storesync";
 pub const DASHBOARD: &str = "deploy/helm/storesync/files/grafana-dashboard.json";
 pub const RULES: &str = "deploy/helm/storesync/files/prometheus-rules.yaml";
 pub const RULE_TESTS: &str = "tests/it/ops/prometheus-rules.test.yaml";
-pub const ALERTS: [&str; 8] = [
+pub const ALERTS: [&str; 9] = [
     "StoresyncDaemonDown",
     "StoresyncNoRecentSuccessfulSync",
     "StoresyncSyncsFailing",
@@ -18,6 +18,7 @@ pub const ALERTS: [&str; 8] = [
     "StoresyncStatusPostsFailing",
     "StoresyncNoLeader",
     "StoresyncStoresDegraded",
+    "StoresyncRolloutHalted",
 ];
 
 pub fn read(path: &str) -> String {

@@ -166,6 +166,7 @@ async fn a_thousand_unchanged_stores_cost_no_write_and_one_list_per_kind() {
         format!("GET /api/v1/configmaps?&{helm}"),
         format!("GET /api/v1/limitranges?&{owned}"),
         "GET /api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
+        "GET /api/v1/namespaces/default/configmaps/storesync-rollout".to_string(),
         format!("GET /api/v1/namespaces?&{owned}"),
         format!("GET /api/v1/persistentvolumeclaims?&{helm}"),
         // Health: the workloads' pods and the setup Jobs, one LIST each.

@@ -60,6 +60,11 @@ async fn first_sync_creates_everything_with_the_exact_calls() {
             "/api/v1/namespaces/default/configmaps/storesync-applied".to_string(),
             1,
         ),
+        // The rollout record: read by every sync, so a halt is never forgotten.
+        (
+            "/api/v1/namespaces/default/configmaps/storesync-rollout".to_string(),
+            1,
+        ),
         // A new store's namespace is looked up once: an existing one that is not storesync's
         // is never taken over.
         ("/api/v1/namespaces/store-acme".to_string(), 1),

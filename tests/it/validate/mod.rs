@@ -341,7 +341,7 @@ fn platform_unknown_field() {
     assert_invalid(
         &c,
         "storesync.yaml:2:1: error: unknown field `maxStores`, expected one of `baseDomain`, `ingressClass`, \
-         `ingressNamespace`, `storesDir`, `tls`, `plans`, `engines`, `limits`, `prune`, `driftPolicy`",
+         `ingressNamespace`, `storesDir`, `tls`, `plans`, `engines`, `limits`, `prune`, `rollout`, `driftPolicy`",
     );
 }
 
