@@ -240,7 +240,7 @@ pub async fn status(
     }
     let ready = live::readiness(&client).await?;
     // The same derivation as the daemon's store table.
-    let rows: Vec<serde_json::Value> = crate::report::store_views(&live, None, None, &ready)
+    let rows: Vec<serde_json::Value> = crate::report::store_views(&live, None, None, &ready, None)
         .into_iter()
         .map(|v| {
             serde_json::json!({

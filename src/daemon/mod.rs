@@ -67,6 +67,8 @@ pub struct Context {
     /// Other replicas and the records shared with them; `None`: memory only.
     pub replicas: Option<Replicas>,
     pushes: Mutex<sync_job::Pushes>,
+    /// Commits covered by a head whose rollout is in flight: their final state comes with its.
+    rollout_covered: Mutex<Vec<String>>,
     /// Syncs in a row that ended in `error`, for the retry backoff.
     errors_in_a_row: AtomicU32,
     /// The first retry's delay after a sync ended in `error`; it doubles up to [`RETRY_MAX`].
@@ -110,6 +112,7 @@ impl Context {
             leader: Arc::new(leader::Leadership::single(leader::identity())),
             replicas: None,
             pushes: Mutex::default(),
+            rollout_covered: Mutex::default(),
             errors_in_a_row: AtomicU32::new(0),
             retry_first: RETRY_FIRST,
             rollout_check: ROLLOUT_CHECK,
@@ -326,7 +329,7 @@ async fn observe_until_ready(ctx: Arc<Context>, mut shutdown: signal::Receiver<b
             Ok(observed) => {
                 let ready = live::readiness(&ctx.applier.client).await.unwrap_or_default();
                 if ctx.state.stores().is_empty() {
-                    set_stores(&ctx, store_views(&observed, None, None, &ready));
+                    set_stores(&ctx, store_views(&observed, None, None, &ready, None));
                 }
                 ctx.state.set_ready();
                 info!(stores = observed.stores.len(), "cluster observed; ready");

@@ -286,7 +286,18 @@ pub(super) async fn run(ctx: &Context, trigger: SyncTrigger) -> ResultState {
     if changed || announced {
         ctx.post(&head, SYNC_CONTEXT, v.state.status(), &v.description);
     }
-    for covered in waiting.iter().filter(|w| **w != head) {
+    // Commits covered by this head hear its state; while its rollout is in flight they stay
+    // pending with it, and hear its final state when it comes.
+    let mut covered: Vec<String> = waiting.iter().filter(|w| **w != head).cloned().collect();
+    if let Ok(mut kept) = ctx.rollout_covered.lock() {
+        if v.state == ResultState::Pending {
+            kept.extend(covered.iter().cloned());
+            kept.dedup();
+        } else {
+            covered.extend(kept.drain(..).filter(|c| *c != head));
+        }
+    }
+    for covered in &covered {
         let description = format!("superseded by {}: {}", short(&head), v.description);
         ctx.post(covered, SYNC_CONTEXT, v.state.status(), &description);
     }
@@ -389,7 +400,13 @@ async fn refresh_stores(ctx: &Context, synced: &Synced) {
     );
     super::set_stores(
         ctx,
-        store_views(&synced.live, Some(&synced.catalog), Some(&synced.report), &ready),
+        store_views(
+            &synced.live,
+            Some(&synced.catalog),
+            Some(&synced.report),
+            &ready,
+            synced.rollout.as_ref().map(|step| (&synced.plan, step)),
+        ),
     );
 }
 

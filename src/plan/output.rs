@@ -38,6 +38,9 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
             about.push(domain.clone());
         }
         let _ = write!(out, "\n{} {} {}", sign(s.action), s.store, s.action.as_str());
+        if let Some(wave) = &s.wave {
+            let _ = write!(out, " [rollout {wave}]");
+        }
         if !about.is_empty() {
             let _ = write!(out, " ({})", about.join(", "));
         }

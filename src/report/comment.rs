@@ -165,11 +165,22 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
         .iter()
         .filter(|s| s.action != Action::Unchanged)
         .collect();
+    // A rollout's waves are fixed before merge: the reviewer sees which stores go first.
+    let waved = changing.iter().any(|s| s.wave.is_some());
     if !changing.is_empty() {
-        out.push_str("\n| store | action | engine | plan | owner |\n|---|---|---|---|---|\n");
+        if waved {
+            out.push_str("\n| store | action | wave | engine | plan | owner |\n|---|---|---|---|---|---|\n");
+        } else {
+            out.push_str("\n| store | action | engine | plan | owner |\n|---|---|---|---|---|\n");
+        }
         for (i, s) in changing.iter().enumerate() {
+            let wave = match (waved, &s.wave) {
+                (false, _) => String::new(),
+                (true, Some(w)) => format!(" {w} |"),
+                (true, None) => " – |".to_string(),
+            };
             let row = format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} |{wave} {} | {} | {} |\n",
                 escape(&s.store),
                 s.action.as_str(),
                 cell(s.engine.as_deref()),

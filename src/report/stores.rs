@@ -28,6 +28,10 @@ pub enum StoreState {
     /// Its file is gone: stopped, its data kept until `purgeAt`.
     Retired,
     Purged,
+    /// Its update waits for a later wave of a rollout.
+    Waiting,
+    /// Its update was refused by a halted rollout, until a commit changes it.
+    Held,
 }
 
 impl StoreState {
@@ -45,6 +49,8 @@ impl StoreState {
             StoreState::Pending => "pending",
             StoreState::Retired => "retired",
             StoreState::Purged => "purged",
+            StoreState::Waiting => "waiting",
+            StoreState::Held => "held",
         }
     }
 }
@@ -82,14 +88,19 @@ pub struct StoreView {
     pub retired_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purge_at: Option<String>,
+    /// Where the store stands in a rollout: its wave, or why its update waits or is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
 }
 
-/// The store table from live state, the catalog of the last sync and its results.
+/// The store table from live state, the catalog of the last sync, its results and its step
+/// of a rollout.
 pub fn store_views(
     live: &LiveState,
     catalog: Option<&Catalog>,
     report: Option<&SyncReport>,
     ready: &BTreeMap<String, (usize, usize)>,
+    rollout: Option<(&crate::plan::Plan, &crate::rollout::Step)>,
 ) -> Vec<StoreView> {
     let mut views: BTreeMap<String, StoreView> = BTreeMap::new();
     for (name, l) in &live.stores {
@@ -125,6 +136,7 @@ pub fn store_views(
                 purge_at: retired
                     .then(|| l.annotation(PURGE_AT_ANNOTATION).map(String::from))
                     .flatten(),
+                rollout: None,
             },
         );
     }
@@ -145,6 +157,7 @@ pub fn store_views(
                 health_reason: None,
                 retired_at: None,
                 purge_at: None,
+                rollout: None,
             });
             view.owner = Some(s.owner.clone());
             view.engine = Some(s.engine.clone());
@@ -178,6 +191,23 @@ pub fn store_views(
             };
             if r.outcome == Outcome::Failed {
                 view.last_error = r.detail.clone();
+            }
+        }
+    }
+    if let Some((plan, step)) = rollout {
+        for s in &plan.stores {
+            let Some(view) = views.get_mut(&s.store) else {
+                continue;
+            };
+            if let Some(reason) = step.hold.get(&s.store) {
+                view.state = if reason.starts_with(crate::rollout::HELD) {
+                    StoreState::Held
+                } else {
+                    StoreState::Waiting
+                };
+                view.rollout = Some(reason.clone());
+            } else if let Some(wave) = &s.wave {
+                view.rollout = Some(format!("updated in {wave}"));
             }
         }
     }

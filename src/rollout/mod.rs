@@ -13,7 +13,7 @@ mod step;
 use tracing::{info, warn};
 
 pub use record::{Halt, ROLLOUT_CONFIGMAP, Record, Run, Target, read, write};
-pub use step::{Judged, Progress, Step, step};
+pub use step::{HELD, Judged, Progress, Step, step};
 
 use crate::apply::{Applier, StoreEvent};
 use crate::desired::Catalog;

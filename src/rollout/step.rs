@@ -8,6 +8,9 @@ use crate::desired::model::{OnFailure, RolloutConfig};
 use crate::plan::Plan;
 use crate::plan::waves::{is_waved, split};
 
+/// How the reason of an update a halt refused begins (the others wait for a wave).
+pub const HELD: &str = "held: ";
+
 /// What a sync learns of a store of the wave being judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Judged {
@@ -130,7 +133,7 @@ pub fn step(
             out.hold.insert(
                 store.clone(),
                 format!(
-                    "held: {} (commit {}); a commit that changes this store starts a new rollout",
+                    "{HELD}{} (commit {}); a commit that changes this store starts a new rollout",
                     halt.line(),
                     short(&halt.commit)
                 ),
@@ -193,7 +196,7 @@ pub fn step(
                 }
                 // Nothing more of any rollout goes in the sync that halts one.
                 for store in candidates.keys() {
-                    out.hold.insert(store.clone(), format!("held: {}", halt.line()));
+                    out.hold.insert(store.clone(), format!("{HELD}{}", halt.line()));
                 }
                 out.record.run = None;
                 out.record.halt = Some(halt.clone());

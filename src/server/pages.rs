@@ -43,9 +43,9 @@ pub(super) fn page(title: &str, refresh: bool, body: &str) -> String {
 pub(super) fn state_class(state: &str) -> &'static str {
     match state {
         "in-sync" | "applied" | "success" | "pruned" | "purged" => "ok",
-        "failed" | "failure" | "error" | "Degraded" | "Missing" => "bad",
+        "failed" | "failure" | "error" | "Degraded" | "Missing" | "held" => "bad",
         "blocked" | "pending" | "terminating" | "suspended" | "skipped" | "Progressing" | "Suspended"
-        | "Retired" | "retired" => "warn",
+        | "Retired" | "retired" | "waiting" => "warn",
         "Healthy" => "ok",
         _ => "muted",
     }
@@ -130,6 +130,19 @@ pub(super) fn status(ctx: &Context) -> String {
         }
     );
     body.push_str(&leader_line(ctx));
+    // A rollout in flight or halted, as the last sync of the branch said it.
+    if let Some(last) = ctx.state.last_result()
+        && last.description.starts_with("rollout ")
+    {
+        let rollout = last.description.split("; ").next().unwrap_or_default();
+        let _ = write!(
+            body,
+            "<p id=\"rollout\" class=\"state {}\">{} <span class=\"muted\">(commit {})</span></p>",
+            state_class(last.state.as_str()),
+            esc(rollout),
+            commit_link(Some(&last.sha)),
+        );
+    }
     body.push_str(
         "<h2>Stores</h2><table id=\"stores\"><thead><tr><th>Store</th><th>Owner</th><th>Engine</th><th>Plan</th>\
          <th>State</th><th>Health</th><th>Applied commit</th><th>Ready</th><th>Release</th><th>Last error</th></tr>\
@@ -153,7 +166,14 @@ pub(super) fn status(ctx: &Context) -> String {
             opt(&s.engine),
             opt(&s.plan),
             state_class(s.state.as_str()),
-            esc(s.state.as_str()),
+            match &s.rollout {
+                Some(r) => format!(
+                    "{}<br><span class=\"muted\">{}</span>",
+                    esc(s.state.as_str()),
+                    esc(r)
+                ),
+                None => esc(s.state.as_str()),
+            },
             state_class(s.health.map_or("", |h| h.as_str())),
             health_cell(s.health, s.health_reason.as_deref()),
             commit_link(s.commit.as_deref()),

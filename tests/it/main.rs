@@ -20,7 +20,7 @@ mod pr_feedback;
 mod pr_fetch;
 mod prune;
 mod retire;
-mod rollout;
+pub mod rollout;
 mod sync;
 mod validate;
 mod webhook;

@@ -183,6 +183,53 @@ fn plan_comment_matches_its_golden() {
 }
 
 #[test]
+fn a_rollout_shows_each_store_s_wave_before_merge() {
+    use storesync::plan::waves::Wave;
+    let update = |name: &str, wave: Option<Wave>| StorePlan {
+        wave,
+        ..store(
+            name,
+            Action::Update,
+            "team-a",
+            vec![change(ObjectKind::HelmRelease, name, Action::Update, None)],
+            None,
+        )
+    };
+    let wave = |index, canary| Some(Wave { index, of: 3, canary });
+    let plan = plan(
+        vec![
+            update("acme", wave(2, false)),
+            update("bobs", wave(3, false)),
+            update("flagship", wave(1, true)),
+            store(
+                "new-shop",
+                Action::Create,
+                "team-n",
+                vec![change(
+                    ObjectKind::Namespace,
+                    "store-new-shop",
+                    Action::Create,
+                    None,
+                )],
+                None,
+            ),
+        ],
+        Vec::new(),
+        10,
+    );
+    let body = render(&ctx(), &Outcome::Planned(&plan));
+    assert!(
+        body.contains("| flagship | update | wave 1/3 (canary) |"),
+        "{body}"
+    );
+    assert!(
+        body.contains("| new-shop | create | – |"),
+        "creates never wait: {body}"
+    );
+    golden("pr-comment-rollout.md", &body);
+}
+
+#[test]
 fn findings_comment_links_each_line_of_the_head() {
     let findings = vec![
         Diagnostic::error("stores/acme.yaml", (3, 7), "unknown field `colour`").hint("did you mean `color`?"),

@@ -17,7 +17,7 @@ const T0: i64 = 1_800_000_000;
 const STORES: [&str; 5] = ["a-shop", "b-shop", "c-shop", "d-shop", "e-shop"];
 
 /// `storesync.yaml` with the built-in engines, the WordPress image tagged `tag`, and `rollout`.
-fn platform(tag: &str, rollout: &str) -> String {
+pub fn platform(tag: &str, rollout: &str) -> String {
     let mut engines = storesync::desired::default_engines();
     let woo = engines.get_mut("woocommerce").unwrap();
     woo.values

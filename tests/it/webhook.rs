@@ -382,6 +382,7 @@ fn store_with_commit(name: &str, commit: &str) -> StoreView {
         health_reason: None,
         retired_at: None,
         purge_at: None,
+        rollout: None,
     }
 }
 

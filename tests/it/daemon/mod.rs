@@ -7,6 +7,7 @@ mod faults;
 mod http;
 mod pr_comment;
 mod retired;
+mod rollout;
 mod running;
 mod store_page;
 pub(crate) mod webhooks;

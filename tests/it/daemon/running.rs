@@ -141,10 +141,12 @@ impl Running {
             external_url: Some("https://storesync.example".into()),
             plan_workers: 2,
         };
-        // Retries after `error` start at 2 s (10 s in production) to keep the fault tests short.
+        // Retries after `error` start at 2 s (10 s in production) and a rollout in flight is
+        // looked at every 300 ms (15 s), to keep the tests short.
         let ctx = Arc::new(
             Context::new(applier, metrics, Some(statuses), settings)
-                .with_retry_backoff(Duration::from_secs(2)),
+                .with_retry_backoff(Duration::from_secs(2))
+                .with_rollout_check(Duration::from_millis(300)),
         );
         let state = Arc::new(ServerState::new(
             ctx.clone(),

@@ -70,7 +70,8 @@ async fn installed_stores_are_healthy_and_a_crash_loop_degrades_one_after_the_gr
         "judged after the install"
     );
     assert_eq!(health_of(&first, "bobs").0, Health::Healthy);
-    let views = storesync::report::store_views(&first.live, Some(&first.catalog), None, &Default::default());
+    let views =
+        storesync::report::store_views(&first.live, Some(&first.catalog), None, &Default::default(), None);
     assert!(
         views.iter().all(|v| v.health == Some(Health::Healthy)),
         "{views:?}"
