@@ -136,6 +136,7 @@ async fn drift(
         {
             Ok(observed) if judge.is_some() => {
                 record_health(live, observed.health);
+                live.health_fresh = true;
                 observed.drift
             }
             Ok(observed) => {
@@ -241,6 +242,7 @@ pub async fn judge_health(
     let judge = health_judge(grace, live);
     let observed = drift.observe(client, &[], Some(&judge)).await?;
     record_health(live, observed.health);
+    live.health_fresh = true;
     Ok(())
 }
 
@@ -306,7 +308,7 @@ async fn carry_rollout(
     if !rollout::concerns(catalog, &read) {
         return Ok(None);
     }
-    if read.run.is_some() {
+    if read.run.is_some() && !live.health_fresh {
         judge_health(&applier.client, &applier.drift, applier.health_grace, live).await?;
     }
     Ok(Some(rollout::begin(applier, catalog, plan, live, read)))

@@ -187,12 +187,19 @@ pub async fn apply(
                 catalog,
                 plan,
                 report,
+                rollout,
                 ..
             } = *synced;
             print_diagnostics(err, &catalog.warnings)?;
+            let progress = rollout.as_ref().map(|r| &r.progress);
+            let halted = matches!(progress, Some(crate::rollout::Progress::Halted(_)));
+            let rollout_line = progress.and_then(crate::rollout::Progress::line);
             match output {
                 OutputFormat::Json => {
-                    let json = serde_json::json!({ "plan": plan, "result": report, "dryRun": dry_run });
+                    let mut json = serde_json::json!({ "plan": plan, "result": report, "dryRun": dry_run });
+                    if let Some(line) = &rollout_line {
+                        json["rollout"] = serde_json::json!({ "state": if halted { "halted" } else { "progress" }, "line": line });
+                    }
                     let text =
                         serde_json::to_string_pretty(&json).map_err(|source| Error::Output { source })?;
                     writeln!(out, "{text}").map_err(write_err)?;
@@ -210,11 +217,16 @@ pub async fn apply(
                     }
                     out.write_all(render_report(&report).as_bytes())
                         .map_err(write_err)?;
+                    if let Some(line) = &rollout_line {
+                        // A rollout goes on with each `apply` of the same commit (or the daemon).
+                        writeln!(out, "\nRollout: {line}.").map_err(write_err)?;
+                    }
                 }
             }
+            // A halted rollout is the commit's to fix, like a blocked plan.
             Ok(if report.failed() {
                 EXIT_FAILED
-            } else if plan.is_blocked() {
+            } else if plan.is_blocked() || halted {
                 EXIT_INVALID
             } else {
                 EXIT_OK

@@ -400,4 +400,97 @@ mod tests {
         assert!(finding("prune:\n  keep: 1d\n").contains("unknown field `keep`, expected `retention`"));
         assert!(finding("prune:\n  retention: 7\n").starts_with("storesync.yaml:2:14: error"));
     }
+
+    fn rollout_findings(platform: &str, stores: &[&str]) -> Vec<String> {
+        use crate::desired::model::RawEntry;
+        let raw = RawCatalog {
+            platform: Some(RawContent::File(platform.as_bytes().to_vec())),
+            stores_dir: "stores".into(),
+            entries: Some(
+                stores
+                    .iter()
+                    .map(|n| RawEntry {
+                        path: format!("stores/{n}.yaml"),
+                        name: format!("{n}.yaml"),
+                        content: RawContent::File(
+                            format!("name: {n}\nengine: woocommerce\nplan: small\nowner: team-a\n")
+                                .into_bytes(),
+                        ),
+                    })
+                    .collect(),
+            ),
+        };
+        match load(&raw) {
+            Ok(_) => Vec::new(),
+            Err(findings) => findings.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn rollout_is_checked_where_it_is_written() {
+        let ok = "rollout:\n  canaries: [acme]\n  waves: [10%, 50%, 100%]\n  maxUnhealthy: 10%\n  healthTimeout: 10m\n  soak: 0s\n  onFailure: rollback\n";
+        assert_eq!(rollout_findings(ok, &["acme", "bobs"]), Vec::<String>::new());
+        assert_eq!(
+            rollout_findings("rollout: {}\n", &["acme"]),
+            Vec::<String>::new(),
+            "every field has a default"
+        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "rollout:\n  canaries: [acme, zed]\n",
+                "storesync.yaml:2:20: error: canary `zed` is not a store of the catalog",
+            ),
+            (
+                "rollout:\n  canaries: [acme, acme]\n",
+                "storesync.yaml:2:20: error: canary `acme` is listed twice",
+            ),
+            (
+                "rollout:\n  waves: [50%, 25%, 100%]\n",
+                "storesync.yaml:2:16: error: `25%` does not grow",
+            ),
+            (
+                "rollout:\n  waves: [25%, 50%]\n",
+                "storesync.yaml:2:16: error: the last wave is not 100%",
+            ),
+            (
+                "rollout:\n  waves: [25, 100%]\n",
+                "storesync.yaml:2:11: error: `25` is not a share of stores",
+            ),
+            (
+                "rollout:\n  waves: []\n",
+                "storesync.yaml:2:10: error: rollout.waves is empty",
+            ),
+            (
+                "rollout:\n  maxUnhealthy: lots\n",
+                "storesync.yaml:2:17: error: `lots` is not a number of stores or a share",
+            ),
+            (
+                "rollout:\n  maxUnhealthy: -1\n",
+                "storesync.yaml:2:17: error: `-1` is not a number of stores or a share",
+            ),
+            (
+                "rollout:\n  healthTimeout: 0s\n",
+                "storesync.yaml:2:18: error: rollout.healthTimeout must be longer than 0s",
+            ),
+            (
+                "rollout:\n  soak: 2 days\n",
+                "storesync.yaml:2:9: error: `2 days` is not a duration: it is longer than 24 hours",
+            ),
+            (
+                "rollout:\n  onFailure: panic\n",
+                "storesync.yaml:2:14: error: rollout.onFailure: unknown variant `panic`",
+            ),
+            (
+                "rollout:\n  canary: [acme]\n",
+                "storesync.yaml:2:3: error: rollout: unknown field `canary`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let found = rollout_findings(text, &["acme"]);
+            assert!(
+                found.iter().any(|f| f.starts_with(expected)),
+                "{text}: expected {expected}, got {found:?}"
+            );
+        }
+    }
 }

@@ -37,6 +37,9 @@ pub struct LiveState {
     /// When the cluster was observed, in seconds since the epoch; 0 when unknown (a plan
     /// then purges nothing: no retention can be known to have passed).
     pub observed_at: i64,
+    /// Whether the stores' health was judged from this observation (not carried over from an
+    /// earlier one).
+    pub health_fresh: bool,
 }
 
 /// What a retired store's namespace says of its retirement.

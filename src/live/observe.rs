@@ -263,6 +263,7 @@ pub fn assemble(listed: Listed) -> LiveState {
         stores,
         applied: None,
         observed_at: 0,
+        health_fresh: false,
     }
 }
 

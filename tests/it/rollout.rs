@@ -125,11 +125,25 @@ async fn a_good_change_goes_canary_then_each_wave_after_its_soak() {
         "shown in the plan"
     );
 
-    // Healthy, but not for the soak yet: nothing more goes, and no helm runs.
+    // Healthy, but not for the soak yet: nothing more goes, and no helm runs. Waiting costs
+    // one look at the cluster: the owned LISTs, one health pass, the record; no write.
     let calls = r.w.helm.calls().len();
+    r.w.cluster.clear_requests();
     let s = r.sync_at(60).await;
     assert_eq!(r.w.helm.calls().len(), calls);
     assert_eq!(line(&s), "rollout wave 1/3: 1 of 5 updated");
+    let requests: Vec<String> = r.w.cluster.requests().iter().map(|q| q.line()).collect();
+    let writes: Vec<&String> = requests.iter().filter(|q| !q.starts_with("GET ")).collect();
+    assert_eq!(
+        writes,
+        ["PATCH /api/v1/namespaces/default/configmaps/storesync-rollout?&force=true&fieldManager=storesync"],
+        "the record notes since when the wave is Healthy; nothing else is written"
+    );
+    let pod_lists = requests
+        .iter()
+        .filter(|q| q.starts_with("GET /api/v1/pods?"))
+        .count();
+    assert_eq!(pod_lists, 1, "one health pass: {requests:#?}");
 
     // Two minutes Healthy: wave 2, the first half of the others by name.
     let s = r.sync_at(181).await;

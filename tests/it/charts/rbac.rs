@@ -197,7 +197,12 @@ pub fn storesync_namespace_grants() -> BTreeSet<NamedGrant> {
             "",
             &["configmaps"],
             &["get", "update", "patch"],
-            &["storesync-state", "storesync-requests", "storesync-applied"],
+            &[
+                "storesync-state",
+                "storesync-requests",
+                "storesync-applied",
+                "storesync-rollout",
+            ],
         ),
     ])
 }
