@@ -184,3 +184,63 @@ async fn a_halted_rollout_fails_its_commit_and_a_restart_does_not_retry_it() {
     );
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_restart_mid_rollout_goes_on_from_the_wave_where_it_stood() {
+    let rollout = "rollout:\n  canaries: [c-shop]\n  waves: [50%, 100%]\n  healthTimeout: 30s\n  soak: 2s\n";
+    let mut repo = GitRepo::new();
+    repo.write("storesync.yaml", &platform("7.1.0-php8.3-apache", rollout));
+    for name in STORES {
+        repo.write(
+            &format!("stores/{name}.yaml"),
+            &store_yaml(name, "woocommerce", "small", "team-a"),
+        );
+    }
+    let first = repo.commit("Ada", "Five stores");
+    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    r.until_synced("the startup sync", &first).await;
+    r.repo
+        .write("storesync.yaml", &platform("7.1.1-php8.3-apache", rollout));
+    let change = r.repo.commit("Ada", "WordPress 7.1.1");
+    r.signed("push", "change", &push_body(&r.branch.clone(), &change))
+        .await;
+    r.until("the canary", Duration::from_secs(60), |r| {
+        statuses_of(r, &change, "storesync/sync")
+            .iter()
+            .any(|(_, d)| d.starts_with("rollout wave 1/3"))
+    })
+    .await;
+
+    // A graceful stop while the canary soaks, and a new process (or a new leader).
+    let r = r.restart(Duration::from_secs(3600)).await;
+    r.until("the rollout to end", Duration::from_secs(90), |r| {
+        statuses_of(r, &change, "storesync/sync")
+            .iter()
+            .any(|(s, _)| s == "success")
+    })
+    .await;
+    let descriptions: Vec<String> = statuses_of(&r, &change, "storesync/sync")
+        .into_iter()
+        .map(|(s, d)| format!("{s}: {d}"))
+        .collect();
+    assert!(
+        descriptions
+            .iter()
+            .any(|d| d.starts_with("pending: rollout wave 3/3")),
+        "{descriptions:?}"
+    );
+    let mut upgraded: Vec<String> = r
+        .helm
+        .calls()
+        .iter()
+        .filter(|c| c[0] == "upgrade")
+        .skip(5)
+        .map(|c| c[2].clone())
+        .collect();
+    upgraded.sort();
+    assert_eq!(
+        upgraded, STORES,
+        "each store upgraded once, the canary not again: {descriptions:?}"
+    );
+    r.stop().await;
+}
