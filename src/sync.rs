@@ -275,8 +275,11 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
         Err(findings) => return Ok(SyncOutcome::Invalid(findings)),
     };
     info!(summary = %plan.summary.line(), "planned");
-    let mut live = live;
+    let (mut live, mut plan) = (live, plan);
     let mut rollout = carry_rollout(applier, &catalog, &plan, &mut live).await?;
+    if let Some(r) = &rollout {
+        r.annotate(&mut plan, catalog.platform.rollout.as_ref());
+    }
     let applied = rollout.as_ref().map_or_else(|| plan.clone(), |r| r.held(&plan));
     let report = apply::apply(applier, &catalog, &applied, &live).await;
     info!(result = %report.description(), "synced");

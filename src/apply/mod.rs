@@ -223,10 +223,10 @@ pub async fn apply(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &Liv
                 Outcome::Failed,
                 Some(format!(
                     "not {}: the cluster stopped answering during this sync",
-                    if sp.action == Action::Retire {
-                        "retired"
-                    } else {
-                        "pruned"
+                    match sp.action {
+                        Action::Retire => "retired",
+                        Action::Purge => "purged",
+                        _ => "pruned",
                     }
                 )),
             ));

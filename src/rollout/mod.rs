@@ -51,29 +51,32 @@ pub fn begin(applier: &Applier, catalog: &Catalog, plan: &Plan, live: &LiveState
 
 /// A store's health as a wave's gate reads it.
 fn judged(live: &LiveState, store: &str) -> Judged {
-    let Some(l) = live.stores.get(store) else {
+    // A store that left the catalog since (retired, or gone) is no longer the rollout's to judge.
+    let Some(l) = live.stores.get(store).filter(|l| l.retirement().is_none()) else {
         return Judged {
-            healthy: false,
-            why: "its namespace is gone".into(),
-        };
-    };
-    match (&l.health, &l.release) {
-        (_, Some(release)) if release.status != "deployed" => Judged {
-            healthy: false,
-            why: format!("release {}", release.status),
-        },
-        (Some(h), _) if h.health == Health::Healthy => Judged {
             healthy: true,
             why: String::new(),
-        },
-        (Some(h), _) => Judged {
+        };
+    };
+    // What the store's objects say comes first (the pod that crash-loops); then its release.
+    let status = l.release.as_ref().map_or("missing", |r| r.status.as_str());
+    match &l.health {
+        Some(h) if h.health != Health::Healthy => Judged {
             healthy: false,
             why: match &h.reason {
                 Some(reason) => format!("{}: {reason}", h.health),
                 None => h.health.to_string(),
             },
         },
-        (None, _) => Judged {
+        Some(_) if status != "deployed" => Judged {
+            healthy: false,
+            why: format!("release {status}"),
+        },
+        Some(_) => Judged {
+            healthy: true,
+            why: String::new(),
+        },
+        None => Judged {
             healthy: false,
             why: "health unknown".into(),
         },
@@ -81,6 +84,32 @@ fn judged(live: &LiveState, store: &str) -> Judged {
 }
 
 impl Carried {
+    /// Gives `plan`'s stores the waves of the run in flight, as fixed when it started (a plan
+    /// alone would split what is left of it anew); updates outside the run have none yet.
+    pub fn annotate(&self, plan: &mut Plan, config: Option<&crate::desired::model::RolloutConfig>) {
+        let Some(run) = &self.step.record.run else { return };
+        let of = run.waves.len();
+        let canaries =
+            |wave: &[Target]| config.is_some_and(|c| wave.iter().all(|t| c.canaries.contains(&t.store)));
+        let mut place = std::collections::BTreeMap::new();
+        for (i, wave) in run.waves.iter().enumerate() {
+            let canary = i == 0 && canaries(wave);
+            for t in wave {
+                place.insert(
+                    t.store.as_str(),
+                    crate::plan::waves::Wave {
+                        index: i + 1,
+                        of,
+                        canary,
+                    },
+                );
+            }
+        }
+        for s in &mut plan.stores {
+            s.wave = place.get(s.store.as_str()).copied();
+        }
+    }
+
     /// `plan` with the held updates turned into skips that say why.
     pub fn held(&self, plan: &Plan) -> Plan {
         if self.step.hold.is_empty() {

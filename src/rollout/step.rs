@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::record::{Halt, Record, Run, Target};
 use crate::desired::model::{OnFailure, RolloutConfig};
-use crate::plan::Plan;
 use crate::plan::waves::{is_waved, split};
+use crate::plan::{Action, Plan};
 
 /// How the reason of an update a halt refused begins (the others wait for a wave).
 pub const HELD: &str = "held: ";
@@ -110,11 +110,25 @@ pub fn step(
         return out;
     };
     let mut candidates = updates(plan);
+    // Every store's spec at this commit, and the stores this sync would write to (a repair of a
+    // release left failed included: helm would run the refused spec again).
+    let desired: BTreeMap<&str, &str> = plan
+        .stores
+        .iter()
+        .filter_map(|s| Some((s.store.as_str(), s.spec_hash.as_deref()?)))
+        .collect();
+    let writing: BTreeSet<&str> = plan
+        .stores
+        .iter()
+        .filter(|s| s.action == Action::Update)
+        .map(|s| s.store.as_str())
+        .collect();
 
-    // Updates a halt refused stay held while a commit asks for the same spec.
+    // A halt's refusal holds while the commit asks for the refused spec of the store (applied
+    // already or not): a fix or a revert asks for another.
     out.record
         .refused
-        .retain(|store, hash| candidates.get(store) == Some(hash));
+        .retain(|store, hash| desired.get(store.as_str()) == Some(&hash.as_str()));
     // The halted commit stays halted (its status says so at every sync); another commit, or a
     // work tree (no commit to tell), leaves the halt behind once nothing it refused is asked
     // for again.
@@ -130,6 +144,9 @@ pub fn step(
     if let Some(halt) = &out.record.halt {
         for store in out.record.refused.keys() {
             candidates.remove(store);
+            if !writing.contains(store.as_str()) {
+                continue;
+            }
             out.hold.insert(
                 store.clone(),
                 format!(
@@ -145,24 +162,21 @@ pub fn step(
     if let Some(run) = out.record.run.clone() {
         match gate(&run, &candidates, config, now, judge) {
             Gate::Waiting { healthy_since, why } => {
-                let current: BTreeSet<&str> = run.waves[run.wave].iter().map(|t| t.store.as_str()).collect();
-                for (store, hash) in &candidates {
-                    // A store of the wave whose update did not land is tried again.
-                    let retry = current.contains(store.as_str())
-                        && run.waves[run.wave]
-                            .iter()
-                            .any(|t| &t.store == store && &t.spec_hash == hash)
-                        && run.commit == commit;
-                    if !retry {
-                        out.hold.insert(
-                            store.clone(),
-                            format!(
-                                "waits for wave {}/{} of the rollout to end: {why}",
-                                run.wave + 1,
-                                run.waves.len()
-                            ),
-                        );
-                    }
+                // The wave is judged as it stands: none of its stores is written to again (a
+                // failed upgrade retried would cost a helm timeout per look), nor any update
+                // of a later wave or a newer commit.
+                let current = run.waves[run.wave].iter().map(|t| t.store.as_str());
+                let judged = current.filter(|s| writing.contains(s));
+                let waiting: BTreeSet<&str> = candidates.keys().map(String::as_str).chain(judged).collect();
+                for store in waiting {
+                    out.hold.insert(
+                        store.to_string(),
+                        format!(
+                            "waits for wave {}/{} of the rollout to end: {why}",
+                            run.wave + 1,
+                            run.waves.len()
+                        ),
+                    );
                 }
                 let run = Run { healthy_since, ..run };
                 if !matches!(out.progress, Progress::Halted(_)) {

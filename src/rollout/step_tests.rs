@@ -368,12 +368,13 @@ fn a_newer_head_takes_over_at_the_wave_boundary() {
 }
 
 #[test]
-fn an_update_that_did_not_apply_is_tried_again_and_counts_as_unhealthy() {
+fn an_update_that_did_not_apply_is_judged_as_it_stands_and_counts_as_unhealthy() {
     let cfg = config(&["c"], &["50%", "100%"]);
     let record = canary_applied();
-    // c's upgrade failed: it is still to update.
+    // c's upgrade failed: it is still to update, and is not tried again while its wave is
+    // judged (a failing upgrade would cost a helm timeout at every look).
     let s1 = step(&record, &remaining(&[]), Some(&cfg), C1, T0 + 60, &healthy);
-    assert_eq!(held(&s1), ["a", "b", "d", "e"], "c is tried again");
+    assert_eq!(held(&s1), ["a", "b", "c", "d", "e"]);
     let s2 = step(&s1.record, &remaining(&[]), Some(&cfg), C1, T0 + 600, &healthy);
     assert_eq!(
         s2.halted_now.unwrap().line(),
@@ -405,8 +406,44 @@ fn a_halt_at_the_last_wave_keeps_its_commit_failed() {
         "{:?}",
         again.progress
     );
-    // Another commit leaves it behind.
-    let later = step(&again.record, &done, Some(&cfg), C2, T0 + 800, &healthy);
-    assert_eq!(later.progress, Progress::None);
-    assert!(later.record.is_empty());
+    // A later commit that leaves b as it is stays halted: b still runs the refused spec.
+    let unrelated = step(&again.record, &done, Some(&cfg), C2, T0 + 800, &healthy);
+    assert!(matches!(unrelated.progress, Progress::Halted(_)));
+    assert!(unrelated.hold.is_empty(), "nothing to hold: b is not written to");
+    // A commit that changes b (a fix, here of b alone) leaves the halt behind.
+    let fix = plan(&[("b", "h3")], &["a"]);
+    let fixed = step(&again.record, &fix, Some(&cfg), C2, T0 + 900, &healthy);
+    assert_eq!(fixed.progress, Progress::None, "one update: no rollout");
+    assert!(fixed.record.is_empty());
+    assert!(fixed.hold.is_empty());
+}
+
+#[test]
+fn a_canary_whose_upgrade_failed_is_not_upgraded_again_while_judged_or_once_halted() {
+    let cfg = config(&["c"], &["50%", "100%"]);
+    let record = canary_applied();
+    // helm --wait failed: the release is `failed` at the new spec, which the plan repairs.
+    let mut plan = remaining(&["c"]);
+    let mut repair = store_plan("c", Action::Update, "h2");
+    repair.changes[0].reason = Some("release status is failed".into());
+    plan.stores.push(repair);
+    plan.stores.sort_by(|a, b| a.store.cmp(&b.store));
+    let failed = |store: &str| Judged {
+        healthy: store != "c",
+        why: "release failed".into(),
+    };
+    let s1 = step(&record, &plan, Some(&cfg), C1, T0 + 60, &failed);
+    assert_eq!(
+        held(&s1),
+        ["a", "b", "c", "d", "e"],
+        "no retry while the wave is judged"
+    );
+    let s2 = step(&s1.record, &plan, Some(&cfg), C1, T0 + 600, &failed);
+    assert_eq!(s2.halted_now.as_ref().unwrap().reason, "release failed");
+    let s3 = step(&s2.record, &plan, Some(&cfg), C1, T0 + 900, &failed);
+    assert!(
+        s3.hold["c"].starts_with(HELD),
+        "the refused spec is not run again: {:?}",
+        s3.hold
+    );
 }

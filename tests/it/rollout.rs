@@ -145,6 +145,17 @@ async fn a_good_change_goes_canary_then_each_wave_after_its_soak() {
         .count();
     assert_eq!(pod_lists, 1, "one health pass: {requests:#?}");
 
+    // Later plans keep the waves fixed at the start, not a new split of what is left.
+    let d = s
+        .plan
+        .stores
+        .iter()
+        .find(|x| x.store == "d-shop")
+        .unwrap()
+        .wave
+        .unwrap();
+    assert_eq!((d.index, d.of, d.canary), (3, 3, false));
+
     // Two minutes Healthy: wave 2, the first half of the others by name.
     let s = r.sync_at(181).await;
     assert_eq!(r.upgraded_since(calls), ["a-shop", "b-shop"]);
