@@ -21,6 +21,38 @@ pub struct Platform {
     /// Engine names, each installing the tiny chart: a second one lets a store file change its
     /// engine (the retire scenario's blocked variant).
     pub engines: Vec<&'static str>,
+    /// Platform-wide chart values of every engine (`engines.<name>.values`, under each store's
+    /// own values), left out when empty: a change here updates every store at once.
+    pub engine_values: Map<String, Value>,
+    /// `rollout`, left out (every update at once) when `None`.
+    pub rollout: Option<Rollout>,
+}
+
+/// `rollout` of `storesync.yaml`: updates of two stores or more go in waves, each judged by store
+/// health (the canaries alone first, then cumulative shares of the others by name).
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    pub canaries: Vec<String>,
+    /// Cumulative shares, `50%` … `100%`.
+    pub waves: Vec<&'static str>,
+    pub max_unhealthy: u32,
+    pub health_timeout: &'static str,
+    pub soak: &'static str,
+    /// `halt` or `rollback`.
+    pub on_failure: &'static str,
+}
+
+impl Rollout {
+    fn json(&self) -> Value {
+        json!({
+            "canaries": self.canaries,
+            "waves": self.waves,
+            "maxUnhealthy": self.max_unhealthy,
+            "healthTimeout": self.health_timeout,
+            "soak": self.soak,
+            "onFailure": self.on_failure,
+        })
+    }
 }
 
 impl Default for Platform {
@@ -31,6 +63,8 @@ impl Default for Platform {
             max_stores: 50,
             retention: None,
             engines: vec![TINY],
+            engine_values: Map::new(),
+            rollout: None,
         }
     }
 }
@@ -113,12 +147,15 @@ impl Platform {
                 "limitRange": { "container": { "default": c.default, "defaultRequest": c.default_request, "max": c.max } },
             })
         };
-        let engine = json!({
+        let mut engine = json!({
             // A chart directory name: apply and plan pass its parent as --charts-dir.
             "chart": tiny_chart().file_name().and_then(|n| n.to_str()).expect("chart name"),
             "version": "0.1.0",
             "valuesAllowlist": ["message", "image", "persistence"],
         });
+        if !self.engine_values.is_empty() {
+            engine["values"] = Value::Object(self.engine_values.clone());
+        }
         let engines: Map<String, Value> = self
             .engines
             .iter()
@@ -139,6 +176,9 @@ impl Platform {
         });
         if let Some(retention) = &self.retention {
             config["prune"] = json!({ "retention": retention });
+        }
+        if let Some(rollout) = &self.rollout {
+            config["rollout"] = rollout.json();
         }
         serde_yaml_ng::to_string(&config).expect("platform YAML")
     }

@@ -145,6 +145,15 @@ pub fn helm_history(store: &str) -> Vec<Value> {
     out.json().as_array().cloned().unwrap_or_default()
 }
 
+/// `helm get manifest` of revision `revision` of the store's release.
+pub fn helm_manifest(store: &str, revision: u64) -> String {
+    let ns = namespace(store);
+    let revision = revision.to_string();
+    admin_helm(&["get", "manifest", store, "-n", &ns, "--revision", &revision])
+        .expect_ok()
+        .stdout
+}
+
 /// Labels of the Secret in which Helm stores one revision of the store's release.
 pub fn release_secret_labels(store: &str, revision: u64) -> BTreeMap<String, String> {
     let ns = namespace(store);

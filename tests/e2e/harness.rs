@@ -19,6 +19,9 @@ pub const E2E_ACCOUNT: &str = "storesync-e2e";
 /// The ConfigMap where storesync records the prune limit of the last applied commit (in the
 /// namespace of its kubeconfig context, E2E_NAMESPACE).
 pub const APPLIED_RECORD: &str = "storesync-applied";
+/// The ConfigMap where storesync records a rollout (the run in flight, a halt and the updates it
+/// refused), in the same namespace.
+pub const ROLLOUT_RECORD: &str = "storesync-rollout";
 /// Name of the ClusterRole in deploy/rbac/clusterrole.yaml.
 pub const CLUSTER_ROLE: &str = "storesync";
 
@@ -174,12 +177,14 @@ impl Suite {
         preflight();
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = super::identity::restricted_kubeconfig(dir.path());
-        // Each scenario starts as a fresh installation: no prune limit recorded by another one.
+        // Each scenario starts as a fresh installation: no prune limit recorded by another one,
+        // and no rollout (one in flight, or a halt) left by another one.
         admin_kubectl(
             &[
                 "delete",
                 "configmap",
                 APPLIED_RECORD,
+                ROLLOUT_RECORD,
                 "-n",
                 E2E_NAMESPACE,
                 "--ignore-not-found",
@@ -335,6 +340,25 @@ impl Suite {
         Sync::new(self.storesync(&args.iter().map(String::as_str).collect::<Vec<_>>()))
     }
 
+    /// `apply` as [`Suite::apply`], with `--helm-timeout helm_timeout` instead of the suite's: a
+    /// change helm's wait never sees through (an image that never pulls) fails sooner.
+    pub fn apply_with_helm_timeout(
+        &self,
+        repo: &StoresRepo,
+        sha: &str,
+        helm_timeout: &str,
+        extra: &[&str],
+    ) -> Sync {
+        let mut args = self.apply_args(repo, sha, extra);
+        let at = args
+            .iter()
+            .position(|a| a == "--helm-timeout")
+            .expect("--helm-timeout")
+            + 1;
+        args[at] = helm_timeout.into();
+        Sync::new(self.storesync(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+
     /// `storesync plan --output json` of commit `sha` against the cluster.
     pub fn plan(&self, repo: &StoresRepo, sha: &str) -> Sync {
         let args = self.plan_args(repo, sha);
@@ -388,6 +412,40 @@ impl Suite {
                 out.elapsed
             );
         }
+    }
+}
+
+/// How long each phase of a scenario took, printed at its end.
+pub struct Phases {
+    scenario: &'static str,
+    started: Instant,
+    last: Instant,
+    done: Vec<String>,
+}
+
+impl Phases {
+    pub fn new(scenario: &'static str) -> Phases {
+        let now = Instant::now();
+        Phases {
+            scenario,
+            started: now,
+            last: now,
+            done: Vec::new(),
+        }
+    }
+
+    pub fn phase(&mut self, name: &str) {
+        self.done.push(format!("{name} {:.1?}", self.last.elapsed()));
+        self.last = Instant::now();
+    }
+
+    pub fn print(&self) {
+        eprintln!(
+            "[e2e] {}: {} (total {:.1?}; namespace deletion follows)",
+            self.scenario,
+            self.done.join(", "),
+            self.started.elapsed()
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Store health on a real cluster: an image that does not exist turns the store Degraded with
 //! the reason, past `--health-grace`; a fix commit brings it back to Healthy.
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -50,7 +51,7 @@ fn poll(suite: &Suite, store: &str, within: Duration, done: impl Fn(&Value) -> b
 
 /// Why the store's pods never ran, when that is the cluster's doing (no container runtime that
 /// pulls and starts images, as on a control plane without real nodes), for SKIPPED.
-fn pods_cannot_run(store: &str) -> Option<String> {
+pub fn pods_cannot_run(store: &str) -> Option<String> {
     let pods = list("pods", &namespace(store), None);
     let running = pods
         .iter()
@@ -75,6 +76,56 @@ fn pods_cannot_run(store: &str) -> Option<String> {
     ))
 }
 
+/// `storesync status --output json`: each store's health, by store.
+pub fn healths(suite: &Suite) -> BTreeMap<String, String> {
+    let out = suite.storesync(&["status", "--output", "json"]);
+    assert!(out.ok(), "storesync status failed\n{out}");
+    out.json()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (text(&row["store"]), text(&row["health"]))
+        })
+        .collect()
+}
+
+/// Whether `installed`, the sync that installed `stores`, succeeded and storesync then called each
+/// of them Healthy within `within`. False, after printing SKIPPED with why, on a cluster whose
+/// pods never run (`needs` says what needed them); any other failure panics.
+pub fn healthy_or_skip(
+    suite: &Suite,
+    installed: &Sync,
+    stores: &[String],
+    within: Duration,
+    needs: &str,
+) -> bool {
+    let mut last = BTreeMap::new();
+    if installed.out.code == Some(0) {
+        let started = Instant::now();
+        loop {
+            last = healths(suite);
+            if stores
+                .iter()
+                .all(|s| last.get(s).map(String::as_str) == Some("Healthy"))
+            {
+                return true;
+            }
+            if started.elapsed() > within {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    if let Some(why) = stores.first().and_then(|s| pods_cannot_run(s)) {
+        eprintln!("SKIPPED: {why}; {needs}");
+        return false;
+    }
+    installed.expect_code(0);
+    panic!("not all of {stores:?} became Healthy within {within:?}: {last:?}");
+}
+
 /// Scenario: a store's values point at an image that does not exist; `storesync status` says
 /// Degraded with ImagePullBackOff or ErrImagePull within the bound past the grace, and Healthy
 /// again after the commit that fixes it.
@@ -91,18 +142,15 @@ fn a_missing_image_degrades_the_store_and_a_fix_heals_it() {
     repo.put(&StoreFile::new(&s));
     let good = repo.commit("store");
     let installed = suite.apply(&repo, &good, &[]);
-    let (healthy, row) = if installed.out.code == Some(0) {
-        poll(&suite, &s, HEALTHY_WITHIN, |r| r["health"] == "Healthy")
-    } else {
-        (false, Value::Null)
-    };
-    if !healthy {
-        if let Some(why) = pods_cannot_run(&s) {
-            eprintln!("SKIPPED: {why}; store health needs pods that run");
-            return;
-        }
-        installed.expect_code(0);
-        panic!("the store did not become Healthy within {HEALTHY_WITHIN:?}: {row}");
+    let needs = "store health needs pods that run";
+    if !healthy_or_skip(
+        &suite,
+        &installed,
+        std::slice::from_ref(&s),
+        HEALTHY_WITHIN,
+        needs,
+    ) {
+        return;
     }
 
     // The broken image: helm's wait fails and leaves the Deployment pulling in vain.
@@ -112,14 +160,7 @@ fn a_missing_image_degrades_the_store_and_a_fix_heals_it() {
         "0.0.0",
     ));
     let broken = repo.commit("store: an image that does not exist");
-    let mut args = suite.apply_args(&repo, &broken, &[]);
-    let at = args
-        .iter()
-        .position(|a| a == "--helm-timeout")
-        .expect("--helm-timeout")
-        + 1;
-    args[at] = BROKEN_HELM_TIMEOUT.into();
-    let applied = Sync::new(suite.storesync(&args.iter().map(String::as_str).collect::<Vec<_>>()));
+    let applied = suite.apply_with_helm_timeout(&repo, &broken, BROKEN_HELM_TIMEOUT, &[]);
     assert_ne!(
         applied.out.code,
         Some(0),

@@ -32,6 +32,7 @@ mod process;
 mod repair;
 mod replicas;
 mod retire;
+mod rollout;
 mod safety;
 mod tenant;
 
@@ -354,6 +355,98 @@ fn offline_platform_retention_and_engines_reach_storesync_yaml() {
     let out = storesync_offline(&["validate", "--repo", dir, "--rev", &bad]);
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("retention"), "{out}");
+}
+
+/// The suite's platform config says `rollout` and the engines' `values` only when a scenario sets
+/// them, as written; such a catalog validates, every store's release gets the engine value (a
+/// store's own value wins), and creating stores puts none of them in a wave. A canary without a
+/// store file is an invalid catalog.
+#[test]
+fn offline_platform_rollout_and_engine_values_reach_storesync_yaml() {
+    use serde_json::json;
+    let config =
+        |p: &Platform| -> Value { serde_yaml_ng::from_str(&p.yaml()).expect("storesync.yaml is YAML") };
+    let default = config(&Platform::default());
+    assert!(
+        default["rollout"].is_null() && default["engines"][catalog::TINY]["values"].is_null(),
+        "{default:#}"
+    );
+
+    let (canary, other, own) = ("e2e0000-canary", "e2e0000-other", "e2e0000-own");
+    let platform = Platform {
+        engine_values: json!({ "message": "from the platform" })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        rollout: Some(catalog::Rollout {
+            canaries: vec![canary.to_string()],
+            waves: vec!["50%", "100%"],
+            max_unhealthy: 0,
+            health_timeout: "40s",
+            soak: "5s",
+            on_failure: "rollback",
+        }),
+        ..Platform::default()
+    };
+    let written = config(&platform);
+    assert_eq!(
+        written["rollout"],
+        json!({
+            "canaries": [canary],
+            "waves": ["50%", "100%"],
+            "maxUnhealthy": 0,
+            "healthTimeout": "40s",
+            "soak": "5s",
+            "onFailure": "rollback",
+        }),
+        "{written:#}"
+    );
+    assert_eq!(
+        written["engines"][catalog::TINY]["values"],
+        json!({ "message": "from the platform" })
+    );
+
+    let repo = StoresRepo::new(&platform);
+    repo.put(&StoreFile::new(canary))
+        .put(&StoreFile::new(other))
+        .put(&StoreFile::new(own).value("message", "its own"));
+    let sha = repo.commit("three stores under a rollout");
+    let dir = path_str(repo.path());
+    storesync_offline(&["validate", "--repo", dir, "--rev", &sha]).expect_ok();
+    for store in [canary, other] {
+        assert_eq!(
+            release_values(&repo, &sha, store)["message"],
+            "from the platform",
+            "{store}"
+        );
+    }
+    assert_eq!(release_values(&repo, &sha, own)["message"], "its own");
+    let plan = storesync_offline(&[
+        "plan",
+        "--offline",
+        "--repo",
+        dir,
+        "--rev",
+        &sha,
+        "--output",
+        "json",
+    ])
+    .expect_ok()
+    .json();
+    for entry in plan["stores"].as_array().into_iter().flatten() {
+        assert_eq!(entry["action"], "create", "{entry}");
+        assert!(entry["wave"].is_null(), "a create waits for a wave: {entry}");
+    }
+
+    repo.remove(canary);
+    let bad = repo.commit("the canary's file is gone");
+    let out = storesync_offline(&["validate", "--repo", dir, "--rev", &bad]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("canary `{canary}` is not a store of the catalog")),
+        "{out}"
+    );
 }
 
 /// The Role the suite grants is the chart's, rendered for the suite's namespace: the Lease

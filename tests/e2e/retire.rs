@@ -13,7 +13,7 @@ use super::cluster::{
     annotations, get, helm_history, helm_status, labels, list, must_get, release_secret_labels,
     release_status, settle_quota, snapshot, storesync_events, terminating, wait_until,
 };
-use super::harness::{E2E_NAMESPACE, Suite, admin_helm, namespace};
+use super::harness::{E2E_NAMESPACE, Phases, Suite, admin_helm, namespace};
 
 /// The namespace label and annotations of a retired store.
 pub const STATE_LABEL: &str = "storesync.dev/state";
@@ -169,40 +169,6 @@ pub fn assert_store_retired(store: &str, sha: &str) {
         !replicas.is_empty() && replicas.values().all(|r| *r == 0),
         "a workload of {store} still runs: {replicas:?}"
     );
-}
-
-/// How long each phase of a scenario took, printed at its end.
-struct Phases {
-    scenario: &'static str,
-    started: Instant,
-    last: Instant,
-    done: Vec<String>,
-}
-
-impl Phases {
-    fn new(scenario: &'static str) -> Phases {
-        let now = Instant::now();
-        Phases {
-            scenario,
-            started: now,
-            last: now,
-            done: Vec::new(),
-        }
-    }
-
-    fn phase(&mut self, name: &str) {
-        self.done.push(format!("{name} {:.1?}", self.last.elapsed()));
-        self.last = Instant::now();
-    }
-
-    fn print(&self) {
-        eprintln!(
-            "[e2e] {}: {} (total {:.1?}; namespace deletion follows)",
-            self.scenario,
-            self.done.join(", "),
-            self.started.elapsed()
-        );
-    }
 }
 
 /// Scenario 18: with the default retention, a store whose file is removed is retired: plan
