@@ -30,6 +30,20 @@ pub struct Helm {
     pub allowed_chart_prefixes: Vec<String>,
 }
 
+/// One `helm upgrade`: the release, its chart, the values file's text and the release hash;
+/// `mode` is `--install` (an upgrade the catalog asks for) or `--reset-then-reuse-values` (the
+/// retiring one, on top of the release's last values).
+struct Upgrade<'a> {
+    op: HelmOp,
+    name: &'a str,
+    namespace: &'a str,
+    chart: &'a str,
+    version: &'a str,
+    values: &'a str,
+    release_hash: &'a str,
+    mode: &'static str,
+}
+
 /// What one helm invocation did, for metrics and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HelmOp {
@@ -109,28 +123,44 @@ impl Helm {
     /// refuses `--force-conflicts` with client-side apply, so server-side is asked for, not left
     /// to `auto` (which keeps client-side for a release first installed by Helm 3).
     pub async fn upgrade_install(&self, release: &ReleaseSpec, release_hash: &str) -> Result<()> {
-        let chart = self.resolve_chart(&release.chart, &release.version)?;
+        let yaml = serde_yaml_ng::to_string(&release.values).map_err(|e| Error::Helm {
+            operation: "upgrade",
+            message: format!("cannot write values: {e}"),
+        })?;
+        let upgrade = Upgrade {
+            op: HelmOp::Upgrade,
+            name: &release.name,
+            namespace: &release.namespace,
+            chart: &release.chart,
+            version: &release.version,
+            values: &yaml,
+            release_hash,
+            mode: "--install",
+        };
+        self.upgrade(upgrade).await
+    }
+
+    /// One `helm upgrade`: values from a private temporary file, the release hash as a release
+    /// label, `--wait`, server-side apply forcing conflicts.
+    async fn upgrade(&self, u: Upgrade<'_>) -> Result<()> {
+        let chart = self.resolve_chart(u.chart, u.version)?;
         let values = tempfile::Builder::new()
             .prefix("storesync-values-")
             .suffix(".yaml")
             .tempfile()
             .map_err(Error::io(std::env::temp_dir()))?;
-        let yaml = serde_yaml_ng::to_string(&release.values).map_err(|e| Error::Helm {
-            operation: "upgrade",
-            message: format!("cannot write values: {e}"),
-        })?;
-        std::fs::write(values.path(), yaml).map_err(Error::io(values.path()))?;
+        std::fs::write(values.path(), u.values).map_err(Error::io(values.path()))?;
         let timeout = format!("{}s", self.timeout.as_secs());
-        let label = format!("{RELEASE_HASH_LABEL}={release_hash}");
+        let label = format!("{RELEASE_HASH_LABEL}={}", u.release_hash);
         let args: Vec<&str> = vec![
             "upgrade",
-            "--install",
-            &release.name,
+            u.mode,
+            u.name,
             &chart,
             "--namespace",
-            &release.namespace,
+            u.namespace,
             "--version",
-            &release.version,
+            u.version,
             "--values",
             path_str(values.path())?,
             "--labels",
@@ -144,9 +174,7 @@ impl Helm {
             "true",
             "--force-conflicts",
         ];
-        self.run(HelmOp::Upgrade, &release.namespace, &args)
-            .await
-            .map(drop)
+        self.run(u.op, u.namespace, &args).await.map(drop)
     }
 
     /// `helm upgrade` of an installed release with the values it was last given plus
@@ -158,38 +186,17 @@ impl Helm {
     /// `--install`: a store without a release has nothing to stop. Helm stays the one that
     /// changed the objects, so `helm history` tells it and a restore's upgrade puts it back.
     pub async fn retire(&self, name: &str, namespace: &str, chart: &str, version: &str) -> Result<()> {
-        let chart = self.resolve_chart(chart, version)?;
-        let values = tempfile::Builder::new()
-            .prefix("storesync-retire-")
-            .suffix(".yaml")
-            .tempfile()
-            .map_err(Error::io(std::env::temp_dir()))?;
-        std::fs::write(values.path(), "retired: true\n").map_err(Error::io(values.path()))?;
-        let timeout = format!("{}s", self.timeout.as_secs());
-        let label = format!("{RELEASE_HASH_LABEL}={RETIRED_RELEASE_HASH}");
-        let args: Vec<&str> = vec![
-            "upgrade",
+        let upgrade = Upgrade {
+            op: HelmOp::Retire,
             name,
-            &chart,
-            "--namespace",
             namespace,
-            "--version",
+            chart,
             version,
-            "--reset-then-reuse-values",
-            "--values",
-            path_str(values.path())?,
-            "--labels",
-            &label,
-            "--wait",
-            "--timeout",
-            &timeout,
-            "--history-max",
-            "10",
-            "--server-side",
-            "true",
-            "--force-conflicts",
-        ];
-        self.run(HelmOp::Retire, namespace, &args).await.map(drop)
+            values: "retired: true\n",
+            release_hash: RETIRED_RELEASE_HASH,
+            mode: "--reset-then-reuse-values",
+        };
+        self.upgrade(upgrade).await
     }
 
     pub async fn rollback(&self, name: &str, namespace: &str, revision: u32) -> Result<()> {

@@ -33,20 +33,28 @@ pub async fn read_applied(client: &Client, namespace: &str) -> Result<Option<App
     parse(namespace, &cm).map(Some)
 }
 
-fn parse(namespace: &str, cm: &ConfigMap) -> Result<AppliedLimits> {
+/// A record storesync keeps in a ConfigMap of its namespace is trusted only when it carries
+/// storesync's label: one storesync did not write (`name` in `namespace`, kept `what_for`) is
+/// an error, never read.
+pub fn check_record_owned(cm: &ConfigMap, namespace: &str, name: &str, what_for: &str) -> Result<()> {
     let owned = cm
         .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(MANAGED_BY))
         .is_some_and(|v| v == MANAGER);
-    let what = format!("{namespace}/{APPLIED_CONFIGMAP}");
-    if !owned {
-        return Err(Error::NotOwned(format!(
-            "ConfigMap {what} exists but is not managed by storesync; delete or rename it so that \
-             storesync can record its prune breaker there"
-        )));
+    if owned {
+        return Ok(());
     }
+    Err(Error::NotOwned(format!(
+        "ConfigMap {namespace}/{name} exists but is not managed by storesync; delete or rename it so that \
+         storesync can record {what_for} there"
+    )))
+}
+
+fn parse(namespace: &str, cm: &ConfigMap) -> Result<AppliedLimits> {
+    let what = format!("{namespace}/{APPLIED_CONFIGMAP}");
+    check_record_owned(cm, namespace, APPLIED_CONFIGMAP, "its prune breaker")?;
     let data = cm.data.clone().unwrap_or_default();
     let max = data
         .get(MAX_PRUNES_KEY)

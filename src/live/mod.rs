@@ -10,7 +10,9 @@ mod observe;
 mod release;
 mod tenant;
 
-pub use applied::{APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, read_applied};
+pub use applied::{
+    APPLIED_CONFIGMAP, AppliedLimits, COMMIT_KEY, MAX_PRUNES_KEY, check_record_owned, read_applied,
+};
 
 pub use compare::{drifted_fields, quantity_nanos};
 pub use drift::{DEFAULT_DRIFT_INTERVAL, Drift, DriftCheck, DriftedField, Observation};

@@ -111,18 +111,7 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Record> {
 
 fn parse(namespace: &str, cm: &ConfigMap) -> Result<Record> {
     let what = format!("{namespace}/{ROLLOUT_CONFIGMAP}");
-    let owned = cm
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY))
-        .is_some_and(|v| v == MANAGER);
-    if !owned {
-        return Err(Error::NotOwned(format!(
-            "ConfigMap {what} exists but is not managed by storesync; delete or rename it so that storesync \
-             can record its rollouts there"
-        )));
-    }
+    crate::live::check_record_owned(cm, namespace, ROLLOUT_CONFIGMAP, "its rollouts")?;
     let text = cm
         .data
         .as_ref()

@@ -91,7 +91,7 @@ async fn a_removed_store_is_retired_stopped_with_its_data_kept() {
     let calls = w.helm.calls();
     assert_eq!(calls.len(), before + 1, "{calls:?}");
     let call = &calls[before];
-    assert_eq!(&call[..2], ["upgrade", "bobs"]);
+    assert_eq!(&call[..3], ["upgrade", "--reset-then-reuse-values", "bobs"]);
     assert!(!call.contains(&"--install".to_string()), "{call:?}");
     for flag in [
         "--reset-then-reuse-values",

@@ -14,10 +14,10 @@ const ROLLOUT: &str =
     "rollout:\n  canaries: [c-shop]\n  waves: [50%, 100%]\n  healthTimeout: 30s\n  soak: 1s\n";
 const STORES: [&str; 5] = ["a-shop", "b-shop", "c-shop", "d-shop", "e-shop"];
 
-#[tokio::test]
-async fn a_rollout_is_pending_wave_by_wave_and_the_daemon_answers_meanwhile() {
+/// A daemon that installed five stores with `rollout` configured.
+async fn five_stores(rollout: &str) -> Running {
     let mut repo = GitRepo::new();
-    repo.write("storesync.yaml", &platform("7.1.0-php8.3-apache", ROLLOUT));
+    repo.write("storesync.yaml", &platform("7.1.0-php8.3-apache", rollout));
     for name in STORES {
         repo.write(
             &format!("stores/{name}.yaml"),
@@ -25,8 +25,14 @@ async fn a_rollout_is_pending_wave_by_wave_and_the_daemon_answers_meanwhile() {
         );
     }
     let first = repo.commit("Ada", "Five stores");
-    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
+    let r = Running::start(repo, Duration::from_secs(3600)).await;
     r.until_synced("the startup sync", &first).await;
+    r
+}
+
+#[tokio::test]
+async fn a_rollout_is_pending_wave_by_wave_and_the_daemon_answers_meanwhile() {
+    let mut r = five_stores(ROLLOUT).await;
 
     r.repo
         .write("storesync.yaml", &platform("7.1.1-php8.3-apache", ROLLOUT));
@@ -122,17 +128,7 @@ async fn a_rollout_is_pending_wave_by_wave_and_the_daemon_answers_meanwhile() {
 #[tokio::test]
 async fn a_halted_rollout_fails_its_commit_and_a_restart_does_not_retry_it() {
     let rollout = "rollout:\n  canaries: [c-shop]\n  waves: [100%]\n  healthTimeout: 2s\n  soak: 1s\n";
-    let mut repo = GitRepo::new();
-    repo.write("storesync.yaml", &platform("7.1.0-php8.3-apache", rollout));
-    for name in STORES {
-        repo.write(
-            &format!("stores/{name}.yaml"),
-            &store_yaml(name, "woocommerce", "small", "team-a"),
-        );
-    }
-    let first = repo.commit("Ada", "Five stores");
-    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until_synced("the startup sync", &first).await;
+    let mut r = five_stores(rollout).await;
 
     r.repo.write("storesync.yaml", &platform("crashloop", rollout));
     let bad = r.repo.commit("Ada", "A WordPress that crash-loops");
@@ -188,17 +184,7 @@ async fn a_halted_rollout_fails_its_commit_and_a_restart_does_not_retry_it() {
 #[tokio::test]
 async fn a_restart_mid_rollout_goes_on_from_the_wave_where_it_stood() {
     let rollout = "rollout:\n  canaries: [c-shop]\n  waves: [50%, 100%]\n  healthTimeout: 30s\n  soak: 2s\n";
-    let mut repo = GitRepo::new();
-    repo.write("storesync.yaml", &platform("7.1.0-php8.3-apache", rollout));
-    for name in STORES {
-        repo.write(
-            &format!("stores/{name}.yaml"),
-            &store_yaml(name, "woocommerce", "small", "team-a"),
-        );
-    }
-    let first = repo.commit("Ada", "Five stores");
-    let mut r = Running::start(repo, Duration::from_secs(3600)).await;
-    r.until_synced("the startup sync", &first).await;
+    let mut r = five_stores(rollout).await;
     r.repo
         .write("storesync.yaml", &platform("7.1.1-php8.3-apache", rollout));
     let change = r.repo.commit("Ada", "WordPress 7.1.1");
