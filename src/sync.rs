@@ -68,6 +68,10 @@ async fn plan_live(
     let (mut live, applied) = (live?, applied?);
     live.applied = applied;
     options.allow_prune_all = applier.policy.allow_prune_all;
+    let taken = names_taken(&catalog, &live, &snapshot.raw);
+    if !taken.is_empty() {
+        return Ok(Err(taken));
+    }
     let mut plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
     let sync_due = !always_check_drift && applier.drift.is_due();
     if drift(
@@ -82,6 +86,48 @@ async fn plan_live(
         plan = plan::plan_catalog(snapshot.revision.clone(), &catalog, &live, options, false);
     }
     Ok(Ok((catalog, plan, live)))
+}
+
+/// Store files that take the name of a retired store of another engine: invalid until that
+/// store is purged (its data would otherwise meet a chart it was never written by), each a
+/// finding at the file's `engine` that says when.
+fn names_taken(catalog: &Catalog, live: &live::LiveState, raw: &desired::RawCatalog) -> Vec<Diagnostic> {
+    let retention = catalog.platform.prune.retention();
+    catalog
+        .stores
+        .iter()
+        .filter_map(|s| {
+            let l = live.stores.get(&s.name)?;
+            let retired = l.retirement()?;
+            let engine = l.label(desired::ENGINE_LABEL).filter(|e| *e != s.engine)?;
+            let text = raw
+                .entries
+                .iter()
+                .flatten()
+                .find(|e| e.path == s.file)
+                .and_then(|e| e.content.file())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default();
+            let purge = retired
+                .purge_at(retention)
+                .map_or_else(|| "its purge".to_string(), |at| format!("its purge at {}", crate::text::rfc3339(at)));
+            Some(
+                Diagnostic::error(
+                    &s.file,
+                    desired::value_position(text, &["engine"]),
+                    format!(
+                        "`engine: {}` is not valid yet: store {} is retired as a {engine} store, its data kept until \
+                         {purge}",
+                        s.engine, s.name
+                    ),
+                )
+                .hint(format!(
+                    "write `engine: {engine}` to restore the store on its data, choose another name, or wait until \
+                     the retired store is purged"
+                )),
+            )
+        })
+        .collect()
 }
 
 /// The releases whose chart-rendered objects are worth comparing: deployed, and not about to

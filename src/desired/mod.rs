@@ -25,4 +25,15 @@ pub use model::{
 pub use policy::{chart_policy, chart_under_prefix, load_with_policy};
 pub use render::*;
 pub use scan::{MAX_DEPTH, scan_manifest};
+
+/// Line and column of the value at `path` in a YAML file's `text` (`(0, 0)` when it is not
+/// there), for findings that need the cluster to be found.
+pub fn value_position(text: &str, path: &[&str]) -> (usize, usize) {
+    let positions = scan::positions_of(text);
+    if positions.has(path) {
+        positions.value(path)
+    } else {
+        (0, 0)
+    }
+}
 pub use validate::PLATFORM_VALUE_ROOTS;

@@ -230,20 +230,23 @@ async fn a_file_of_another_engine_waits_until_the_retired_store_is_purged() {
         .store("bobs", &store_yaml("bobs", "woocommerce", "small", "team-bikes"));
     w.cluster.clear_requests();
     let before = w.helm.calls().len();
-    let SyncOutcome::Done(synced) = w.sync_with(PlanOptions::default()).await else {
-        panic!("valid")
+    // An acme change in the same commit: an invalid catalog applies nothing, in whole or part.
+    w.catalog
+        .store("acme", &store_yaml("acme", "woocommerce", "medium", "team-acme"));
+    let SyncOutcome::Invalid(findings) = w.sync_with(PlanOptions::default()).await else {
+        panic!("a file taking a retired store's name with another engine is invalid")
     };
-    let bobs = synced.plan.stores.iter().find(|s| s.store == "bobs").unwrap();
-    assert_eq!(bobs.action, Action::Blocked);
-    let reason = bobs.reason.as_deref().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let finding = findings[0].to_string();
     assert!(
-        reason.starts_with("stores/bobs.yaml: `engine: woocommerce` is not valid yet: store bobs is retired as a medusa store")
-            && reason.contains(&purge),
-        "{reason}"
+        finding.starts_with(
+            "stores/bobs.yaml:2:9: error: `engine: woocommerce` is not valid yet: store bobs is retired as a medusa store"
+        ) && finding.contains(&purge)
+            && finding.contains("hint: write `engine: medusa` to restore the store"),
+        "{finding}"
     );
-    assert!(synced.plan.is_blocked());
     let writes: Vec<String> = w.cluster.writes().iter().map(|r| r.line()).collect();
-    assert!(writes.iter().all(|r| r.contains("/events")), "{writes:?}");
+    assert!(writes.is_empty(), "{writes:?}");
     assert_eq!(w.helm.calls().len(), before);
     assert_eq!(labels(&w)["storesync.dev/state"], "retired");
 }
