@@ -101,6 +101,10 @@ pub enum Command {
         /// CreateContainerConfigError before its workload counts as Degraded.
         #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, env = "STORESYNC_HEALTH_GRACE")]
         health_grace: std::time::Duration,
+        /// Namespace of storesync's own records (where a rollout is recorded); default:
+        /// POD_NAMESPACE, else the kubeconfig's namespace.
+        #[arg(long, env = "STORESYNC_NAMESPACE")]
+        namespace: Option<String>,
     },
     /// The Git history of one store's file: who changed what, when (audit).
     History {

@@ -239,6 +239,7 @@ pub async fn apply(
 pub async fn status(
     client: Client,
     health_grace: Duration,
+    namespace: Option<String>,
     output: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<u8> {
@@ -339,7 +340,45 @@ pub async fn status(
             if rows.is_empty() {
                 writeln!(out, "(no stores managed by storesync in this cluster)").map_err(write_err)?;
             }
+            if let Some(line) = rollout_line(&client, namespace.as_deref()).await {
+                writeln!(out, "\n{line}").map_err(write_err)?;
+            }
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Where a rollout stands, from its record (a viewer without the right to read it sees none).
+async fn rollout_line(client: &Client, namespace: Option<&str>) -> Option<String> {
+    let ns = namespace.map_or_else(|| client.default_namespace().to_string(), String::from);
+    let record = match crate::rollout::read(client, &ns).await {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::warn!(error = %e, "rollout record not read");
+            return None;
+        }
+    };
+    let short = |c: &str| match c {
+        "" => "the work tree".to_string(),
+        c => format!("commit {}", c.get(..12).unwrap_or(c)),
+    };
+    if let Some(run) = &record.run {
+        return Some(format!(
+            "Rollout of {}: wave {}/{} judged since {}, {} of {} stores updated.",
+            short(&run.commit),
+            run.wave + 1,
+            run.waves.len(),
+            crate::text::rfc3339(run.applied_at),
+            run.updated(),
+            run.total()
+        ));
+    }
+    record.halt.map(|h| {
+        format!(
+            "Rollout of {} halted: {}; the spec it refused for {} stores is not applied until a commit changes them.",
+            short(&h.commit),
+            h.line(),
+            record.refused.len()
+        )
+    })
 }

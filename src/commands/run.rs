@@ -74,8 +74,14 @@ pub async fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<u
                 }
             }
         }
-        Command::Status { output, health_grace } => {
-            super::status(connect(API_TIMEOUT).await?, health_grace, output, out).await?
+        Command::Status {
+            output,
+            health_grace,
+            namespace,
+        } => {
+            let namespace =
+                namespace.or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()));
+            super::status(connect(API_TIMEOUT).await?, health_grace, namespace, output, out).await?
         }
         Command::History {
             store,

@@ -219,6 +219,27 @@ async fn a_crash_looping_change_halts_after_the_canary_and_is_never_retried() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].starts_with("rollout halted at wave 1/3"), "{events:?}");
 
+    // `storesync status` says it too.
+    let mut text = Vec::new();
+    storesync::commands::status(
+        r.w.cluster.client(),
+        std::time::Duration::from_secs(120),
+        None,
+        storesync::config::OutputFormat::Text,
+        &mut text,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("Rollout of the work tree halted: rollout halted at wave 1/3: c-shop unhealthy:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("refused for 5 stores is not applied until a commit changes them"),
+        "{text}"
+    );
+
     // The same commit again, hours later, by a fresh applier (a restart, a new leader).
     let calls = r.w.helm.calls().len();
     let s = r.sync_at(7200).await;

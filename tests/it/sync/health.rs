@@ -156,6 +156,7 @@ async fn status_shows_health_and_why_in_text_and_json() {
     let code = storesync::commands::status(
         w.cluster.client(),
         Duration::from_secs(120),
+        None,
         storesync::config::OutputFormat::Json,
         &mut out,
     )
@@ -177,6 +178,7 @@ async fn status_shows_health_and_why_in_text_and_json() {
     storesync::commands::status(
         w.cluster.client(),
         Duration::from_secs(3600),
+        None,
         storesync::config::OutputFormat::Text,
         &mut text,
     )
