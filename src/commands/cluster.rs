@@ -376,7 +376,7 @@ async fn rollout_line(client: &Client, namespace: Option<&str>) -> Option<String
     record.halt.map(|h| {
         format!(
             "Rollout of {} halted: {}; the spec it refused for {} stores is not applied until a commit changes them.",
-            short(&h.commit),
+            h.of_commit(),
             h.line(),
             record.refused.len()
         )

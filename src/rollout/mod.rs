@@ -141,10 +141,10 @@ impl Carried {
                 .unwrap_or_default();
             for store in stores {
                 let note = format!(
-                    "{} (commit {}); no later wave starts, and a commit that changes the halted stores starts a new \
+                    "{} ({}); no later wave starts, and a commit that changes the halted stores starts a new \
                      rollout",
                     halt.line(),
-                    halt.commit.get(..12).unwrap_or(&halt.commit)
+                    halt.of_commit()
                 );
                 applier.event(store, StoreEvent::RolloutHalted, note).await;
             }

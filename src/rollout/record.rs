@@ -69,6 +69,14 @@ pub struct Halt {
 }
 
 impl Halt {
+    /// `commit 0123456789ab`, or `the work tree` (a local catalog applied from disk).
+    pub fn of_commit(&self) -> String {
+        match self.commit.as_str() {
+            "" => "the work tree".into(),
+            c => format!("commit {}", c.get(..12).unwrap_or(c)),
+        }
+    }
+
     /// `rollout halted at wave 1/3: acme unhealthy: Deployment acme-web CrashLoopBackOff`.
     pub fn line(&self) -> String {
         format!(

@@ -150,9 +150,9 @@ pub fn step(
             out.hold.insert(
                 store.clone(),
                 format!(
-                    "{HELD}{} (commit {}); a commit that changes this store starts a new rollout",
+                    "{HELD}{} ({}); a commit that changes this store starts a new rollout",
                     halt.line(),
-                    short(&halt.commit)
+                    halt.of_commit()
                 ),
             );
         }
@@ -330,10 +330,6 @@ fn in_flight(run: &Run, waiting: String) -> Progress {
         total: run.total(),
         waiting,
     }
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 enum Gate {
