@@ -330,11 +330,15 @@ pub async fn sync(applier: &Applier, snapshot: &Snapshot, options: PlanOptions) 
     let report = apply::apply(applier, &catalog, &applied, &live).await;
     info!(result = %report.description(), "synced");
     if let Some(r) = &mut rollout {
-        r.finish(applier, &live).await?;
+        r.finish(applier, &live).await;
     }
     record_applied(applier, &catalog, &plan, &live, &report).await?;
     if !applier.dry_run && report.summary.wrote() && report.cluster_error.is_none() {
         observe_health(applier, &mut live).await;
+    }
+    if let Some(r) = &mut rollout {
+        // A wave Healthy as soon as helm --wait returned starts its soak now, not at the next look.
+        r.record(applier, &live).await?;
     }
     Ok(SyncOutcome::Done(Box::new(Synced {
         catalog,

@@ -125,11 +125,11 @@ impl Carried {
         held
     }
 
-    /// After the apply: the rollbacks a halt asks for, its Events, and the record written when
-    /// it changed (a wave just applied is dated now, once its writes are done).
-    pub async fn finish(&mut self, applier: &Applier, live: &LiveState) -> Result<()> {
+    /// After the apply: the rollbacks a halt asks for and its Events. `live` is the cluster as
+    /// observed before the apply (the revisions to roll back from).
+    pub async fn finish(&mut self, applier: &Applier, live: &LiveState) {
         if applier.dry_run || !applier.gate.is_open() {
-            return Ok(());
+            return;
         }
         if let Some(halt) = &self.step.halted_now {
             warn!(halt = %halt.line(), "rollout halted");
@@ -172,11 +172,23 @@ impl Carried {
                 }
             }
         }
+    }
+
+    /// Writes the record when it changed. A wave just applied is dated now, once its writes are
+    /// done (helm --wait included); when `live`, judged after them, finds it Healthy, its soak
+    /// starts now too.
+    pub async fn record(&mut self, applier: &Applier, live: &LiveState) -> Result<()> {
+        if applier.dry_run || !applier.gate.is_open() {
+            return Ok(());
+        }
         if self.step.wave_applied
             && let Some(run) = &mut self.step.record.run
         {
-            // The health timeout runs from when the wave's writes are done (helm --wait included).
-            run.applied_at = (applier.clock)();
+            let now = (applier.clock)();
+            run.applied_at = now;
+            let healthy =
+                live.health_fresh && run.waves[run.wave].iter().all(|t| judged(live, &t.store).healthy);
+            run.healthy_since = healthy.then_some(now);
         }
         if self.step.record != self.read {
             record::write(&applier.client, &applier.own_namespace(), &self.step.record).await?;
