@@ -215,17 +215,7 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
             )
         })
         .collect();
-    if !lifecycle.is_empty() {
-        out.push_str("\n**Retired, restored and purged stores:**\n\n");
-        for (i, line) in lifecycle.iter().enumerate() {
-            let line = format!("- {line}\n");
-            if chars(out) + chars(&line) > budget {
-                let _ = writeln!(out, "- … and {} more", lifecycle.len() - i);
-                break;
-            }
-            out.push_str(&line);
-        }
-    }
+    bullets(out, "Retired, restored and purged stores", &lifecycle, budget);
     let held: Vec<String> = plan
         .blocked
         .iter()
@@ -243,16 +233,22 @@ fn planned(out: &mut String, plan: &Plan, budget: usize) {
                 }),
         )
         .collect();
-    if !held.is_empty() {
-        out.push_str("\n**Blocked:**\n\n");
-        for (i, reason) in held.iter().enumerate() {
-            let line = format!("- {reason}\n");
-            if chars(out) + chars(&line) > budget {
-                let _ = writeln!(out, "- … and {} more", held.len() - i);
-                break;
-            }
-            out.push_str(&line);
+    bullets(out, "Blocked", &held, budget);
+}
+
+/// A titled list of escaped lines, while they fit in `budget`; the rest are counted.
+fn bullets(out: &mut String, title: &str, items: &[String], budget: usize) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = write!(out, "\n**{title}:**\n\n");
+    for (i, item) in items.iter().enumerate() {
+        let line = format!("- {item}\n");
+        if chars(out) + chars(&line) > budget {
+            let _ = writeln!(out, "- … and {} more", items.len() - i);
+            break;
         }
+        out.push_str(&line);
     }
 }
 

@@ -111,20 +111,7 @@ fn bench_sync_of_many_stores() {
     let first = suite.apply(&repo, &sha, &[]);
     first.expect_code(0);
     assert_eq!(first.result_summary("applied"), n as u64, "{}", first.out);
-    let mut no_ops: Vec<Duration> = (0..NO_OP_RUNS)
-        .map(|_| {
-            let sync = suite.apply(&repo, &sha, &[]);
-            sync.expect_code(0);
-            assert_eq!(
-                sync.result_summary("unchanged"),
-                n as u64,
-                "not a no-op:\n{}",
-                sync.out
-            );
-            sync.out.elapsed
-        })
-        .collect();
-    no_ops.sort();
+    let no_ops = no_op_runs(&suite, &repo, &sha, n);
 
     // The same releases, values and release label, upgraded one after another by helm itself,
     // as the identity storesync gives helm: the restricted one, acting as the store's own.
@@ -417,20 +404,7 @@ fn bench_rollout_of_many_stores() {
     let at_once = suite.apply(&repo, &sha, &[]);
     at_once.expect_code(0);
     assert_eq!(at_once.result_summary("applied"), n as u64, "{}", at_once.out);
-    let mut no_ops: Vec<Duration> = (0..NO_OP_RUNS)
-        .map(|_| {
-            let sync = suite.apply(&repo, &sha, &[]);
-            sync.expect_code(0);
-            assert_eq!(
-                sync.result_summary("unchanged"),
-                n as u64,
-                "not a no-op:\n{}",
-                sync.out
-            );
-            sync.out.elapsed
-        })
-        .collect();
-    no_ops.sort();
+    let no_ops = no_op_runs(&suite, &repo, &sha, n);
     let no_op = no_ops[NO_OP_RUNS / 2];
     if !healthy_or_skip(&suite, &at_once, &stores, HEALTHY_WITHIN, needs) {
         return;
@@ -552,4 +526,23 @@ fn print_rollout(n: usize, soak: Duration, at_once: &Sync, no_op: Duration, c: &
         c.done
     );
     println!();
+}
+
+/// `NO_OP_RUNS` applies of `sha`, each a no-op of its `n` stores, their times sorted.
+fn no_op_runs(suite: &Suite, repo: &StoresRepo, sha: &str, n: usize) -> Vec<Duration> {
+    let mut times: Vec<Duration> = (0..NO_OP_RUNS)
+        .map(|_| {
+            let sync = suite.apply(repo, sha, &[]);
+            sync.expect_code(0);
+            assert_eq!(
+                sync.result_summary("unchanged"),
+                n as u64,
+                "not a no-op:\n{}",
+                sync.out
+            );
+            sync.out.elapsed
+        })
+        .collect();
+    times.sort();
+    times
 }
