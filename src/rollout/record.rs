@@ -24,6 +24,10 @@ const MAX_RECORD_BYTES: usize = 900 * 1024;
 pub struct Target {
     pub store: String,
     pub spec_hash: String,
+    /// Whether the update upgrades the store's release (else it changes guardrails only, which
+    /// a rollback of the release would not undo).
+    #[serde(default)]
+    pub upgrade: bool,
 }
 
 /// A rollout in flight.

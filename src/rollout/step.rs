@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::record::{Halt, Record, Run, Target};
 use crate::desired::model::{OnFailure, RolloutConfig};
 use crate::plan::waves::{is_waved, split};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, ObjectKind, Plan};
 
 /// How the reason of an update a halt refused begins (the others wait for a wave).
 pub const HELD: &str = "held: ";
@@ -80,6 +80,22 @@ fn updates(plan: &Plan) -> BTreeMap<String, String> {
         .iter()
         .filter(|s| is_waved(s))
         .map(|s| (s.store.clone(), s.spec_hash.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// The waved updates of `plan` that upgrade the store's release.
+fn upgrades(plan: &Plan) -> BTreeSet<String> {
+    plan.stores
+        .iter()
+        .filter(|s| is_waved(s))
+        .filter(|s| {
+            s.changes.iter().any(|c| {
+                c.kind == ObjectKind::HelmRelease
+                    && c.action == Action::Update
+                    && c.reason.as_deref() == Some(crate::plan::CHANGED_REASON)
+            })
+        })
+        .map(|s| s.store.clone())
         .collect()
 }
 
@@ -206,7 +222,17 @@ pub fn step(
                     out.record.refused.insert(t.store.clone(), t.spec_hash.clone());
                 }
                 if config.on_failure == OnFailure::Rollback {
-                    out.rollback = unhealthy.iter().map(|(s, _)| s.clone()).collect();
+                    // Only a release the wave upgraded goes back; guardrails are not rolled back.
+                    let upgraded: BTreeSet<&str> = run.waves[run.wave]
+                        .iter()
+                        .filter(|t| t.upgrade)
+                        .map(|t| t.store.as_str())
+                        .collect();
+                    out.rollback = unhealthy
+                        .iter()
+                        .filter(|(s, _)| upgraded.contains(s.as_str()))
+                        .map(|(s, _)| s.clone())
+                        .collect();
                 }
                 // Nothing more of any rollout goes in the sync that halts one.
                 for store in candidates.keys() {
@@ -269,7 +295,7 @@ pub fn step(
             }
         }
     }
-    start(&mut out, &candidates, config, commit, now);
+    start(&mut out, &candidates, &upgrades(plan), config, commit, now);
     out
 }
 
@@ -277,6 +303,7 @@ pub fn step(
 fn start(
     out: &mut Step,
     candidates: &BTreeMap<String, String>,
+    upgrades: &BTreeSet<String>,
     config: &RolloutConfig,
     commit: &str,
     now: i64,
@@ -293,6 +320,7 @@ fn start(
                 .map(|s| Target {
                     store: s.to_string(),
                     spec_hash: candidates[*s].clone(),
+                    upgrade: upgrades.contains(*s),
                 })
                 .collect()
         })

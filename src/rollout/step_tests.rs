@@ -447,3 +447,27 @@ fn a_canary_whose_upgrade_failed_is_not_upgraded_again_while_judged_or_once_halt
         s3.hold
     );
 }
+
+#[test]
+fn a_quota_change_is_waved_but_never_rolled_back_as_a_release() {
+    let mut cfg = config(&[], &["100%"]);
+    cfg.on_failure = OnFailure::Rollback;
+    let quota = |name: &str| {
+        let mut s = store_plan(name, Action::Update, "h2");
+        s.changes[0].kind = ObjectKind::ResourceQuota;
+        s.changes[0].reason = None;
+        s
+    };
+    let mut two = plan(&[], &[]);
+    two.stores = vec![quota("a"), quota("b")];
+    let started = step(&Record::default(), &two, Some(&cfg), C1, T0, &healthy);
+    let run = started.record.run.as_ref().expect("a quota change to two stores is waved");
+    assert!(run.waves[0].iter().all(|t| !t.upgrade));
+    let done = plan(&[], &["a", "b"]);
+    let halted = step(&started.record, &done, Some(&cfg), C1, T0 + 600, &all_but(&["b"]));
+    assert!(halted.halted_now.is_some());
+    assert!(
+        halted.rollback.is_empty(),
+        "helm rollback would take b's release back past a revision the rollout never made"
+    );
+}
