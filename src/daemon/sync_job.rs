@@ -149,7 +149,10 @@ fn unhealthy_applied(synced: &Synced) -> Vec<(&'static str, Vec<&str>)> {
                 .report
                 .stores
                 .iter()
-                .filter(|r| r.outcome == Outcome::Applied && health_of(&r.store) == Some(*health))
+                .filter(|r| {
+                    matches!(r.outcome, Outcome::Applied | Outcome::Restored)
+                        && health_of(&r.store) == Some(*health)
+                })
                 .map(|r| r.store.as_str())
                 .collect();
             names.sort_unstable();

@@ -126,6 +126,7 @@ pub fn summary_line(summary: &Summary) -> String {
         (summary.prune, "to prune"),
         (summary.skip, "skipped"),
         (summary.blocked, "blocked"),
+        (summary.retired, "retired"),
     ]
     .into_iter()
     .filter(|(n, _)| *n > 0)
@@ -160,10 +161,11 @@ pub fn blob_url(repo_url: &str, sha: &str, path: &str, line: usize) -> String {
 
 fn planned(out: &mut String, plan: &Plan, budget: usize) {
     let _ = writeln!(out, "\n**Plan:** {}", summary_line(&plan.summary));
+    // Stores left as they are, and retired stores waiting for their purge, are only counted.
     let changing: Vec<&StorePlan> = plan
         .stores
         .iter()
-        .filter(|s| s.action != Action::Unchanged)
+        .filter(|s| !matches!(s.action, Action::Unchanged | Action::Retired))
         .collect();
     // A rollout's waves are fixed before merge: the reviewer sees which stores go first.
     let waved = changing.iter().any(|s| s.wave.is_some());

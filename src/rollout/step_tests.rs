@@ -461,7 +461,11 @@ fn a_quota_change_is_waved_but_never_rolled_back_as_a_release() {
     let mut two = plan(&[], &[]);
     two.stores = vec![quota("a"), quota("b")];
     let started = step(&Record::default(), &two, Some(&cfg), C1, T0, &healthy);
-    let run = started.record.run.as_ref().expect("a quota change to two stores is waved");
+    let run = started
+        .record
+        .run
+        .as_ref()
+        .expect("a quota change to two stores is waved");
     assert!(run.waves[0].iter().all(|t| !t.upgrade));
     let done = plan(&[], &["a", "b"]);
     let halted = step(&started.record, &done, Some(&cfg), C1, T0 + 600, &all_but(&["b"]));

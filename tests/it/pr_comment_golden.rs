@@ -183,6 +183,27 @@ fn plan_comment_matches_its_golden() {
 }
 
 #[test]
+fn retired_stores_waiting_for_their_purge_are_counted_not_listed() {
+    let plan = plan(
+        vec![
+            store("acme", Action::Create, "team-a", Vec::new(), None),
+            store(
+                "old-shop",
+                Action::Retired,
+                "team-old",
+                Vec::new(),
+                Some("retired at 2026-12-01T10:00:00Z; purged after 2026-12-08T10:00:00Z"),
+            ),
+        ],
+        Vec::new(),
+        3,
+    );
+    let body = render(&ctx(), &Outcome::Planned(&plan));
+    assert!(body.contains("**Plan:** 1 to create, 1 retired, 3 unchanged"), "{body}");
+    assert!(!body.contains("old-shop"), "{body}");
+}
+
+#[test]
 fn a_rollout_shows_each_store_s_wave_before_merge() {
     use storesync::plan::waves::Wave;
     let update = |name: &str, wave: Option<Wave>| StorePlan {
