@@ -199,7 +199,10 @@ fn retired_stores_waiting_for_their_purge_are_counted_not_listed() {
         3,
     );
     let body = render(&ctx(), &Outcome::Planned(&plan));
-    assert!(body.contains("**Plan:** 1 to create, 1 retired, 3 unchanged"), "{body}");
+    assert!(
+        body.contains("**Plan:** 1 to create, 1 retired, 3 unchanged"),
+        "{body}"
+    );
     assert!(!body.contains("old-shop"), "{body}");
 }
 
