@@ -49,6 +49,22 @@ fn storesync_offline(args: &[&str]) -> harness::Output {
     run(cmd, None, Duration::from_secs(60))
 }
 
+/// `storesync plan --offline --output json` of commit `sha` of the repository at `dir`.
+fn offline_plan(dir: &str, sha: &str) -> Value {
+    storesync_offline(&[
+        "plan",
+        "--offline",
+        "--repo",
+        dir,
+        "--rev",
+        sha,
+        "--output",
+        "json",
+    ])
+    .expect_ok()
+    .json()
+}
+
 /// The catalog the scenarios build validates, and plans the objects they assert on.
 #[test]
 fn offline_suite_catalogs_validate_and_plan() {
@@ -64,18 +80,7 @@ fn offline_suite_catalogs_validate_and_plan() {
     let dir = path_str(repo.path());
 
     storesync_offline(&["validate", "--repo", dir, "--rev", &sha]).expect_ok();
-    let plan = storesync_offline(&[
-        "plan",
-        "--offline",
-        "--repo",
-        dir,
-        "--rev",
-        &sha,
-        "--output",
-        "json",
-    ])
-    .expect_ok()
-    .json();
+    let plan = offline_plan(dir, &sha);
     assert_eq!(plan["revision"]["commit"], sha.as_str());
     assert_eq!(plan["summary"]["create"], 2, "{plan:#}");
     for store in ["e2e0000-a", "e2e0000-b"] {
@@ -330,18 +335,7 @@ fn offline_platform_retention_and_engines_reach_storesync_yaml() {
         serde_json::json!({ "enabled": true, "volumeName": "e2e0000-other-data" }),
         "{values:#}"
     );
-    let plan = storesync_offline(&[
-        "plan",
-        "--offline",
-        "--repo",
-        dir,
-        "--rev",
-        &sha,
-        "--output",
-        "json",
-    ])
-    .expect_ok()
-    .json();
+    let plan = offline_plan(dir, &sha);
     let entry = plan["stores"]
         .as_array()
         .and_then(|s| s.iter().find(|p| p["store"] == store))
@@ -421,18 +415,7 @@ fn offline_platform_rollout_and_engine_values_reach_storesync_yaml() {
         );
     }
     assert_eq!(release_values(&repo, &sha, own)["message"], "its own");
-    let plan = storesync_offline(&[
-        "plan",
-        "--offline",
-        "--repo",
-        dir,
-        "--rev",
-        &sha,
-        "--output",
-        "json",
-    ])
-    .expect_ok()
-    .json();
+    let plan = offline_plan(dir, &sha);
     for entry in plan["stores"].as_array().into_iter().flatten() {
         assert_eq!(entry["action"], "create", "{entry}");
         assert!(entry["wave"].is_null(), "a create waits for a wave: {entry}");

@@ -9,6 +9,24 @@ use super::running::{Running, catalog_repo, statuses_of};
 use super::webhooks::push_body;
 use crate::common::store_yaml;
 
+/// Pushes `sha`, waits for its sync, and gives its last `storesync/sync` status.
+async fn pushed(r: &Running, sha: &str) -> (String, String) {
+    r.signed("push", sha, &push_body(&r.branch.clone(), sha)).await;
+    r.until_synced("the push", sha).await;
+    statuses_of(r, sha, "storesync/sync").last().unwrap().clone()
+}
+
+/// `store`'s entry in `/api/stores`.
+async fn api_store(r: &Running, store: &str) -> serde_json::Value {
+    let (code, api) = r.get("/api/stores").await;
+    assert_eq!(code, StatusCode::OK);
+    let stores: serde_json::Value = serde_json::from_str(&api).unwrap();
+    let found = stores.as_array().unwrap().iter().find(|s| s["name"] == store);
+    found
+        .cloned()
+        .unwrap_or_else(|| panic!("{store} is not listed: {api}"))
+}
+
 #[tokio::test]
 async fn a_removal_is_retired_shown_with_its_purge_time_and_undone_by_a_revert() {
     let (mut repo, _) = catalog_repo();
@@ -22,14 +40,11 @@ async fn a_removal_is_retired_shown_with_its_purge_time_and_undone_by_a_revert()
 
     r.repo.remove("stores/bobs.yaml");
     let removal = r.repo.commit("Ben", "Remove bobs");
-    r.signed("push", "rm", &push_body(&r.branch.clone(), &removal))
-        .await;
-    r.until_synced("the removal", &removal).await;
     assert_eq!(
-        statuses_of(&r, &removal, "storesync/sync").last().unwrap(),
-        &(
-            "success".to_string(),
-            "applied 0, pruned 0, retired 1, unchanged 1".to_string()
+        pushed(&r, &removal).await,
+        (
+            "success".into(),
+            "applied 0, pruned 0, retired 1, unchanged 1".into()
         )
     );
     let ns = r.cluster.get("namespaces", "", "store-bobs").expect("kept");
@@ -42,15 +57,7 @@ async fn a_removal_is_retired_shown_with_its_purge_time_and_undone_by_a_revert()
         .expect("purge time")
         .to_string();
 
-    let (code, api) = r.get("/api/stores").await;
-    assert_eq!(code, StatusCode::OK);
-    let stores: serde_json::Value = serde_json::from_str(&api).unwrap();
-    let bobs = stores
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "bobs")
-        .expect("a retired store is listed");
+    let bobs = api_store(&r, "bobs").await;
     assert_eq!(bobs["state"], "retired", "{bobs}");
     assert_eq!(bobs["health"], "Retired", "{bobs}");
     assert_eq!(bobs["purgeAt"], purge.as_str(), "{bobs}");
@@ -71,24 +78,14 @@ async fn a_removal_is_retired_shown_with_its_purge_time_and_undone_by_a_revert()
         &store_yaml("bobs", "medusa", "small", "team-bikes"),
     );
     let revert = r.repo.commit("Ben", "Revert \"Remove bobs\"");
-    r.signed("push", "revert", &push_body(&r.branch.clone(), &revert))
-        .await;
-    r.until_synced("the revert", &revert).await;
     assert_eq!(
-        statuses_of(&r, &revert, "storesync/sync").last().unwrap(),
-        &(
-            "success".to_string(),
-            "applied 0, pruned 0, restored 1, unchanged 1".to_string()
+        pushed(&r, &revert).await,
+        (
+            "success".into(),
+            "applied 0, pruned 0, restored 1, unchanged 1".into()
         )
     );
-    let (_, api) = r.get("/api/stores").await;
-    let stores: serde_json::Value = serde_json::from_str(&api).unwrap();
-    let bobs = stores
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "bobs")
-        .unwrap();
+    let bobs = api_store(&r, "bobs").await;
     assert!(
         matches!(bobs["state"].as_str(), Some("applied" | "in-sync")),
         "{bobs}"
