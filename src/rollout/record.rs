@@ -14,9 +14,15 @@ use crate::desired::{FIELD_MANAGER, MANAGED_BY, MANAGER};
 use crate::error::{Error, Result};
 
 pub const ROLLOUT_CONFIGMAP: &str = "storesync-rollout";
+/// The record as JSON, readable with kubectl, while it is small.
 const KEY: &str = "rollout.json";
-/// Largest record read: 10,000 stores of targets fit many times over.
-const MAX_RECORD_BYTES: usize = 900 * 1024;
+/// The record as gzipped JSON, once it is larger than [`PLAIN_MAX`] (thousands of stores).
+const KEY_GZ: &str = "rollout.json.gz";
+const PLAIN_MAX: usize = 256 * 1024;
+/// Most bytes the ConfigMap holds (the API server refuses objects over 1 MiB).
+const MAX_STORED: usize = 900 * 1024;
+/// Most bytes a gzipped record may inflate to.
+const MAX_JSON: usize = 16 * 1024 * 1024;
 
 /// A store a run updates, and the spec it updates it to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,36 +130,84 @@ pub async fn read(client: &Client, namespace: &str) -> Result<Record> {
 fn parse(namespace: &str, cm: &ConfigMap) -> Result<Record> {
     let what = format!("{namespace}/{ROLLOUT_CONFIGMAP}");
     crate::live::check_record_owned(cm, namespace, ROLLOUT_CONFIGMAP, "its rollouts")?;
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(KEY))
-        .map(String::as_str)
-        .unwrap_or("{}");
-    if text.len() > MAX_RECORD_BYTES {
-        return Err(Error::Unreadable(format!(
-            "ConfigMap {what} holds a record of {} bytes, more than storesync writes; delete it to forget \
-             every rollout (a halted one included)",
-            text.len()
-        )));
-    }
-    serde_json::from_str(text).map_err(|e| {
+    let unreadable = |why: String| {
         Error::Unreadable(format!(
-            "ConfigMap {what} does not hold a rollout record storesync can read ({e}); delete it to forget \
+            "ConfigMap {what} does not hold a rollout record storesync can read ({why}); delete it to forget \
              every rollout (a halted one included)"
         ))
-    })
+    };
+    let gz = cm.binary_data.as_ref().and_then(|d| d.get(KEY_GZ));
+    let plain = cm.data.as_ref().and_then(|d| d.get(KEY));
+    let text = match (gz, plain) {
+        (Some(bytes), _) if bytes.0.len() > MAX_STORED => {
+            return Err(unreadable(format!(
+                "{} bytes, more than storesync writes",
+                bytes.0.len()
+            )));
+        }
+        (Some(bytes), _) => {
+            use std::io::Read;
+            let mut json = Vec::new();
+            flate2::read::GzDecoder::new(bytes.0.as_slice())
+                .take(MAX_JSON as u64 + 1)
+                .read_to_end(&mut json)
+                .map_err(|e| unreadable(e.to_string()))?;
+            if json.len() > MAX_JSON {
+                return Err(unreadable(format!("it inflates past {MAX_JSON} bytes")));
+            }
+            String::from_utf8(json).map_err(|e| unreadable(e.to_string()))?
+        }
+        (None, Some(text)) if text.len() > MAX_STORED => {
+            return Err(unreadable(format!(
+                "{} bytes, more than storesync writes",
+                text.len()
+            )));
+        }
+        (None, Some(text)) => text.clone(),
+        (None, None) => "{}".to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))
 }
 
-/// Writes `record` (server-side apply, storesync's field manager), or deletes nothing: an
-/// empty record is written as `{}` so that the next read says so plainly.
-pub async fn write(client: &Client, namespace: &str, record: &Record) -> Result<()> {
+/// The record as the ConfigMap holds it: plain JSON while small, gzipped past [`PLAIN_MAX`];
+/// an error when even that does not fit a ConfigMap.
+fn encode(record: &Record) -> Result<ConfigMap> {
     let text = serde_json::to_string(record).map_err(|source| Error::Output { source })?;
     let mut cm = ConfigMap::default();
+    if text.len() <= PLAIN_MAX {
+        cm.data = Some(BTreeMap::from([(KEY.to_string(), text)]));
+        return Ok(cm);
+    }
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zipped = gz
+        .write_all(text.as_bytes())
+        .and_then(|()| gz.finish())
+        .map_err(|e| Error::Io {
+            path: ROLLOUT_CONFIGMAP.into(),
+            source: e,
+        })?;
+    if zipped.len() > MAX_STORED {
+        return Err(Error::Unreadable(format!(
+            "the rollout record is {} bytes compressed, more than a ConfigMap holds: roll the change out in \
+             smaller commits",
+            zipped.len()
+        )));
+    }
+    cm.binary_data = Some(BTreeMap::from([(
+        KEY_GZ.to_string(),
+        k8s_openapi::ByteString(zipped),
+    )]));
+    Ok(cm)
+}
+
+/// Writes `record` (server-side apply, storesync's field manager): an empty record is written
+/// as `{}` so that the next read says so plainly.
+pub async fn write(client: &Client, namespace: &str, record: &Record) -> Result<()> {
+    let mut cm = encode(record)?;
     cm.metadata.name = Some(ROLLOUT_CONFIGMAP.into());
     cm.metadata.namespace = Some(namespace.into());
     cm.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.to_string(), MANAGER.to_string())]));
-    cm.data = Some(BTreeMap::from([(KEY.to_string(), text)]));
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(ROLLOUT_CONFIGMAP, &params, &Patch::Apply(&cm))
@@ -191,7 +245,48 @@ mod tests {
             parse("ns", &cm(true, "{\"run\": 3}")),
             Err(Error::Unreadable(_))
         ));
-        let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(MAX_RECORD_BYTES));
+        let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(MAX_STORED));
         assert!(matches!(parse("ns", &cm(true, &huge)), Err(Error::Unreadable(_))));
+    }
+
+    #[test]
+    fn ten_thousand_stores_fit_gzipped_and_read_back() {
+        let target = |i: usize| Target {
+            store: format!("shop-{i:05}"),
+            spec_hash: format!(
+                "{:032x}",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            ),
+            upgrade: true,
+        };
+        let waves: Vec<Vec<Target>> = vec![(0..1).map(target).collect(), (1..10_000).map(target).collect()];
+        let record = Record {
+            run: Some(Run {
+                commit: "c".repeat(40),
+                waves,
+                wave: 0,
+                applied_at: 1,
+                healthy_since: None,
+                started_at: 1,
+            }),
+            refused: (0..10_000)
+                .map(|i| (target(i).store, target(i).spec_hash))
+                .collect(),
+            halt: None,
+        };
+        let mut encoded = encode(&record).unwrap();
+        let stored = &encoded.binary_data.as_ref().expect("gzipped")[KEY_GZ].0;
+        // Both the run and a halt's refusals of 10,000 stores (the hashes hardly compress).
+        assert!(stored.len() < MAX_STORED, "{} bytes", stored.len());
+        encoded.metadata.labels = Some(BTreeMap::from([(MANAGED_BY.into(), MANAGER.into())]));
+        assert_eq!(parse("ns", &encoded).unwrap(), record);
+
+        let small = Record::default();
+        let encoded = encode(&small).unwrap();
+        assert_eq!(
+            encoded.data.as_ref().unwrap()[KEY],
+            "{}",
+            "a small record stays readable"
+        );
     }
 }
