@@ -42,6 +42,9 @@ struct Upgrade<'a> {
     values: &'a str,
     release_hash: &'a str,
     mode: &'static str,
+    /// `--wait`: until the objects are ready (the store's own upgrades); otherwise
+    /// `--wait=hookOnly` (Helm's default, said out loud): for hooks only.
+    wait: bool,
 }
 
 /// What one helm invocation did, for metrics and reports.
@@ -136,12 +139,13 @@ impl Helm {
             values: &yaml,
             release_hash,
             mode: "--install",
+            wait: true,
         };
         self.upgrade(upgrade).await
     }
 
     /// One `helm upgrade`: values from a private temporary file, the release hash as a release
-    /// label, `--wait`, server-side apply forcing conflicts.
+    /// label, server-side apply forcing conflicts, `--wait` when asked.
     async fn upgrade(&self, u: Upgrade<'_>) -> Result<()> {
         let chart = self.resolve_chart(u.chart, u.version)?;
         let values = tempfile::Builder::new()
@@ -152,6 +156,7 @@ impl Helm {
         std::fs::write(values.path(), u.values).map_err(Error::io(values.path()))?;
         let timeout = format!("{}s", self.timeout.as_secs());
         let label = format!("{RELEASE_HASH_LABEL}={}", u.release_hash);
+        let wait = if u.wait { "--wait" } else { "--wait=hookOnly" };
         let args: Vec<&str> = vec![
             "upgrade",
             u.mode,
@@ -165,7 +170,7 @@ impl Helm {
             path_str(values.path())?,
             "--labels",
             &label,
-            "--wait",
+            wait,
             "--timeout",
             &timeout,
             "--history-max",
@@ -195,6 +200,9 @@ impl Helm {
             values: "retired: true\n",
             release_hash: RETIRED_RELEASE_HASH,
             mode: "--reset-then-reuse-values",
+            // Scaling to 0 needs no wait, and a claim that never bound (no pod ever ran) would
+            // hold `--wait` to its timeout at every retirement.
+            wait: false,
         };
         self.upgrade(upgrade).await
     }

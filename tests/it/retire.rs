@@ -95,7 +95,7 @@ async fn a_removed_store_is_retired_stopped_with_its_data_kept() {
     assert!(!call.contains(&"--install".to_string()), "{call:?}");
     for flag in [
         "--reset-then-reuse-values",
-        "--wait",
+        "--wait=hookOnly",
         "storesync.dev/release-hash=retired",
     ] {
         assert!(call.contains(&flag.to_string()), "{flag} in {call:?}");
