@@ -22,6 +22,8 @@ use super::output::Sync;
 
 /// storesync's exit code when a store failed.
 const EXIT_FAILED: i32 = 3;
+/// `apply`'s exit code while the commit's rollout is halted.
+const EXIT_HALTED: i32 = 1;
 /// The tiny engine's image.
 const GOOD_IMAGE: &str = "registry.k8s.io/pause:3.10";
 /// An image that never pulls (`.invalid` never resolves).
@@ -487,9 +489,12 @@ fn an_unhealthy_canary_halts_the_rollout_and_is_rolled_back() {
     phases.phase("health timeout");
     let sync = suite.apply_with_helm_timeout(&repo, &bad, BROKEN_HELM_TIMEOUT, &judged);
     phases.phase("halt");
+    // A halted rollout is the commit's to fix: `apply` exits 1, as for a blocked plan.
+    sync.expect_code(EXIT_HALTED);
+    assert!(!sync.json.is_null(), "{}", sync.out);
     assert!(
-        matches!(sync.out.code, Some(0) | Some(EXIT_FAILED)) && !sync.json.is_null(),
-        "{}",
+        sync.json["rollout"]["state"] == "halted",
+        "apply says the rollout halted: {}",
         sync.out
     );
     let halted = record();
@@ -580,7 +585,7 @@ fn an_unhealthy_canary_halts_the_rollout_and_is_rolled_back() {
     let before: Vec<_> = all.iter().map(|s| snapshot(s)).collect();
     let record_rv = rv(&must_get("configmap", Some(E2E_NAMESPACE), ROLLOUT_RECORD));
     let again = suite.apply(&repo, &bad, &[]);
-    again.expect_code(0);
+    again.expect_code(EXIT_HALTED);
     assert_held(&again, &all, &says);
     let after: Vec<_> = all.iter().map(|s| snapshot(s)).collect();
     assert_eq!(
