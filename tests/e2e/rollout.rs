@@ -470,6 +470,11 @@ fn an_unhealthy_canary_halts_the_rollout_and_is_rolled_back() {
         "waits for wave 1/3 of the rollout to end: 0 of 1 Healthy, waiting until ",
     );
     assert_eq!(revisions(&fleet.rest), rest_revisions);
+    assert_eq!(
+        helm_history(canary).len(),
+        2,
+        "the canary's failed upgrade is judged as it stands, not run again"
+    );
     let waiting = record();
     assert!(
         waiting["run"]["wave"] == 0 && waiting["halt"].is_null(),
