@@ -195,6 +195,29 @@ fn guarded(uid: Option<&str>, dry_run: bool) -> DeleteParams {
     }
 }
 
+/// Deletes `name` through `api`, guarded by `uid` (an object re-created by someone else since
+/// it was observed is refused) and in the background; one already gone is no error. True when
+/// this call deleted it. `what` names it in the error (`NetworkPolicy store-acme/allow-dns`).
+pub(super) async fn delete_guarded<K>(
+    api: &Api<K>,
+    name: &str,
+    uid: Option<&str>,
+    dry_run: bool,
+    what: &str,
+) -> Result<bool>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &guarded(uid, dry_run)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(Error::Kube {
+            context: format!("cannot delete {what}"),
+            source: e,
+        }),
+    }
+}
+
 /// Deletes a namespace storesync owns; `uid` guards against deleting a namespace re-created
 /// by someone else since it was observed.
 pub(super) async fn delete_namespace(
@@ -204,14 +227,9 @@ pub(super) async fn delete_namespace(
     dry_run: bool,
 ) -> Result<()> {
     let api: Api<Namespace> = Api::all(client.clone());
-    match api.delete(name, &guarded(uid, dry_run)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube {
-            context: format!("cannot delete Namespace {name}"),
-            source: e,
-        }),
-    }
+    delete_guarded(&api, name, uid, dry_run, &format!("Namespace {name}"))
+        .await
+        .map(drop)
 }
 
 pub(super) async fn delete_network_policy(
@@ -223,14 +241,8 @@ pub(super) async fn delete_network_policy(
 ) -> Result<()> {
     let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
         Api::namespaced(client.clone(), namespace);
-    match api.delete(name, &guarded(uid, dry_run)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(Error::Kube {
-            context: format!("cannot delete NetworkPolicy {namespace}/{name}"),
-            source: e,
-        }),
-    }
+    let what = format!("NetworkPolicy {namespace}/{name}");
+    delete_guarded(&api, name, uid, dry_run, &what).await.map(drop)
 }
 
 /// Records (or clears) the last error of a store on its namespace, for `storesync status`.

@@ -7,12 +7,12 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::release::trusted_revision;
-use super::{Applier, HelmOp, StoreEvent, observe_helm};
+use super::{Applier, HelmOp, StoreEvent, objects, observe_helm};
 use crate::desired::{
     self, ENGINE_LABEL, PURGE_AT_ANNOTATION, PlatformConfig, RETIRED_AT_ANNOTATION, RETIRED_BY_ANNOTATION,
     RETIRED_STATE, STATE_LABEL,
@@ -174,22 +174,9 @@ async fn stop_hooks(applier: &Applier, store: &str) -> Result<usize> {
         let Some(name) = job.metadata.name.as_deref().filter(|_| hook && running) else {
             continue;
         };
-        let params = DeleteParams {
-            preconditions: job.metadata.uid.clone().map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..DeleteParams::background()
-        };
-        match api.delete(name, &params).await {
-            Ok(_) => stopped += 1,
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => {
-                return Err(Error::Kube {
-                    context: format!("cannot stop the running Job {ns}/{name}"),
-                    source: e,
-                });
-            }
+        let what = format!("the running Job {ns}/{name}");
+        if objects::delete_guarded(&api, name, job.metadata.uid.as_deref(), false, &what).await? {
+            stopped += 1;
         }
     }
     Ok(stopped)
