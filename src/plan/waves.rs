@@ -83,6 +83,27 @@ pub fn split<'a>(stores: &[&'a str], config: &RolloutConfig) -> Vec<Vec<&'a str>
     waves
 }
 
+/// Each store's place in `waves`; the first wave is the canaries' when all its stores are
+/// canaries of `config`.
+pub fn places<S: AsRef<str>>(waves: &[Vec<S>], config: Option<&RolloutConfig>) -> BTreeMap<String, Wave> {
+    let of = waves.len();
+    let canaries = waves.first().is_some_and(|w| {
+        config.is_some_and(|c| w.iter().all(|s| c.canaries.iter().any(|n| n == s.as_ref())))
+    });
+    let mut place = BTreeMap::new();
+    for (i, wave) in waves.iter().enumerate() {
+        for store in wave {
+            let wave = Wave {
+                index: i + 1,
+                of,
+                canary: canaries && i == 0,
+            };
+            place.insert(store.as_ref().to_string(), wave);
+        }
+    }
+    place
+}
+
 /// Puts each waved store's wave on `plan`, when the plan updates two stores or more.
 pub fn assign(plan: &mut Plan, config: &RolloutConfig) {
     let waved: Vec<String> = plan
@@ -92,25 +113,7 @@ pub fn assign(plan: &mut Plan, config: &RolloutConfig) {
         .map(|s| s.store.clone())
         .collect();
     let names: Vec<&str> = waved.iter().map(String::as_str).collect();
-    let waves = split(&names, config);
-    let of = waves.len();
-    let has_canaries = waves
-        .first()
-        .is_some_and(|w| w.iter().any(|s| config.canaries.iter().any(|c| c == s)));
-    let mut place: BTreeMap<&str, Wave> = BTreeMap::new();
-    for (i, wave) in waves.iter().enumerate() {
-        for store in wave {
-            place.insert(
-                store,
-                Wave {
-                    index: i + 1,
-                    of,
-                    canary: has_canaries && i == 0,
-                },
-            );
-        }
-    }
-    let place: BTreeMap<String, Wave> = place.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let place = places(&split(&names, config), Some(config));
     for s in &mut plan.stores {
         s.wave = place.get(&s.store).copied();
     }

@@ -88,25 +88,14 @@ impl Carried {
     /// alone would split what is left of it anew); updates outside the run have none yet.
     pub fn annotate(&self, plan: &mut Plan, config: Option<&crate::desired::model::RolloutConfig>) {
         let Some(run) = &self.step.record.run else { return };
-        let of = run.waves.len();
-        let canaries =
-            |wave: &[Target]| config.is_some_and(|c| wave.iter().all(|t| c.canaries.contains(&t.store)));
-        let mut place = std::collections::BTreeMap::new();
-        for (i, wave) in run.waves.iter().enumerate() {
-            let canary = i == 0 && canaries(wave);
-            for t in wave {
-                place.insert(
-                    t.store.as_str(),
-                    crate::plan::waves::Wave {
-                        index: i + 1,
-                        of,
-                        canary,
-                    },
-                );
-            }
-        }
+        let waves: Vec<Vec<&str>> = run
+            .waves
+            .iter()
+            .map(|w| w.iter().map(|t| t.store.as_str()).collect())
+            .collect();
+        let place = crate::plan::waves::places(&waves, config);
         for s in &mut plan.stores {
-            s.wave = place.get(s.store.as_str()).copied();
+            s.wave = place.get(&s.store).copied();
         }
     }
 
