@@ -19,7 +19,7 @@ mod watch;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::watch as signal;
 use tracing::{info, warn};
@@ -87,10 +87,7 @@ pub const ROLLOUT_CHECK: Duration = Duration::from_secs(15);
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    u64::try_from(crate::text::unix_now()).unwrap_or(0)
 }
 
 impl Context {

@@ -530,15 +530,16 @@ pub(crate) fn across_stores(
 /// Where to point a finding about a platform limit: its key in storesync.yaml, or the stores
 /// directory when the limit is a built-in default.
 fn limit_position(raw: &RawCatalog, path: &[&str]) -> (String, (usize, usize)) {
-    if let Some(super::model::RawContent::File(bytes)) = &raw.platform
-        && let Ok(text) = std::str::from_utf8(bytes)
-    {
-        let pos = super::scan::positions_of(text);
-        if pos.has(path) {
-            return (PLATFORM_FILE.to_string(), pos.value(path));
-        }
+    let at = match &raw.platform {
+        Some(super::model::RawContent::File(bytes)) => std::str::from_utf8(bytes)
+            .map(|text| super::value_position(text, path))
+            .unwrap_or((0, 0)),
+        _ => (0, 0),
+    };
+    match at {
+        (0, 0) => (raw.stores_dir.clone(), at),
+        _ => (PLATFORM_FILE.to_string(), at),
     }
-    (raw.stores_dir.clone(), (0, 0))
 }
 
 /// A parsed store that passed every rule, with its defaults filled in.

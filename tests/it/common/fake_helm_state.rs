@@ -184,10 +184,7 @@ fn crash_looping_pod(plural: &str, obj: &mut Value) -> Option<Value> {
             .unwrap_or_default()
             .to_string(),
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = storesync::text::unix_now();
     Some(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {

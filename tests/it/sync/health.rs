@@ -33,10 +33,7 @@ fn wordpress(w: &World) -> String {
 
 /// A pod of `deployment` created `ago` seconds ago, its container waiting for `reason`.
 fn stuck_pod(deployment: &str, reason: &str, restarts: i64, ago: i64) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = storesync::text::unix_now();
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
