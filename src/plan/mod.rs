@@ -329,7 +329,19 @@ pub fn plan_catalog(
 /// Whether a store whose file is gone is one to retire (or prune) now: not already retired, not
 /// being deleted, not protected. These are the stores the breaker counts.
 fn leaving(l: &LiveStore) -> bool {
-    !l.terminating() && l.label(desired::PROTECTED_LABEL) != Some("true") && l.retirement().is_none()
+    kept(l).is_none() && l.retirement().is_none()
+}
+
+/// Why a store whose file is gone is left as it is, whatever the plan: being deleted already,
+/// or protected (kept on purpose, not an error: later syncs stay green while it lives on).
+fn kept(l: &LiveStore) -> Option<&'static str> {
+    if l.terminating() {
+        Some("namespace is terminating: deletion in progress")
+    } else if l.label(desired::PROTECTED_LABEL) == Some("true") {
+        Some("store is protected: its file is gone but the store is kept")
+    } else {
+        None
+    }
 }
 
 /// Adds what happens to stores in `live` but not `wanted` (retire, purge, prune), guarded,
@@ -360,7 +372,7 @@ fn finish(
     // Purges due, the longest retired first, at most maxPrunesPerSync of them in one sync.
     let mut due: Vec<(i64, &str)> = gone
         .iter()
-        .filter(|(_, l)| !l.terminating() && l.label(desired::PROTECTED_LABEL) != Some("true"))
+        .filter(|(_, l)| kept(l).is_none())
         .filter_map(|(name, l)| {
             let at = l.retirement()?.purge_at(retention)?;
             (live.observed_at > 0 && at <= live.observed_at).then_some((at, name.as_str()))
@@ -379,20 +391,7 @@ fn finish(
         max_purges: limits.max_prunes_per_sync,
     };
     for (name, l) in gone {
-        let held = if l.terminating() {
-            Some((
-                Action::Skip,
-                "namespace is terminating: deletion in progress".to_string(),
-            ))
-        } else if l.label(desired::PROTECTED_LABEL) == Some("true") {
-            // Kept on purpose, not an error: later syncs stay green while the store lives on.
-            Some((
-                Action::Skip,
-                "store is protected: its file is gone but the store is kept".to_string(),
-            ))
-        } else {
-            None
-        };
+        let held = kept(l).map(|why| (Action::Skip, why.to_string()));
         let plan = match (held, l.retirement()) {
             (Some(held), _) => prune_store(name, l, Some(held)),
             (None, Some(r)) => gone_plan.retired(name, l, &r, purge_now.contains(name.as_str()), options),
