@@ -39,11 +39,22 @@ pub fn is_waved(sp: &StorePlan) -> bool {
         ObjectKind::ResourceQuota | ObjectKind::LimitRange | ObjectKind::NetworkPolicy => {
             !matches!(c.action, Action::Unchanged | Action::Skip)
         }
-        ObjectKind::HelmRelease => {
-            c.action == Action::Update && c.reason.as_deref() == Some(super::CHANGED_REASON)
-        }
+        ObjectKind::HelmRelease => asked_upgrade(c),
         _ => false,
     })
+}
+
+/// Whether `c` is a helm upgrade the catalog asks for (not a repair of drift or of a release
+/// left failed or pending).
+fn asked_upgrade(c: &super::Change) -> bool {
+    c.kind == ObjectKind::HelmRelease
+        && c.action == Action::Update
+        && c.reason.as_deref() == Some(super::CHANGED_REASON)
+}
+
+/// Whether a waved update of `sp` upgrades its release (else it changes guardrails only).
+pub fn upgrades_release(sp: &StorePlan) -> bool {
+    is_waved(sp) && sp.changes.iter().any(asked_upgrade)
 }
 
 /// The waves of `stores` (the updates a rollout carries, with nothing else to go by than their

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::record::{Halt, Record, Run, Target};
 use crate::desired::model::{OnFailure, RolloutConfig};
-use crate::plan::waves::{is_waved, split};
-use crate::plan::{Action, ObjectKind, Plan};
+use crate::plan::waves::{is_waved, split, upgrades_release};
+use crate::plan::{Action, Plan};
 
 /// How the reason of an update a halt refused begins (the others wait for a wave).
 pub const HELD: &str = "held: ";
@@ -87,14 +87,7 @@ fn updates(plan: &Plan) -> BTreeMap<String, String> {
 fn upgrades(plan: &Plan) -> BTreeSet<String> {
     plan.stores
         .iter()
-        .filter(|s| is_waved(s))
-        .filter(|s| {
-            s.changes.iter().any(|c| {
-                c.kind == ObjectKind::HelmRelease
-                    && c.action == Action::Update
-                    && c.reason.as_deref() == Some(crate::plan::CHANGED_REASON)
-            })
-        })
+        .filter(|s| upgrades_release(s))
         .map(|s| s.store.clone())
         .collect()
 }
